@@ -1,0 +1,86 @@
+/**
+ * Names from the standards and from DESIGN.md, in one place: message header
+ * names, OpenTelemetry messaging semantic-convention attribute names, and the
+ * values hoptrace writes. Nothing else in the code spells these strings.
+ */
+
+/** Message headers hoptrace reads and writes (defaults; header names are configurable). */
+export const Headers = {
+  TRACEPARENT: 'traceparent',
+  TRACESTATE: 'tracestate',
+  BAGGAGE: 'baggage',
+  CORRELATION_ID: 'x-correlation-id',
+  CAUSATION_ID: 'x-causation-id',
+  /** RabbitMQ's dead-letter history. */
+  X_DEATH: 'x-death',
+} as const;
+
+/**
+ * OpenTelemetry messaging semantic conventions (current, stable names).
+ * https://opentelemetry.io/docs/specs/semconv/messaging/rabbitmq/
+ */
+export const Attr = {
+  MESSAGING_SYSTEM: 'messaging.system',
+  MESSAGING_OPERATION_TYPE: 'messaging.operation.type',
+  MESSAGING_OPERATION_NAME: 'messaging.operation.name',
+  MESSAGING_DESTINATION_NAME: 'messaging.destination.name',
+  MESSAGING_DESTINATION_TEMPORARY: 'messaging.destination.temporary',
+  MESSAGING_CONSUMER_GROUP_NAME: 'messaging.consumer.group.name',
+  MESSAGING_MESSAGE_ID: 'messaging.message.id',
+  MESSAGING_MESSAGE_CONVERSATION_ID: 'messaging.message.conversation_id',
+  MESSAGING_MESSAGE_BODY_SIZE: 'messaging.message.body.size',
+  MESSAGING_RABBITMQ_ROUTING_KEY: 'messaging.rabbitmq.destination.routing_key',
+  MESSAGING_RABBITMQ_DELIVERY_TAG: 'messaging.rabbitmq.message.delivery_tag',
+  ERROR_TYPE: 'error.type',
+  SERVER_ADDRESS: 'server.address',
+  SERVER_PORT: 'server.port',
+  SERVICE_NAME: 'service.name',
+  /** hoptrace's own attributes, for what semconv has no name for. */
+  HOPTRACE_CAUSATION_ID: 'hoptrace.causation_id',
+  HOPTRACE_CORRELATION_ID: 'hoptrace.correlation_id',
+  HOPTRACE_QUEUE: 'hoptrace.queue',
+  HOPTRACE_SETTLE_OUTCOME: 'hoptrace.settle.outcome',
+  HOPTRACE_REQUEUE: 'hoptrace.settle.requeue',
+  HOPTRACE_REDELIVERED: 'hoptrace.redelivered',
+  HOPTRACE_DEATH_COUNT: 'hoptrace.death_count',
+  /** Older (pre-1.26) semconv names still emitted by some instrumentations; read, never written. */
+  LEGACY_MESSAGING_OPERATION: 'messaging.operation',
+  LEGACY_MESSAGING_MESSAGE_ID: 'messaging.message_id',
+  LEGACY_MESSAGING_CONVERSATION_ID: 'messaging.conversation_id',
+  LEGACY_MESSAGING_RABBITMQ_ROUTING_KEY: 'messaging.rabbitmq.routing_key',
+  LEGACY_MESSAGING_DESTINATION: 'messaging.destination',
+} as const;
+
+/** Values of `messaging.operation.type`. */
+export const OperationType = {
+  SEND: 'send',
+  RECEIVE: 'receive',
+  PROCESS: 'process',
+  SETTLE: 'settle',
+  CREATE: 'create',
+} as const;
+
+/** Value of `messaging.system`. */
+export const MESSAGING_SYSTEM_RABBITMQ = 'rabbitmq';
+
+/** Default service name when neither the option nor `OTEL_SERVICE_NAME` is set. */
+export const DEFAULT_SERVICE_NAME = 'unknown_service:node';
+
+/** Environment variables hoptrace reads. */
+export const Env = {
+  AMQP_URL: 'AMQP_URL',
+  OTEL_SERVICE_NAME: 'OTEL_SERVICE_NAME',
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+  HOPTRACE_URL: 'HOPTRACE_URL',
+  HOPTRACE_TOKEN: 'HOPTRACE_TOKEN',
+  HOPTRACE_DB: 'HOPTRACE_DB',
+  HOPTRACE_JAEGER_URL: 'HOPTRACE_JAEGER_URL',
+} as const;
+
+/** Defaults shared by more than one part. */
+export const Defaults = {
+  AMQP_URL: 'amqp://guest:guest@localhost:5672',
+  COLLECTOR_PORT: 4400,
+  COLLECTOR_URL: 'http://localhost:4400',
+  DB_PATH: './hoptrace.db',
+} as const;
