@@ -49,6 +49,35 @@ export const Attr = {
   LEGACY_MESSAGING_CONVERSATION_ID: 'messaging.conversation_id',
   LEGACY_MESSAGING_RABBITMQ_ROUTING_KEY: 'messaging.rabbitmq.routing_key',
   LEGACY_MESSAGING_DESTINATION: 'messaging.destination',
+  /** semconv 1.45+ names that replace `messaging.rabbitmq.*`; read, not yet written. */
+  RABBITMQ_DESTINATION_ROUTING_KEY: 'rabbitmq.destination.routing_key',
+  RABBITMQ_MESSAGE_DELIVERY_TAG: 'rabbitmq.message.delivery_tag',
+  /** Resource attributes the OTLP ingest reads for `service` / `instance`. */
+  SERVICE_INSTANCE_ID: 'service.instance.id',
+  HOST_NAME: 'host.name',
+  PROCESS_PID: 'process.pid',
+  /** Attributes of the `exception` span event. */
+  EXCEPTION_TYPE: 'exception.type',
+  EXCEPTION_MESSAGE: 'exception.message',
+  EXCEPTION_STACKTRACE: 'exception.stacktrace',
+  /** hoptrace's own attributes on exported / re-ingested spans and events. */
+  HOPTRACE_SETTLE_MULTIPLE: 'hoptrace.settle.multiple',
+  HOPTRACE_OUTCOME: 'hoptrace.outcome',
+  HOPTRACE_DURATION_MS: 'hoptrace.duration_ms',
+  HOPTRACE_REPLY_CODE: 'hoptrace.reply_code',
+  HOPTRACE_REPLY_TEXT: 'hoptrace.reply_text',
+  HOPTRACE_CONSUMER_TAG: 'hoptrace.consumer_tag',
+  HOPTRACE_MESSAGE_TYPE: 'hoptrace.message_type',
+} as const;
+
+/** Span event names. */
+export const SpanEvents = {
+  /** The OpenTelemetry exception event (`span.recordException`). */
+  EXCEPTION: 'exception',
+  /** hoptrace: a broker confirm of a publish (on the producer span). */
+  HOPTRACE_CONFIRM: 'hoptrace.confirm',
+  /** hoptrace: an unroutable `mandatory` message returned (on the producer span). */
+  HOPTRACE_RETURN: 'hoptrace.return',
 } as const;
 
 /** Values of `messaging.operation.type`. */
@@ -58,6 +87,10 @@ export const OperationType = {
   PROCESS: 'process',
   SETTLE: 'settle',
   CREATE: 'create',
+  /** Pre-1.27 name of `send` for batch-less publishes; read, never written. */
+  PUBLISH: 'publish',
+  /** semconv 1.26's push-delivery name, renamed `process` in 1.27; read, never written. */
+  DELIVER: 'deliver',
 } as const;
 
 /** Value of `messaging.system`. */
