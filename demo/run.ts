@@ -1,0 +1,437 @@
+/**
+ * `runDemo`: the whole demo as one function (main.ts is only its command
+ * line). It checks RabbitMQ, starts the collector and its UI, connects every
+ * demo service as its own instrumented connection whose pino logger ships hop
+ * lines to the collector through the hoptrace transport, runs the flows, and
+ * shuts everything down in order: stop publishing, close connections, flush
+ * the transport, close the collector.
+ */
+import { fileURLToPath } from 'node:url';
+import type { Writable } from 'node:stream';
+import amqp, { type ChannelModel } from 'amqplib';
+import pino, { type Logger } from 'pino';
+import type { ChainStatus } from '../collector/api-types.ts';
+import { startCollector } from '../collector/server.ts';
+import { connect } from '../src/index.ts';
+import { CollectorClient } from './collector-client.ts';
+import { FLOW_CATALOGUE, FLOW_NAMES, runFlow, type FlowName, type FlowServices } from './flows.ts';
+import type { DemoOptions } from './options.ts';
+import { formatProgress, ProgressLine } from './progress.ts';
+import { sleep, Tracker, type ServiceContext } from './runtime.ts';
+import { startAuditService } from './services/audit.ts';
+import { startBarista, startCustomerService, startLoyaltyService } from './services/coffee-shop.ts';
+import { startFamilyAccountService } from './services/family-account.ts';
+import { startMemberService } from './services/member.ts';
+import { startNotificationService } from './services/notification.ts';
+import {
+  startDeadLetterMonitor,
+  startInventoryService,
+  startReceiptPrinter,
+  startSupplier,
+} from './services/trouble.ts';
+import { declareTopology, demoNames } from './topology.ts';
+
+/** A problem the person running the demo can fix; main.ts prints only its message. */
+export class DemoError extends Error {
+  override name = 'DemoError';
+}
+
+export interface DemoIo {
+  out: Writable & { isTTY?: boolean; columns?: number };
+  /** Aborting it stops the demo gracefully (main.ts wires SIGINT/SIGTERM to it). */
+  signal?: AbortSignal;
+}
+
+export interface FlowOutcome {
+  flow: FlowName;
+  round: number;
+  /** The flow's first message id, which is its chain's correlation id. */
+  correlationId: string;
+  expected: ChainStatus;
+  /** Status the collector gave the chain (`--count` only). */
+  actual?: ChainStatus;
+  /** Why the flow did not complete, when it did not. */
+  error?: string;
+}
+
+export interface DemoResult {
+  /** 0 when every flow completed, every hop reached the collector and (embedded collector) every chain got its expected status. */
+  exitCode: number;
+  collectorUrl: string;
+  rounds: number;
+  flows: FlowOutcome[];
+  hopsLogged: number;
+  /** Hops stored by the collector during the run (`undefined` when it could not be asked). */
+  hopsStored: number | undefined;
+  chainsByStatus: Partial<Record<ChainStatus, number>>;
+  interrupted: boolean;
+}
+
+const TRANSPORT_TARGET = fileURLToPath(new URL('../src/transport.ts', import.meta.url));
+
+/** Trouble flows, rotated one at a time into the steady traffic. */
+const TROUBLE_FLOWS = FLOW_NAMES.filter((f) => FLOW_CATALOGUE[f].expect !== 'ok');
+/** The steady rotation: mostly healthy flows, one failure case per cycle. */
+const HEALTHY_CYCLE: FlowName[] = ['loose-coupling', 'coffee-order', 'coffee-order', 'loose-coupling', 'coffee-order'];
+
+/** `amqp://user:secret@host` → `amqp://user:***@host`, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.stdout }): Promise<DemoResult> {
+  const { out, signal } = io;
+  const startedAt = Date.now();
+  const names = demoNames(options.prefix);
+  const progress = new ProgressLine(out);
+
+  // 1. RabbitMQ first: without it there is nothing to show.
+  const admin = await connectOrExplain(options.amqpUrl);
+  try {
+    const ch = await admin.createChannel();
+    await declareTopology(ch, names);
+    await ch.close();
+  } finally {
+    await admin.close().catch(() => {});
+  }
+
+  // 2. The collector and its UI.
+  let collector: Awaited<ReturnType<typeof startCollector>> | undefined;
+  let collectorUrl = options.collectorUrl;
+  if (!options.servicesOnly) {
+    collector = await startCollectorOrExplain(options);
+    collectorUrl = collector.url;
+  }
+  const client = new CollectorClient(collectorUrl, options.token);
+  const hopsAtStart = (await client.storedHops()) ?? 0;
+
+  // 3. One pino logger for all services; its hop lines go to the collector
+  //    through the hoptrace transport (a worker thread), nothing to the console.
+  let hopsLogged = 0;
+  const targets: pino.TransportTargetOptions[] = [
+    { target: TRANSPORT_TARGET, level: 'info', options: { url: collectorUrl, token: options.token } },
+  ];
+  if (options.logFile) {
+    targets.push({ target: 'pino/file', level: 'info', options: { destination: options.logFile, mkdir: true } });
+  }
+  const transport = pino.transport({ targets });
+  transport.on('error', (err: Error) => progress.log(`hoptrace transport: ${err.message}`));
+  const logger: Logger = pino(
+    {
+      level: 'info',
+      hooks: {
+        logMethod(args, method) {
+          const first = args[0] as unknown;
+          if (first !== null && typeof first === 'object' && 'hop' in first) hopsLogged++;
+          method.apply(this, args);
+        },
+      },
+    },
+    transport,
+  );
+
+  // 4. The services, each its own instrumented connection.
+  const connections: ChannelModel[] = [];
+  const tracker = new Tracker();
+  const ctx: ServiceContext = {
+    names,
+    tracker,
+    async connect(serviceName) {
+      const model = await connect(options.amqpUrl, { serviceName, logger: logger.child({ service: serviceName }) });
+      connections.push(model);
+      return model;
+    },
+  };
+
+  const outcomes: FlowOutcome[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let chains = new Map<ChainStatus, number>();
+  let hopsStored: number | undefined;
+  let interrupted = false;
+  let exitCode = 0;
+  let ticker: NodeJS.Timeout | undefined;
+
+  try {
+    // Consumers first, so nothing published below finds an empty queue.
+    await startFamilyAccountService(ctx);
+    await startNotificationService(ctx);
+    await startAuditService(ctx);
+    await startBarista(ctx, 'anna');
+    await startBarista(ctx, 'ben');
+    await startLoyaltyService(ctx);
+    await startDeadLetterMonitor(ctx);
+    await startReceiptPrinter(ctx);
+    await startInventoryService(ctx);
+    const services: FlowServices = {
+      member: await startMemberService(ctx),
+      customer: await startCustomerService(ctx),
+      supplier: await startSupplier(ctx),
+      tracker,
+    };
+
+    progress.log(
+      `hoptrace demo: ${connections.length} services on ${redactUrl(options.amqpUrl)} (queues "${names.prefix}.*")`,
+    );
+    if (collector) {
+      progress.log(`Open the UI: ${collectorUrl}   (SQLite: ${options.db})`);
+      progress.log(
+        `A message unreceived for ${options.lostAfterMs / 1000} s counts as lost, one unsettled for ` +
+          `${options.stuckAfterMs / 1000} s as stuck (--lost-after-ms, --stuck-after-ms).`,
+      );
+    } else {
+      progress.log(`Shipping hops to the collector at ${collectorUrl}`);
+    }
+    progress.log(options.count ? `Running ${options.count} round(s) of every flow…` : 'Press Ctrl-C to stop.');
+
+    // The progress line: refreshed from the collector, one request at a time.
+    let refreshing = false;
+    const refresh = async (): Promise<void> => {
+      if (refreshing) return;
+      refreshing = true;
+      try {
+        const stored = await client.storedHops();
+        hopsStored = stored === undefined ? undefined : stored - hopsAtStart;
+        chains = await client.statusCounts(startedAt).catch(() => chains);
+      } finally {
+        refreshing = false;
+      }
+      draw();
+    };
+    const draw = (): void =>
+      progress.update(
+        formatProgress({
+          flows: outcomes.length,
+          flowErrors: outcomes.filter((o) => o.error).length,
+          hopsLogged,
+          hopsStored,
+          chains,
+          uiUrl: collectorUrl,
+        }),
+      );
+    ticker = setInterval(() => void refresh(), out.isTTY ? 1_000 : 5_000);
+
+    const start = (flow: FlowName, round: number): Promise<void> => {
+      const outcome: FlowOutcome = { flow, round, correlationId: '', expected: FLOW_CATALOGUE[flow].expect };
+      const p = runFlow(flow, services, (id) => (outcome.correlationId = id))
+        .catch((err: Error) => {
+          outcome.error = err.message;
+        })
+        .finally(() => {
+          outcomes.push(outcome);
+          inFlight.delete(p);
+        });
+      inFlight.add(p);
+      return p;
+    };
+    const runRound = (round: number): Promise<unknown> => Promise.all(FLOW_NAMES.map((f) => start(f, round)));
+
+    if (options.count !== undefined) {
+      for (let round = 1; round <= options.count && !signal?.aborted; round++) await runRound(round);
+      // Lost and stuck are verdicts of time: let the limits pass.
+      if (!signal?.aborted) await abortableSleep(Math.max(options.lostAfterMs, options.stuckAfterMs) + 1_000, signal);
+    } else {
+      // Every case once, so each status shows up within seconds; then a
+      // steady trickle with one failure case per cycle.
+      await runRound(1);
+      let i = 0;
+      let trouble = 0;
+      while (!signal?.aborted) {
+        await abortableSleep(options.intervalMs, signal);
+        if (signal?.aborted) break;
+        const slot = i++ % (HEALTHY_CYCLE.length + 1);
+        const flow = slot < HEALTHY_CYCLE.length ? HEALTHY_CYCLE[slot] : TROUBLE_FLOWS[trouble++ % TROUBLE_FLOWS.length];
+        void start(flow, 0);
+      }
+    }
+    interrupted = signal?.aborted === true;
+
+    // 5. Shut down in order: stop publishing (done), let flows in flight end.
+    await Promise.race([Promise.allSettled([...inFlight]), sleep(3_000)]);
+  } finally {
+    for (const conn of connections.reverse()) await conn.close().catch(() => {});
+    // Ending the transport flushes its buffer to the collector before the worker exits.
+    await endTransport(transport);
+    if (ticker) clearInterval(ticker);
+  }
+
+  try {
+    if (options.count !== undefined && !interrupted) {
+      // Every hop logged must be stored before the verdict.
+      const target = hopsAtStart + hopsLogged;
+      const reached = await pollUntil(async () => ((await client.storedHops()) ?? 0) >= target, 20_000);
+      hopsStored = ((await client.storedHops()) ?? hopsAtStart) - hopsAtStart;
+      if (!reached) {
+        progress.log(`Only ${hopsStored} of ${hopsLogged} hops reached the collector at ${collectorUrl}.`);
+        exitCode = 1;
+      }
+      if (collector) {
+        // The list is re-diagnosed by a background sweep; give it a moment to
+        // catch up with lost and stuck before judging.
+        await pollUntil(async () => {
+          await judgeFlows(client, outcomes);
+          return outcomes.every((o) => o.error || o.actual === o.expected);
+        }, 15_000);
+      }
+      chains = await client.statusCounts(startedAt).catch(() => chains);
+      progress.done();
+      out.write(summary(options, outcomes, hopsLogged, hopsStored, chains, collectorUrl, Boolean(collector)));
+      if (outcomes.some((o) => o.error)) exitCode = 1;
+      if (collector && outcomes.some((o) => !o.error && o.actual !== o.expected)) exitCode = 1;
+      if (options.keepRunning && collector) {
+        out.write(`The collector keeps running at ${collectorUrl}; press Ctrl-C to stop it.\n`);
+        await abortableSleep(Number.POSITIVE_INFINITY, signal);
+      }
+    } else {
+      progress.done();
+      hopsStored = ((await client.storedHops()) ?? hopsAtStart) - hopsAtStart;
+      out.write(
+        `Stopped after ${outcomes.length} flows; ${hopsLogged} hops shipped, ${hopsStored} stored` +
+          (collector ? ` in ${options.db}.\n` : '.\n'),
+      );
+      if (interrupted && options.count !== undefined) exitCode = 130;
+    }
+  } finally {
+    await collector?.close();
+  }
+
+  return {
+    exitCode,
+    collectorUrl,
+    rounds: options.count ?? Math.max(0, ...outcomes.map((o) => o.round)),
+    flows: outcomes,
+    hopsLogged,
+    hopsStored,
+    chainsByStatus: Object.fromEntries(chains),
+    interrupted,
+  };
+}
+
+async function connectOrExplain(url: string): Promise<ChannelModel> {
+  try {
+    return await amqp.connect(url);
+  } catch (cause) {
+    throw new DemoError(
+      `Cannot reach RabbitMQ at ${redactUrl(url)}: ${(cause as Error).message || String(cause)}\n` +
+        'Start one, for example:\n' +
+        '  docker run -d --name rabbitmq -p 5672:5672 -p 15672:15672 rabbitmq:3-management\n' +
+        '  (or `rabbitmq-server -detached` where RabbitMQ is installed)\n' +
+        'or point the demo at yours with AMQP_URL=amqp://user:pass@host:5672 (or --amqp-url).',
+      { cause },
+    );
+  }
+}
+
+async function startCollectorOrExplain(options: DemoOptions): ReturnType<typeof startCollector> {
+  try {
+    return await startCollector({
+      port: options.port,
+      host: options.host,
+      db: options.db,
+      lostAfterMs: options.lostAfterMs,
+      stuckAfterMs: options.stuckAfterMs,
+      jaegerUrl: options.jaegerUrl,
+      logger: pino({ level: 'error' }, pino.destination(2)),
+    });
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') {
+      throw new DemoError(
+        `Port ${options.port} on ${options.host} is already in use (another collector or demo still running?).\n` +
+          `Pick another one: npm run demo -- --port ${options.port + 1}`,
+        { cause },
+      );
+    }
+    if (code === 'EACCES') {
+      throw new DemoError(`Not allowed to listen on port ${options.port}; pick one above 1023 with --port.`, { cause });
+    }
+    throw new DemoError(`The collector did not start: ${(cause as Error).message}`, { cause });
+  }
+}
+
+async function endTransport(transport: ReturnType<typeof pino.transport>): Promise<void> {
+  await Promise.race([
+    new Promise<void>((resolve) => {
+      transport.once('close', () => resolve());
+      transport.end();
+    }),
+    sleep(10_000),
+  ]);
+}
+
+/** Ask the collector how each flow's chain came out. */
+async function judgeFlows(client: CollectorClient, outcomes: FlowOutcome[]): Promise<void> {
+  for (const o of outcomes) {
+    if (o.error || !o.correlationId) continue;
+    const detail = await client.chain(o.correlationId).catch(() => undefined);
+    if (!detail) continue;
+    o.actual = detail.status;
+  }
+}
+
+function summary(
+  options: DemoOptions,
+  outcomes: FlowOutcome[],
+  hopsLogged: number,
+  hopsStored: number | undefined,
+  chains: Map<ChainStatus, number>,
+  url: string,
+  embedded: boolean,
+): string {
+  const lines = [
+    '',
+    `hoptrace demo: ${options.count} round(s), ${outcomes.length} flows, ${hopsLogged} hops shipped, ${hopsStored ?? '?'} stored.`,
+    '',
+    `  ${'flow'.padEnd(19)}${'expected'.padEnd(17)}chains`,
+  ];
+  for (const flow of FLOW_NAMES) {
+    const mine = outcomes.filter((o) => o.flow === flow);
+    const got = new Map<string, number>();
+    for (const o of mine) {
+      const k = o.error ? 'timed out' : (o.actual ?? '?');
+      got.set(k, (got.get(k) ?? 0) + 1);
+    }
+    const cells = [...got].map(([k, n]) => `${k} ×${n}`).join(', ');
+    const ok = mine.every((o) => !o.error && (!embedded || o.actual === o.expected));
+    lines.push(`  ${flow.padEnd(19)}${FLOW_CATALOGUE[flow].expect.padEnd(17)}${cells}${ok ? '' : '   ✗'}`);
+  }
+  lines.push('', `All chains since the start: ${[...chains].map(([s, n]) => `${s} ${n}`).join(', ') || 'none'}`);
+  if (embedded && !options.keepRunning) {
+    lines.push(
+      `They stay in ${options.db}; see them again with: npx hoptrace collector --db ${options.db} ` +
+        '(or rerun with --keep-running).',
+    );
+  } else if (!embedded) {
+    lines.push(`See them at ${url}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Resolve after `ms`, or as soon as `signal` aborts. */
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined;
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Poll `check` until it is true or `timeoutMs` passed; resolves with the last answer. */
+async function pollUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(250);
+  }
+}
