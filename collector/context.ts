@@ -1,0 +1,27 @@
+/**
+ * What the collector's routes and background jobs share: the store, the live
+ * hub, metrics and the resolved settings. Built once by `startCollector`.
+ */
+import type { Logger } from 'pino';
+import type { EngineSettings } from './ingest.ts';
+import type { LiveHub } from './live.ts';
+import type { CollectorMetrics } from './metrics.ts';
+import type { Store } from './store.ts';
+
+export interface CollectorContext {
+  store: Store;
+  live: LiveHub;
+  metrics: CollectorMetrics;
+  logger: Logger;
+  /** Chain engine settings (lost/stuck limits, redelivery-loop threshold). */
+  engine: EngineSettings;
+  maxBodyBytes: number;
+  /** Bearer token ingest requires; undefined = open. */
+  token: string | undefined;
+  /** Whether the read API (`/api/*`, `/metrics`) requires the token too. */
+  protectReads: boolean;
+  jaegerUrl: string | undefined;
+  version: string;
+  /** Collector start, epoch ms. */
+  startedAt: number;
+}

@@ -1,0 +1,132 @@
+/**
+ * The read API under `/api`: chains, one chain, its export, one message, the
+ * topology, live events and the UI's configuration. Each route validates its
+ * query with one schema compiled here, once.
+ */
+import { Router, type Request } from 'express';
+import { ErrorCodes, NotFoundError, ValidationError } from '../../src/errors.ts';
+import {
+  STATUS_SEVERITY,
+  type ChainDetail,
+  type ChainList,
+  type MessageDetail,
+  type Topology,
+  type UiConfig,
+} from '../api-types.ts';
+import { bearerAuth } from '../auth.ts';
+import { buildChain } from '../chain-engine.ts';
+import { chainToJaeger, chainToOtlpJson } from '../chain-export.ts';
+import type { CollectorContext } from '../context.ts';
+import { choice, choices, compileQuery, epochMs, integer, text } from '../query-schema.ts';
+
+const listQuery = compileQuery({
+  status: choices(STATUS_SEVERITY),
+  service: text(),
+  exchange: text(),
+  routingKey: text(),
+  q: text(),
+  from: epochMs(),
+  to: epochMs(),
+  limit: integer(1, 500, 50),
+  cursor: text(4096),
+});
+const noQuery = compileQuery({});
+const exportQuery = compileQuery({ format: choice(['jaeger', 'otlp'], 'jaeger') });
+const topologyQuery = compileQuery({ from: epochMs(), to: epochMs() });
+
+/** Default topology window when `from` is not given. */
+export const TOPOLOGY_DEFAULT_WINDOW_MS = 60 * 60 * 1000;
+
+/** A chain rebuilt from its stored hops with the collector's clock and settings; 404 when unknown. */
+export async function loadChain(ctx: CollectorContext, correlationId: string): Promise<ChainDetail> {
+  const hops = await ctx.store.chainHops(correlationId);
+  if (hops.length === 0) throw new NotFoundError(`no chain with correlation id "${correlationId}"`);
+  return buildChain(correlationId, hops, { ...ctx.engine, now: Date.now() });
+}
+
+/** A string safe inside a Content-Disposition filename. */
+function fileSafe(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 100);
+}
+
+export function apiRoutes(ctx: CollectorContext): Router {
+  const router = Router();
+  if (ctx.protectReads) router.use(bearerAuth(ctx.token));
+  const param = (req: Request, name: string): string => String(req.params[name]);
+
+  router.get('/api/chains', async (req, res) => {
+    const q = listQuery(req.query);
+    const list: ChainList = await ctx.store.listChains({
+      status: q.status,
+      service: q.service,
+      exchange: q.exchange,
+      routingKey: q.routingKey,
+      q: q.q,
+      from: q.from,
+      to: q.to,
+      limit: q.limit,
+      cursor: q.cursor,
+    });
+    res.json(list);
+  });
+
+  router.get('/api/chains/:correlationId', async (req, res) => {
+    noQuery(req.query);
+    res.json(await loadChain(ctx, param(req, 'correlationId')));
+  });
+
+  router.get('/api/chains/:correlationId/export', async (req, res) => {
+    const { format } = exportQuery(req.query);
+    const id = param(req, 'correlationId');
+    const detail = await loadChain(ctx, id);
+    const body = format === 'jaeger' ? chainToJaeger(detail) : chainToOtlpJson(detail);
+    res.attachment(`hoptrace-${fileSafe(id)}-${format}.json`);
+    res.type('application/json').send(JSON.stringify(body, null, 2));
+  });
+
+  router.get('/api/messages/:messageId', async (req, res) => {
+    noQuery(req.query);
+    const messageId = param(req, 'messageId');
+    const chains = await ctx.store.messageChains(messageId);
+    if (chains.length === 0) throw new NotFoundError(`no message with id "${messageId}"`);
+    // A message id is unique in practice; when it is not, the first chain holding it answers.
+    const detail = await loadChain(ctx, chains[0]);
+    const message = detail.messages.find((m) => m.messageId === messageId);
+    if (!message) throw new NotFoundError(`message "${messageId}" is not part of chain "${detail.correlationId}"`);
+    const body: MessageDetail = {
+      correlationId: detail.correlationId,
+      message,
+      hops: detail.hops.filter((h) => h.messageId === messageId),
+    };
+    res.json(body);
+  });
+
+  router.get('/api/topology', async (req, res) => {
+    const q = topologyQuery(req.query);
+    const to = q.to ?? Date.now();
+    const from = q.from ?? to - TOPOLOGY_DEFAULT_WINDOW_MS;
+    if (from > to) {
+      throw new ValidationError(ErrorCodes.INVALID_QUERY, 'query parameter "from" must not be after "to"', { field: 'from' });
+    }
+    const topology: Topology = await ctx.store.topology(from, to);
+    res.json(topology);
+  });
+
+  router.get('/api/live', (req, res) => {
+    noQuery(req.query);
+    ctx.live.handle(req, res);
+  });
+
+  router.get('/api/config', (req, res) => {
+    noQuery(req.query);
+    const config: UiConfig = {
+      version: ctx.version,
+      lostAfterMs: ctx.engine.lostAfterMs,
+      stuckAfterMs: ctx.engine.stuckAfterMs,
+      ...(ctx.jaegerUrl ? { jaegerUrl: ctx.jaegerUrl } : {}),
+    };
+    res.json(config);
+  });
+
+  return router;
+}

@@ -1,0 +1,234 @@
+/**
+ * The collector process: an express 5 app over a {@link Store}, with ingest,
+ * the read API, live events, metrics, the UI, and the background status
+ * sweep and retention.
+ *
+ * @example
+ * const collector = await startCollector({ port: 0, db: '/tmp/hops.db' });
+ * console.log(collector.url); // http://127.0.0.1:54321
+ * await collector.close();
+ */
+import { createServer, STATUS_CODES, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { pino, type Logger } from 'pino';
+import { ConfigError, ErrorCodes, HoptraceError, NotFoundError, type ErrorBody, type ErrorCode } from '../src/errors.ts';
+import { Defaults, Env } from '../src/internal/semconv.ts';
+import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
+import type { CollectorContext } from './context.ts';
+import { createSummarizer } from './ingest.ts';
+import { LiveHub } from './live.ts';
+import { CollectorMetrics } from './metrics.ts';
+import { startRetention, type RetentionOptions } from './retention.ts';
+import { apiRoutes } from './routes/api-routes.ts';
+import { ingestRoutes } from './routes/ingest-routes.ts';
+import { opsRoutes } from './routes/ops-routes.ts';
+import { uiRoutes } from './routes/ui-routes.ts';
+import { SqliteStore } from './sqlite-store.ts';
+import type { Store } from './store.ts';
+import { startSweep } from './sweep.ts';
+import { VERSION } from './version.ts';
+
+/** Options of {@link startCollector}. Every one has a default; environment variables fill in where named. */
+export interface CollectorOptions {
+  /** TCP port; `0` picks a free one (read it back from `RunningCollector.port`). @default 4400 */
+  port?: number;
+  /** Interface to listen on; `0.0.0.0` inside a container. @default '127.0.0.1' */
+  host?: string;
+  /** SQLite database file, created when missing. @default process.env.HOPTRACE_DB ?? './hoptrace.db' */
+  db?: string;
+  /**
+   * Bearer token that `POST /v1/hops` and `POST /v1/traces` require
+   * (`Authorization: Bearer <token>`). `''` switches auth off even when the env var is set.
+   * @default process.env.HOPTRACE_TOKEN (unset: no auth)
+   */
+  token?: string;
+  /**
+   * Also require the token for the read API (`/api/*`, `/metrics`). Off by default: the UI and
+   * `EventSource` cannot send a bearer header, so protect reads with `host` or a proxy instead.
+   * `/healthz` and the UI's static files never require it.
+   * @default false
+   */
+  protectReads?: boolean;
+  /** Largest accepted request body, compressed and after gunzip alike. @default 16_777_216 (16 MiB) */
+  maxBodyBytes?: number;
+  /** Directory of the built UI. @default `<package>/dist/ui` */
+  uiDir?: string;
+  /** Base URL of a Jaeger UI the UI links traces to. @default process.env.HOPTRACE_JAEGER_URL */
+  jaegerUrl?: string;
+  /** A message sent and not received within this is `lost`. @default 60_000 */
+  lostAfterMs?: number;
+  /** A message received and not settled within this is `stuck`. @default 60_000 */
+  stuckAfterMs?: number;
+  /** Redeliveries of one message that make a `redelivery-loop`. @default 5 */
+  redeliveryLoopThreshold?: number;
+  /** How often chains still in flight are re-evaluated (they turn lost/stuck with time). @default 5_000 */
+  sweepIntervalMs?: number;
+  /**
+   * Background retention; `false` switches it off.
+   * @default { maxAgeMs: 7 days, maxBytes: 2 GiB, intervalMs: 60_000 }
+   */
+  retention?: RetentionOptions | false;
+  /** SQLite durability: `full` survives a power cut, `normal` a process crash. @default 'full' */
+  durability?: 'full' | 'normal';
+  /** A store to use instead of opening `db` (it is closed with the collector). */
+  store?: Store;
+  /** Where the collector logs. @default pino at level info on stdout */
+  logger?: Logger;
+}
+
+export interface RunningCollector {
+  /** Base URL, e.g. `http://127.0.0.1:4400`. */
+  url: string;
+  port: number;
+  store: Store;
+  /** Stop accepting, end live streams, finish requests in flight, stop background jobs, close the store. */
+  close(): Promise<void>;
+}
+
+/** Default UI directory: `dist/ui` of the package, from the source tree or from `dist/collector/`. */
+function defaultUiDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return basename(dirname(here)) === 'dist' ? resolve(here, '../ui') : resolve(here, '../dist/ui');
+}
+
+/** The error body for anything thrown in a handler. */
+export function toErrorBody(err: unknown): ErrorBody {
+  let statusCode = 500;
+  let code: ErrorCode = ErrorCodes.INTERNAL;
+  let message = 'internal error';
+  if (err instanceof HoptraceError) {
+    statusCode = err.statusCode;
+    code = err.code;
+    message = err.message;
+  } else if (err instanceof Error) {
+    const status = (err as { status?: unknown; statusCode?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode;
+    if (typeof status === 'number' && status >= 400 && status < 600) statusCode = status;
+    const byStatus: Record<number, ErrorCode> = {
+      400: ErrorCodes.INVALID_QUERY,
+      401: ErrorCodes.UNAUTHORIZED,
+      404: ErrorCodes.NOT_FOUND,
+      413: ErrorCodes.PAYLOAD_TOO_LARGE,
+      415: ErrorCodes.UNSUPPORTED_MEDIA_TYPE,
+    };
+    code = byStatus[statusCode] ?? ErrorCodes.INTERNAL;
+    message = statusCode < 500 ? err.message : `internal error: ${err.message}`;
+  }
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0) throw new ConfigError(`option "${name}" must be a non-negative integer, got ${value}`);
+  return value;
+}
+
+/** Start the collector; resolves once it is listening. */
+export async function startCollector(options: CollectorOptions = {}): Promise<RunningCollector> {
+  const logger = options.logger ?? pino({ name: 'hoptrace-collector' });
+  const port = positiveInt('port', options.port ?? Defaults.COLLECTOR_PORT);
+  const host = options.host ?? '127.0.0.1';
+  const engine = {
+    lostAfterMs: positiveInt('lostAfterMs', options.lostAfterMs ?? DEFAULT_ENGINE_OPTIONS.lostAfterMs),
+    stuckAfterMs: positiveInt('stuckAfterMs', options.stuckAfterMs ?? DEFAULT_ENGINE_OPTIONS.stuckAfterMs),
+    redeliveryLoopThreshold: positiveInt(
+      'redeliveryLoopThreshold',
+      options.redeliveryLoopThreshold ?? DEFAULT_ENGINE_OPTIONS.redeliveryLoopThreshold,
+    ),
+  };
+  const maxBodyBytes = positiveInt('maxBodyBytes', options.maxBodyBytes ?? 16 * 1024 * 1024);
+  const sweepIntervalMs = positiveInt('sweepIntervalMs', options.sweepIntervalMs ?? 5_000) || 5_000;
+  const token = options.token ?? process.env[Env.HOPTRACE_TOKEN] ?? undefined;
+  const jaegerUrl = (options.jaegerUrl ?? process.env[Env.HOPTRACE_JAEGER_URL]) || undefined;
+
+  const store =
+    options.store ??
+    new SqliteStore({
+      path: options.db ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH,
+      summarize: createSummarizer(engine),
+      durability: options.durability,
+    });
+
+  const ctx: CollectorContext = {
+    store,
+    live: new LiveHub(),
+    metrics: new CollectorMetrics(),
+    logger,
+    engine,
+    maxBodyBytes,
+    token: token || undefined,
+    protectReads: options.protectReads ?? false,
+    jaegerUrl: jaegerUrl?.replace(/\/+$/, ''),
+    version: VERSION,
+    startedAt: Date.now(),
+  };
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use((req, res, next) => {
+    res.on('finish', () => {
+      const route = req.route ? `${req.method} ${req.baseUrl}${String(req.route.path)}` : `${req.method} (unmatched)`;
+      ctx.metrics.httpRequests.inc({ route, status: String(res.statusCode) });
+    });
+    next();
+  });
+  app.use(ingestRoutes(ctx));
+  app.use(apiRoutes(ctx));
+  app.use(opsRoutes(ctx));
+  app.use(uiRoutes(options.uiDir ?? defaultUiDir()));
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(new NotFoundError(`no route for ${req.method} ${req.path}`));
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const body = toErrorBody(err);
+    if (body.statusCode >= 500) logger.error({ err, method: req.method, path: req.path }, 'request failed');
+    if (req.path.startsWith('/v1/')) ctx.metrics.rejected.inc({ code: body.code });
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.status(body.statusCode).json(body);
+  });
+
+  const server: Server = createServer(app);
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolveListen();
+    });
+  }).catch(async (cause: unknown) => {
+    await store.close();
+    throw new ConfigError(`the collector cannot listen on ${host}:${port}: ${(cause as Error).message}`, { cause });
+  });
+
+  const stopSweep = startSweep(ctx, sweepIntervalMs);
+  const stopRetention = startRetention(store, options.retention, logger);
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : urlHost}:${address.port}`;
+  logger.info({ url, db: store instanceof SqliteStore ? store.path : undefined }, 'hoptrace collector listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await Promise.all([stopSweep(), stopRetention()]);
+      ctx.live.close();
+      await new Promise<void>((done) => {
+        const force = setTimeout(() => server.closeAllConnections(), 5_000);
+        server.close(() => {
+          clearTimeout(force);
+          done();
+        });
+        server.closeIdleConnections();
+      });
+      await store.close();
+      logger.info('hoptrace collector closed');
+    })();
+    return closing;
+  };
+
+  return { url, port: address.port, store, close };
+}

@@ -1,0 +1,519 @@
+/**
+ * The {@link Store} on Node's built-in `node:sqlite`: one file, WAL, schema
+ * from `migrations.ts`, statements prepared once.
+ *
+ * Durability: `synchronous=FULL` by default, so a `202` means the hops are on
+ * disk and survive a power cut, not only a process crash. In WAL mode that is
+ * one fsync per transaction, and a request is one transaction.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { ErrorCodes, StoreError, ValidationError } from '../src/errors.ts';
+import type { HopRecord } from '../src/hop.ts';
+import type { ChainList, ChainSummary, StoredHop, Topology, TopologyEdge, TopologyNode } from './api-types.ts';
+import { LIST_SEP, migrate } from './migrations.ts';
+import type {
+  ChainChange,
+  ChainQuery,
+  ChainSummarizer,
+  InsertResult,
+  RetentionPolicy,
+  RetentionResult,
+  Store,
+  StoreStats,
+} from './store.ts';
+
+export interface SqliteStoreOptions {
+  /** Path of the database file; created with its directory when missing. `:memory:` for a throwaway store. */
+  path: string;
+  /** Rebuilds a chain's summary from its hops (the chain engine, bound to its options). */
+  summarize: ChainSummarizer;
+  /**
+   * `full`: a committed transaction survives a power cut. `normal`: it
+   * survives a crash of the process, not of the machine (faster; fine for
+   * `hoptrace import`, which can be re-run).
+   * @default 'full'
+   */
+  durability?: 'full' | 'normal';
+  /** How long a write waits for another process holding the lock (e.g. an import running beside the collector). @default 10_000 */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Canonical JSON: object keys sorted at every level, so the same hop written
+ * with its fields in another order has the same text and the same dedupe key.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      const item = value[i];
+      out += item === undefined || typeof item === 'function' ? 'null' : canonicalJson(item);
+    }
+    return out + ']';
+  }
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const item = obj[key];
+    if (item === undefined || typeof item === 'function') continue;
+    if (!first) out += ',';
+    first = false;
+    out += JSON.stringify(key) + ':' + canonicalJson(item);
+  }
+  return out + '}';
+}
+
+/** The dedupe key of a hop: the first 16 bytes of the SHA-256 of its canonical JSON. */
+export function dedupeKey(canonical: string): Buffer {
+  return createHash('sha256').update(canonical).digest().subarray(0, 16);
+}
+
+interface HopRow {
+  id: number;
+  received_at: number;
+  json: string;
+}
+
+interface ChainRow {
+  summary: string;
+  updated_at: number;
+}
+
+const wrapList = (items: readonly string[]): string => LIST_SEP + items.join(LIST_SEP) + LIST_SEP;
+
+function encodeCursor(startTs: number, correlationId: string): string {
+  return Buffer.from(JSON.stringify([startTs, correlationId])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [number, string] {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'number' && typeof value[1] === 'string') {
+      return [value[0], value[1]];
+    }
+  } catch {
+    // fall through
+  }
+  throw new ValidationError(ErrorCodes.INVALID_QUERY, 'query parameter "cursor" is not a cursor this collector gave out', {
+    field: 'cursor',
+  });
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
+  return sorted[i];
+}
+
+export class SqliteStore implements Store {
+  readonly path: string;
+  readonly #db: DatabaseSync;
+  readonly #summarize: ChainSummarizer;
+  readonly #statements = new Map<string, StatementSync>();
+  #closed = false;
+  #hopCount: number;
+  #chainCount: number;
+
+  readonly #insertHop: StatementSync;
+  readonly #chainHops: StatementSync;
+  readonly #chainRow: StatementSync;
+  readonly #upsertChain: StatementSync;
+  readonly #markChecked: StatementSync;
+
+  constructor(options: SqliteStoreOptions) {
+    this.path = options.path === ':memory:' ? options.path : resolve(options.path);
+    this.#summarize = options.summarize;
+    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+    try {
+      this.#db = new DatabaseSync(this.path, { timeout: options.busyTimeoutMs ?? 10_000 });
+      this.#db.exec('PRAGMA journal_mode = WAL');
+      this.#db.exec(`PRAGMA synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+      this.#db.exec('PRAGMA temp_store = MEMORY');
+      this.#db.exec('PRAGMA cache_size = -65536');
+      migrate(this.#db);
+    } catch (cause) {
+      throw new StoreError(`cannot open the hoptrace database at ${this.path}: ${(cause as Error).message}`, { cause });
+    }
+    const db = this.#db;
+    this.#insertHop = db.prepare(
+      `INSERT INTO hops (dedupe_key, correlation_id, message_id, trace_id, service, kind, ts, received_at, exchange, routing_key, queue, json)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
+    );
+    this.#chainHops = db.prepare('SELECT id, received_at, json FROM hops WHERE correlation_id = ? ORDER BY ts, id');
+    this.#chainRow = db.prepare('SELECT summary, updated_at FROM chains WHERE correlation_id = ?');
+    this.#upsertChain = db.prepare(
+      `INSERT INTO chains (correlation_id, status, statuses, services, start_ts, end_ts, hop_count, updated_at, settled, checked_at, summary)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (correlation_id) DO UPDATE SET status = excluded.status, statuses = excluded.statuses,
+         services = excluded.services, start_ts = excluded.start_ts, end_ts = excluded.end_ts,
+         hop_count = excluded.hop_count, updated_at = excluded.updated_at, settled = excluded.settled,
+         checked_at = excluded.checked_at, summary = excluded.summary`,
+    );
+    this.#markChecked = db.prepare('UPDATE chains SET checked_at = ?, settled = ? WHERE correlation_id = ?');
+    this.#hopCount = (db.prepare('SELECT count(*) AS n FROM hops').get() as { n: number }).n;
+    this.#chainCount = (db.prepare('SELECT count(*) AS n FROM chains').get() as { n: number }).n;
+  }
+
+  /** A statement for SQL built at run time (filter combinations), prepared once per distinct text. */
+  #prepared(sql: string): StatementSync {
+    let stmt = this.#statements.get(sql);
+    if (!stmt) {
+      stmt = this.#db.prepare(sql);
+      this.#statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  #open(): DatabaseSync {
+    if (this.#closed) throw new StoreError('the store is closed', { statusCode: 503 });
+    return this.#db;
+  }
+
+  /** Run `fn` in one write transaction; roll back and wrap the error when it throws. */
+  #transaction<T>(fn: () => T): T {
+    const db = this.#open();
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        db.exec('ROLLBACK');
+      } catch {
+        // the failed statement may already have rolled back
+      }
+      if (err instanceof StoreError || err instanceof ValidationError) throw err;
+      throw new StoreError(`store write failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  #readChainHops(correlationId: string): StoredHop[] {
+    const rows = this.#chainHops.all(correlationId) as unknown as HopRow[];
+    return rows.map((r) => ({ ...(JSON.parse(r.json) as HopRecord), id: r.id, receivedAt: r.received_at }));
+  }
+
+  /** Rebuild a chain's summary and write it. Returns the change, or undefined when nothing changed. */
+  #refreshChain(correlationId: string, now: number, updatedAt: number | undefined): ChainChange | undefined {
+    const before = this.#chainRow.get(correlationId) as ChainRow | undefined;
+    const hops = this.#readChainHops(correlationId);
+    if (hops.length === 0) return undefined;
+    const stamp = updatedAt ?? before?.updated_at ?? now;
+    const { summary, settled } = this.#summarize(correlationId, hops, { now, updatedAt: stamp });
+    const json = JSON.stringify(summary);
+    if (before && before.summary === json) {
+      this.#markChecked.run(now, settled ? 1 : 0, correlationId);
+      return undefined;
+    }
+    this.#upsertChain.run(
+      correlationId,
+      summary.status,
+      wrapList([summary.status, ...summary.problems]),
+      wrapList(summary.services),
+      summary.startTs,
+      summary.endTs,
+      summary.hopCount,
+      stamp,
+      settled ? 1 : 0,
+      now,
+      json,
+    );
+    if (!before) this.#chainCount++;
+    return { type: before ? 'changed' : 'new', chain: summary };
+  }
+
+  async insertHops(hops: readonly HopRecord[], receivedAt: number): Promise<InsertResult> {
+    return this.#transaction(() => {
+      let duplicates = 0;
+      const touched = new Set<string>();
+      for (const hop of hops) {
+        const json = canonicalJson(hop);
+        const r = this.#insertHop.run(
+          dedupeKey(json),
+          hop.correlationId,
+          hop.messageId,
+          hop.traceId,
+          hop.service,
+          hop.kind,
+          hop.ts,
+          receivedAt,
+          hop.exchange ?? null,
+          hop.routingKey ?? null,
+          hop.queue ?? null,
+          json,
+        );
+        if (r.changes === 0) duplicates++;
+        else touched.add(hop.correlationId);
+      }
+      const changes: ChainChange[] = [];
+      for (const correlationId of touched) {
+        const change = this.#refreshChain(correlationId, receivedAt, receivedAt);
+        if (change) changes.push(change);
+      }
+      this.#hopCount += hops.length - duplicates;
+      return { accepted: hops.length, duplicates, changes };
+    });
+  }
+
+  async chainHops(correlationId: string): Promise<StoredHop[]> {
+    this.#open();
+    return this.#readChainHops(correlationId);
+  }
+
+  async chainSummary(correlationId: string): Promise<ChainSummary | undefined> {
+    this.#open();
+    const row = this.#chainRow.get(correlationId) as ChainRow | undefined;
+    return row ? (JSON.parse(row.summary) as ChainSummary) : undefined;
+  }
+
+  async listChains(query: ChainQuery): Promise<ChainList> {
+    this.#open();
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (query.status && query.status.length > 0) {
+      where.push(`(${query.status.map(() => 'instr(statuses, ?) > 0').join(' OR ')})`);
+      for (const s of query.status) params.push(LIST_SEP + s + LIST_SEP);
+    }
+    if (query.service !== undefined) {
+      where.push('instr(services, ?) > 0');
+      params.push(LIST_SEP + query.service + LIST_SEP);
+    }
+    if (query.exchange !== undefined) {
+      where.push('correlation_id IN (SELECT correlation_id FROM hops WHERE exchange = ?)');
+      params.push(query.exchange);
+    }
+    if (query.routingKey !== undefined) {
+      where.push('correlation_id IN (SELECT correlation_id FROM hops WHERE routing_key = ?)');
+      params.push(query.routingKey);
+    }
+    if (query.q !== undefined) {
+      // Exact or prefix: a range scan on each id's index ('\uffff' sorts after every id character).
+      const end = query.q + '\uffff';
+      where.push(
+        `((correlation_id >= ? AND correlation_id < ?)
+          OR correlation_id IN (SELECT correlation_id FROM hops WHERE message_id >= ? AND message_id < ?)
+          OR correlation_id IN (SELECT correlation_id FROM hops WHERE trace_id >= ? AND trace_id < ?))`,
+      );
+      params.push(query.q, end, query.q, end, query.q, end);
+    }
+    if (query.from !== undefined) {
+      where.push('start_ts >= ?');
+      params.push(query.from);
+    }
+    if (query.to !== undefined) {
+      where.push('start_ts <= ?');
+      params.push(query.to);
+    }
+    if (query.cursor !== undefined) {
+      const [startTs, correlationId] = decodeCursor(query.cursor);
+      where.push('(start_ts < ? OR (start_ts = ? AND correlation_id < ?))');
+      params.push(startTs, startTs, correlationId);
+    }
+    const sql =
+      'SELECT correlation_id, start_ts, summary FROM chains' +
+      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+      ' ORDER BY start_ts DESC, correlation_id DESC LIMIT ?';
+    params.push(query.limit + 1);
+    const rows = this.#prepared(sql).all(...params) as unknown as {
+      correlation_id: string;
+      start_ts: number;
+      summary: string;
+    }[];
+    const page = rows.slice(0, query.limit);
+    const last = page.at(-1);
+    return {
+      items: page.map((r) => JSON.parse(r.summary) as ChainSummary),
+      nextCursor: rows.length > query.limit && last ? encodeCursor(last.start_ts, last.correlation_id) : null,
+    };
+  }
+
+  async messageChains(messageId: string): Promise<string[]> {
+    this.#open();
+    const rows = this.#prepared('SELECT DISTINCT correlation_id FROM hops WHERE message_id = ?').all(messageId) as {
+      correlation_id: string;
+    }[];
+    return rows.map((r) => r.correlation_id);
+  }
+
+  async topology(from: number, to: number): Promise<Topology> {
+    this.#open();
+    const nodes = new Map<string, TopologyNode>();
+    const edges = new Map<string, TopologyEdge & { waits: number[] }>();
+    const node = (kind: TopologyNode['kind'], name: string): string => {
+      const id = `${kind}:${name}`;
+      if (!nodes.has(id)) nodes.set(id, { id, kind, label: kind === 'exchange' && name === '' ? '(default)' : name });
+      return id;
+    };
+    const edge = (fromId: string, toId: string) => {
+      const key = `${fromId}\u0000${toId}`;
+      let e = edges.get(key);
+      if (!e) {
+        e = { from: fromId, to: toId, count: 0, errorCount: 0, errorRate: 0, waits: [] };
+        edges.set(key, e);
+      }
+      return e;
+    };
+
+    // Publishes: service → exchange. A publish failed when it came back (return) or the broker nacked it.
+    const sends = this.#prepared(
+      `SELECT s.service, coalesce(s.exchange, '') AS exchange, count(DISTINCT s.message_id) AS n,
+         count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM hops f WHERE f.message_id = s.message_id
+           AND (f.kind = 'return' OR (f.kind = 'confirm' AND json_extract(f.json, '$.outcome') = 'nack')))
+           THEN s.message_id END) AS errors
+       FROM hops s WHERE s.kind = 'send' AND s.ts >= ? AND s.ts <= ?
+       GROUP BY s.service, coalesce(s.exchange, '')`,
+    ).all(from, to) as { service: string; exchange: string; n: number; errors: number }[];
+    for (const r of sends) {
+      const e = edge(node('service', r.service), node('exchange', r.exchange));
+      e.count += r.n;
+      e.errorCount += r.errors;
+    }
+
+    // Deliveries: exchange → queue → service, one per (message, queue, consumer service).
+    const deliveries = this.#prepared(
+      `SELECT r.service, coalesce(r.exchange, '') AS exchange, coalesce(r.queue, '') AS queue, r.message_id,
+         min(r.ts) AS received, max(coalesce(json_extract(r.json, '$.deathCount'), 0)) AS deaths,
+         (SELECT min(s.ts) FROM hops s WHERE s.message_id = r.message_id AND s.kind = 'send') AS sent,
+         EXISTS (SELECT 1 FROM hops f WHERE f.message_id = r.message_id AND f.service = r.service
+           AND coalesce(f.queue, '') = coalesce(r.queue, '')
+           AND ((f.kind = 'process' AND json_extract(f.json, '$.outcome') = 'error')
+             OR (f.kind = 'settle' AND json_extract(f.json, '$.outcome') IN ('nack', 'reject')))) AS failed
+       FROM hops r WHERE r.kind = 'receive' AND r.ts >= ? AND r.ts <= ?
+       GROUP BY r.message_id, r.service, coalesce(r.queue, ''), coalesce(r.exchange, '')`,
+    ).all(from, to) as {
+      service: string;
+      exchange: string;
+      queue: string;
+      message_id: string;
+      received: number;
+      deaths: number;
+      sent: number | null;
+      failed: number;
+    }[];
+    for (const r of deliveries) {
+      const q = node('queue', r.queue);
+      const routed = edge(node('exchange', r.exchange), q);
+      routed.count++;
+      if (r.deaths > 0) routed.errorCount++;
+      const consumed = edge(q, node('service', r.service));
+      consumed.count++;
+      if (r.failed) consumed.errorCount++;
+      if (r.sent !== null) consumed.waits.push(Math.max(0, r.received - r.sent));
+    }
+
+    const windowSec = Math.max(0.001, (to - from) / 1000);
+    const out: TopologyEdge[] = [];
+    for (const { waits, ...e } of edges.values()) {
+      e.errorRate = e.count > 0 ? e.errorCount / e.count : 0;
+      e.ratePerSec = e.count / windowSec;
+      if (waits.length > 0) {
+        waits.sort((a, b) => a - b);
+        e.queueWaitP50Ms = percentile(waits, 0.5);
+        e.queueWaitP95Ms = percentile(waits, 0.95);
+      }
+      out.push(e);
+    }
+    return { nodes: [...nodes.values()], edges: out, from, to };
+  }
+
+  async refreshUnsettled(now: number, limit: number): Promise<ChainChange[]> {
+    this.#open();
+    const ids = this.#prepared(
+      'SELECT correlation_id FROM chains WHERE settled = 0 ORDER BY checked_at LIMIT ?',
+    ).all(limit) as { correlation_id: string }[];
+    if (ids.length === 0) return [];
+    return this.#transaction(() => {
+      const changes: ChainChange[] = [];
+      for (const { correlation_id } of ids) {
+        const change = this.#refreshChain(correlation_id, now, undefined);
+        if (change) changes.push(change);
+      }
+      return changes;
+    });
+  }
+
+  /** Delete whole chains (hops and summary), in one transaction. */
+  #deleteChains(ids: readonly string[]): RetentionResult {
+    const delHops = this.#prepared('DELETE FROM hops WHERE correlation_id = ?');
+    const delChain = this.#prepared('DELETE FROM chains WHERE correlation_id = ?');
+    return this.#transaction(() => {
+      let deletedHops = 0;
+      let deletedChains = 0;
+      for (const id of ids) {
+        deletedHops += Number(delHops.run(id).changes);
+        deletedChains += Number(delChain.run(id).changes);
+      }
+      this.#hopCount -= deletedHops;
+      this.#chainCount -= deletedChains;
+      return { deletedHops, deletedChains };
+    });
+  }
+
+  #usedBytes(): number {
+    const db = this.#open();
+    const pages = (db.prepare('PRAGMA page_count').get() as { page_count: number }).page_count;
+    const free = (db.prepare('PRAGMA freelist_count').get() as { freelist_count: number }).freelist_count;
+    const size = (db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size;
+    return (pages - free) * size;
+  }
+
+  async applyRetention(policy: RetentionPolicy, now: number): Promise<RetentionResult> {
+    this.#open();
+    const total: RetentionResult = { deletedChains: 0, deletedHops: 0 };
+    const add = (r: RetentionResult) => {
+      total.deletedChains += r.deletedChains;
+      total.deletedHops += r.deletedHops;
+    };
+    // In chunks, so a large purge never holds the write lock for long.
+    const CHUNK = 500;
+    if (policy.maxAgeMs !== undefined) {
+      const old = this.#prepared('SELECT correlation_id FROM chains WHERE updated_at < ? ORDER BY updated_at LIMIT ?');
+      for (;;) {
+        const ids = (old.all(now - policy.maxAgeMs, CHUNK) as { correlation_id: string }[]).map((r) => r.correlation_id);
+        if (ids.length === 0) break;
+        add(this.#deleteChains(ids));
+        await new Promise((r) => setImmediate(r));
+        if (this.#closed) return total;
+      }
+    }
+    if (policy.maxBytes !== undefined) {
+      const oldest = this.#prepared('SELECT correlation_id FROM chains ORDER BY updated_at LIMIT ?');
+      while (this.#usedBytes() > policy.maxBytes && this.#chainCount > 0) {
+        // A tenth of the chains at a time (at least one chunk), oldest first.
+        const n = Math.max(CHUNK, Math.ceil(this.#chainCount / 10));
+        const ids = (oldest.all(n) as { correlation_id: string }[]).map((r) => r.correlation_id);
+        if (ids.length === 0) break;
+        add(this.#deleteChains(ids));
+        await new Promise((r) => setImmediate(r));
+        if (this.#closed) return total;
+      }
+    }
+    return total;
+  }
+
+  async stats(): Promise<StoreStats> {
+    return { hops: this.#hopCount, chains: this.#chainCount, bytes: this.#usedBytes() };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#db.exec('PRAGMA optimize');
+    } catch {
+      // best effort
+    }
+    this.#db.close();
+  }
+}
+
+/** Open (creating and migrating when needed) a SQLite store. */
+export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
+  return new SqliteStore(options);
+}
