@@ -1,0 +1,233 @@
+/**
+ * The demo, run as a newcomer would (`node demo/main.ts`), for a fixed count
+ * against the real RabbitMQ and a real collector on a temporary SQLite file.
+ * Its chains are then read back through the collector's HTTP API.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { ChainDetail, ChainList, ChainSummary, MessageStatus } from '../collector/api-types.ts';
+import { startCollector } from '../collector/server.ts';
+import { deleteTopology, demoNames } from '../demo/topology.ts';
+import { connectBroker, uniqueName, waitFor } from './helpers/broker.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const LOST_AFTER_MS = 1_500;
+const STUCK_AFTER_MS = 2_000;
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the demo's CLI to completion. */
+function runCli(args: string[], timeoutMs = 90_000): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['demo/main.ts', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, AMQP_URL: process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the demo did not exit within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+async function allChains(base: string): Promise<ChainSummary[]> {
+  const items: ChainSummary[] = [];
+  let cursor: string | null = null;
+  do {
+    const qs = new URLSearchParams({ limit: '100' });
+    if (cursor) qs.set('cursor', cursor);
+    const page: ChainList = await getJson<ChainList>(`${base}/api/chains?${qs}`);
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return items;
+}
+
+function countByStatus(chains: ChainSummary[]): Partial<Record<MessageStatus, number>> {
+  const counts: Partial<Record<MessageStatus, number>> = {};
+  for (const c of chains) counts[c.status] = (counts[c.status] ?? 0) + 1;
+  return counts;
+}
+
+async function cleanUp(prefix: string): Promise<void> {
+  const conn = await connectBroker();
+  try {
+    const ch = await conn.createChannel();
+    await deleteTopology(ch, demoNames(prefix));
+    await ch.close();
+  } finally {
+    await conn.close();
+  }
+}
+
+describe('npm run demo --count', () => {
+  const prefix = uniqueName('demotest');
+  const dir = mkdtempSync(join(tmpdir(), 'hoptrace-demo-'));
+  const db = join(dir, 'demo.db');
+  let run: RunResult;
+  let collector: Awaited<ReturnType<typeof startCollector>>;
+
+  beforeAll(async () => {
+    run = await runCli([
+      '--count', '2',
+      '--port', '0',
+      '--db', db,
+      '--prefix', prefix,
+      '--lost-after-ms', String(LOST_AFTER_MS),
+      '--stuck-after-ms', String(STUCK_AFTER_MS),
+    ]);
+    // A fresh collector on the demo's database: what the demo stored outlives it.
+    collector = await startCollector({ port: 0, host: '127.0.0.1', db, lostAfterMs: LOST_AFTER_MS, stuckAfterMs: STUCK_AFTER_MS });
+  }, 120_000);
+
+  afterAll(async () => {
+    await collector?.close();
+    await cleanUp(prefix);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('exits 0 after printing a summary of every flow', () => {
+    expect(run.code, `stdout:\n${run.stdout}\nstderr:\n${run.stderr}`).toBe(0);
+    expect(run.stdout).toContain('2 round(s), 16 flows');
+    for (const flow of ['loose-coupling', 'coffee-order', 'off-menu-order', 'guest-order', 'cancel-unrouted', 'refund-unconsumed', 'receipt-unacked', 'poison-delivery']) {
+      expect(run.stdout).toContain(flow);
+    }
+    expect(run.stdout).not.toContain('✗');
+  });
+
+  test('every status the UI knows appears, each flow once per round', async () => {
+    const expected = {
+      ok: 4,
+      failed: 2,
+      'dead-lettered': 2,
+      unroutable: 2,
+      lost: 2,
+      stuck: 2,
+      'redelivery-loop': 2,
+    };
+    const matches = (c: Partial<Record<MessageStatus, number>>): boolean =>
+      Object.keys(c).length === Object.keys(expected).length &&
+      Object.entries(expected).every(([status, n]) => c[status as MessageStatus] === n);
+    // The list is re-diagnosed in the background; wait for it to settle.
+    const counts = await waitFor(
+      async () => {
+        const c = countByStatus(await allChains(collector.url));
+        return matches(c) ? c : false;
+      },
+      'the demo chains to carry their expected statuses',
+      20_000,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}; got ${JSON.stringify(countByStatus(await allChains(collector.url)))}`);
+    });
+    expect(counts).toEqual(expected);
+  });
+
+  test('the member event reaches family-account, whose event reaches notification and audit, causally linked', async () => {
+    const chains = await allChains(collector.url);
+    const memberChains = chains.filter((c) => c.services.includes('member'));
+    expect(memberChains).toHaveLength(2);
+    for (const summary of memberChains) {
+      const chain = await getJson<ChainDetail>(`${collector.url}/api/chains/${encodeURIComponent(summary.correlationId)}`);
+      expect(chain.status).toBe('ok');
+      expect(new Set(chain.services)).toEqual(new Set(['member', 'family-account', 'notification', 'audit']));
+      expect(chain.messageCount).toBe(2);
+
+      expect(chain.rootMessageIds).toHaveLength(1);
+      const root = chain.messages.find((m) => m.messageId === chain.rootMessageIds[0])!;
+      // The first message's id is the chain's correlation id.
+      expect(root.messageId).toBe(chain.correlationId);
+      expect(root.publisher?.service).toBe('member');
+      expect(root.publisher?.routingKey).toBe('member.auth.reset');
+      expect(root.deliveries.map((d) => d.service)).toEqual(['family-account']);
+
+      expect(root.childMessageIds).toHaveLength(1);
+      const withdrawn = chain.messages.find((m) => m.messageId === root.childMessageIds[0])!;
+      expect(withdrawn.parentMessageId).toBe(root.messageId);
+      expect(withdrawn.publisher?.service).toBe('family-account');
+      expect(withdrawn.publisher?.routingKey).toBe('family.member.withdrawn');
+      expect(withdrawn.deliveries.map((d) => d.service).sort()).toEqual(['audit', 'notification']);
+      for (const d of withdrawn.deliveries) expect(d.settle?.outcome).toBe('ack');
+
+      // Every hop carries the chain's correlation id; the withdrawn event's
+      // hops name the member event as their cause.
+      for (const hop of chain.hops) expect(hop.correlationId).toBe(chain.correlationId);
+      const withdrawnSend = chain.hops.find((h) => h.kind === 'send' && h.messageId === withdrawn.messageId)!;
+      expect(withdrawnSend.causationId).toBe(root.messageId);
+      // Causal order: the member event is received before the withdrawn event is sent.
+      const rootReceive = chain.hops.find((h) => h.kind === 'receive' && h.messageId === root.messageId)!;
+      expect(rootReceive.seq).toBeLessThan(withdrawnSend.seq);
+    }
+  });
+
+  test('the dead-lettered order reached the dead-letter queue with its x-death history', async () => {
+    const chains = await allChains(collector.url);
+    const dead = chains.filter((c) => c.status === 'dead-lettered');
+    expect(dead.length).toBeGreaterThan(0);
+    const chain = await getJson<ChainDetail>(`${collector.url}/api/chains/${encodeURIComponent(dead[0].correlationId)}`);
+    const order = chain.messages.find((m) => m.status === 'dead-lettered')!;
+    expect(order.deadLetters[0]).toMatchObject({ queue: `${prefix}.coffee.orders`, reason: 'rejected' });
+    const dlqReceive = chain.hops.find((h) => h.kind === 'receive' && h.queue === `${prefix}.coffee.dead-letters`);
+    expect(dlqReceive?.service).toBe('dead-letter-monitor');
+    expect(dlqReceive?.deathCount).toBe(1);
+  });
+});
+
+describe('the demo explains what is missing', () => {
+  test('an unreachable RabbitMQ is a clear message and a non-zero exit', async () => {
+    const run = await runCli(['--count', '1', '--port', '0', '--amqp-url', 'amqp://guest:guest@127.0.0.1:1', '--db', join(tmpdir(), 'unused.db')]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('Cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1');
+    expect(run.stderr).toContain('AMQP_URL');
+  });
+
+  test('a port already taken is named, with --port suggested', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const prefix = uniqueName('demotest');
+    const dir = mkdtempSync(join(tmpdir(), 'hoptrace-demo-'));
+    try {
+      const run = await runCli(['--count', '1', '--port', String(port), '--prefix', prefix, '--db', join(dir, 'x.db')]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`Port ${port}`);
+      expect(run.stderr).toContain('--port');
+    } finally {
+      server.close();
+      await cleanUp(prefix);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('--help prints the flags and exits 0', async () => {
+    const run = await runCli(['--help']);
+    expect(run.code).toBe(0);
+    for (const flag of ['--count', '--port', '--db', '--prefix', '--services-only', '--keep-running']) {
+      expect(run.stdout).toContain(flag);
+    }
+  });
+});
