@@ -32,13 +32,13 @@ export const FLOW_CATALOGUE: Record<FlowName, { expect: MessageStatus; story: st
   },
   'coffee-order': { expect: 'ok', story: 'customer → orders queue → a barista → coffee.order.ready → customer + loyalty' },
   'off-menu-order': { expect: 'dead-lettered', story: 'a barista throws on an off-menu drink, nacks; the order is dead-lettered' },
-  'guest-order': { expect: 'failed', story: "loyalty's handler throws for a guest without a card; the event is dropped" },
+  'guest-order': { expect: 'failed', story: "loyalty acks first, then its handler throws for a guest without a card" },
   'cancel-unrouted': { expect: 'unroutable', story: 'coffee.order.cancelled published mandatory; no queue is bound, the broker returns it' },
   'refund-unconsumed': { expect: 'lost', story: 'a refund request sits in a queue nobody consumes' },
   'receipt-unacked': { expect: 'stuck', story: 'the receipt printer receives a receipt and never acks it' },
   'poison-delivery': {
     expect: 'redelivery-loop',
-    story: 'inventory nacks an unparseable delivery note with requeue, again and again, then rejects it',
+    story: 'inventory nacks an unparseable delivery note with requeue, again and again, then acks it away',
   },
 };
 

@@ -24,6 +24,7 @@ import { startFamilyAccountService } from './services/family-account.ts';
 import { startMemberService } from './services/member.ts';
 import { startNotificationService } from './services/notification.ts';
 import {
+  INVENTORY_MAX_ATTEMPTS,
   startDeadLetterMonitor,
   startInventoryService,
   startReceiptPrinter,
@@ -66,6 +67,9 @@ export interface DemoResult {
   chainsByStatus: Partial<Record<ChainStatus, number>>;
   interrupted: boolean;
 }
+
+/** Redeliveries that make a loop; the inventory service gives up after more than this. */
+const REDELIVERY_LOOP_THRESHOLD = INVENTORY_MAX_ATTEMPTS - 2;
 
 const TRANSPORT_TARGET = fileURLToPath(new URL('../src/transport.ts', import.meta.url));
 
@@ -333,8 +337,13 @@ async function startCollectorOrExplain(options: DemoOptions): ReturnType<typeof 
       port: options.port,
       host: options.host,
       db: options.db,
+      token: options.token ?? '',
       lostAfterMs: options.lostAfterMs,
       stuckAfterMs: options.stuckAfterMs,
+      redeliveryLoopThreshold: REDELIVERY_LOOP_THRESHOLD,
+      // Lost and stuck are time's verdicts, found by the sweep: with the
+      // demo's short limits, look often so the UI shows them promptly.
+      sweepIntervalMs: 1_000,
       jaegerUrl: options.jaegerUrl,
       logger: pino({ level: 'error' }, pino.destination(2)),
     });

@@ -23,7 +23,7 @@ export interface DemoNames {
   coffeeExchange: string;
   /** The counter's queue: `coffee.order.ready`. */
   readyQueue: string;
-  /** loyalty's queue: `coffee.order.ready` (no dead-letter exchange: a nack drops the message). */
+  /** loyalty's queue: `coffee.order.ready`. */
   loyaltyQueue: string;
   /** Fanout dead-letter exchange of the orders queue. */
   coffeeDlx: string;

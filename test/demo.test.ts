@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ChainDetail, ChainList, ChainSummary, MessageStatus } from '../collector/api-types.ts';
-import { startCollector } from '../collector/server.ts';
 import { deleteTopology, demoNames } from '../demo/topology.ts';
 import { connectBroker, uniqueName, waitFor } from './helpers/broker.ts';
+import { startTestCollector, type TestCollector } from './helpers/collector.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LOST_AFTER_MS = 1_500;
@@ -90,7 +90,7 @@ describe('npm run demo --count', () => {
   const dir = mkdtempSync(join(tmpdir(), 'hoptrace-demo-'));
   const db = join(dir, 'demo.db');
   let run: RunResult;
-  let collector: Awaited<ReturnType<typeof startCollector>>;
+  let collector: TestCollector;
 
   beforeAll(async () => {
     run = await runCli([
@@ -102,11 +102,11 @@ describe('npm run demo --count', () => {
       '--stuck-after-ms', String(STUCK_AFTER_MS),
     ]);
     // A fresh collector on the demo's database: what the demo stored outlives it.
-    collector = await startCollector({ port: 0, host: '127.0.0.1', db, lostAfterMs: LOST_AFTER_MS, stuckAfterMs: STUCK_AFTER_MS });
+    collector = await startTestCollector({ db, lostAfterMs: LOST_AFTER_MS, stuckAfterMs: STUCK_AFTER_MS, sweepIntervalMs: 250 });
   }, 120_000);
 
   afterAll(async () => {
-    await collector?.close();
+    await collector?.stop();
     await cleanUp(prefix);
     rmSync(dir, { recursive: true, force: true });
   });

@@ -51,7 +51,7 @@ function fileSafe(s: string): string {
 
 export function apiRoutes(ctx: CollectorContext): Router {
   const router = Router();
-  if (ctx.protectReads) router.use(bearerAuth(ctx.token));
+  if (ctx.protectReads) router.use('/api', bearerAuth(ctx.token));
   const param = (req: Request, name: string): string => String(req.params[name]);
 
   router.get('/api/chains', async (req, res) => {

@@ -11,7 +11,7 @@
 import { json, parse, type ServiceContext } from '../runtime.ts';
 import type { CoffeeOrder } from './coffee-shop.ts';
 
-/** Attempts the inventory service makes at a delivery note before rejecting it for good. */
+/** Attempts the inventory service makes at a delivery note before writing it off. */
 export const INVENTORY_MAX_ATTEMPTS = 7;
 
 /** Watches the dead-letter queue: logs why each order died, then acks. */
@@ -75,7 +75,7 @@ export async function startSupplier(ctx: ServiceContext): Promise<SupplierServic
 /**
  * The inventory service books deliveries. A note it cannot parse is nacked
  * with requeue ("maybe it works next time"): the broker hands it straight
- * back, round and round, until the service gives up and rejects it.
+ * back, round and round, until the service gives up and acks it away.
  */
 export async function startInventoryService(ctx: ServiceContext): Promise<void> {
   const conn = await ctx.connect('inventory');
@@ -100,7 +100,7 @@ export async function startInventoryService(ctx: ServiceContext): Promise<void> 
       return;
     }
     attempts.delete(note.noteId);
-    ch.reject(msg, false); // no dead-letter exchange on this queue: dropped
+    ch.ack(msg); // give up: write the note off
     ctx.tracker.signal(`inventory:${note.noteId}`);
   });
 }
