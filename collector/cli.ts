@@ -1,0 +1,182 @@
+/**
+ * The `hoptrace` command line: `hoptrace collector` runs the collector,
+ * `hoptrace import FILE...` loads pino log files into a database.
+ * `bin/hoptrace.js` calls {@link main} and exits with its result.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { HoptraceError } from '../src/errors.ts';
+import { Defaults, Env } from '../src/internal/semconv.ts';
+import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
+import { formatImportSummary, formatProgress, importFiles } from './import.ts';
+import { createSummarizer } from './ingest.ts';
+import { RETENTION_DEFAULTS } from './retention.ts';
+import { startCollector, type CollectorOptions } from './server.ts';
+import { SqliteStore } from './sqlite-store.ts';
+import { VERSION } from './version.ts';
+
+const HELP = `hoptrace ${VERSION}: make event-driven systems on RabbitMQ debuggable
+
+Usage:
+  hoptrace collector [options]      run the collector (HTTP API, ingest, timeline UI)
+  hoptrace import [--db PATH] FILE...
+                                    load the hop records of pino log files (NDJSON, .gz too)
+  hoptrace --help | --version
+
+Collector options:
+  --port N                  TCP port; 0 picks a free one            (default ${Defaults.COLLECTOR_PORT})
+  --host HOST               interface to listen on; 0.0.0.0 in a container (default 127.0.0.1)
+  --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
+  --token TOKEN             bearer token POST /v1/hops and /v1/traces require
+                                                                     (default $${Env.HOPTRACE_TOKEN}; unset: no auth)
+  --protect-reads           require the token for /api/* and /metrics too (default off)
+  --jaeger-url URL          Jaeger UI the timeline links traces to   (default $${Env.HOPTRACE_JAEGER_URL})
+  --ui-dir DIR              built UI to serve                        (default <package>/dist/ui)
+  --max-body-bytes N        largest ingest body, after gunzip        (default 16777216)
+  --lost-after-ms N         sent and not received this long: lost    (default ${DEFAULT_ENGINE_OPTIONS.lostAfterMs})
+  --stuck-after-ms N        received and not settled this long: stuck (default ${DEFAULT_ENGINE_OPTIONS.stuckAfterMs})
+  --retention-max-age-ms N  delete chains idle this long; 0 = never  (default ${RETENTION_DEFAULTS.maxAgeMs}, 7 days)
+  --retention-max-bytes N   keep the store under this size; 0 = no limit (default ${RETENTION_DEFAULTS.maxBytes}, 2 GiB)
+
+Import options:
+  --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
+  --batch-size N            hops per transaction                     (default 1000)
+
+Stop the collector with Ctrl-C (SIGINT) or SIGTERM: it finishes requests in flight and closes the database.
+`;
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function integerFlag(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`--${name} must be a non-negative integer, got "${value}"`);
+  return n;
+}
+
+function parse(args: string[], options: ParseArgsConfig['options'], positionals: boolean) {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+async function runCollector(args: string[]): Promise<number> {
+  const { values } = parse(
+    args,
+    {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      db: { type: 'string' },
+      token: { type: 'string' },
+      'protect-reads': { type: 'boolean' },
+      'jaeger-url': { type: 'string' },
+      'ui-dir': { type: 'string' },
+      'max-body-bytes': { type: 'string' },
+      'lost-after-ms': { type: 'string' },
+      'stuck-after-ms': { type: 'string' },
+      'retention-max-age-ms': { type: 'string' },
+      'retention-max-bytes': { type: 'string' },
+    },
+    false,
+  );
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const port = integerFlag('port', values.port as string | undefined);
+  if (port !== undefined && port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  const options: CollectorOptions = {
+    port,
+    host: values.host as string | undefined,
+    db: values.db as string | undefined,
+    token: values.token as string | undefined,
+    protectReads: values['protect-reads'] as boolean | undefined,
+    jaegerUrl: values['jaeger-url'] as string | undefined,
+    uiDir: values['ui-dir'] as string | undefined,
+    maxBodyBytes: integerFlag('max-body-bytes', values['max-body-bytes'] as string | undefined),
+    lostAfterMs: integerFlag('lost-after-ms', values['lost-after-ms'] as string | undefined),
+    stuckAfterMs: integerFlag('stuck-after-ms', values['stuck-after-ms'] as string | undefined),
+    retention: {
+      maxAgeMs: integerFlag('retention-max-age-ms', values['retention-max-age-ms'] as string | undefined),
+      maxBytes: integerFlag('retention-max-bytes', values['retention-max-bytes'] as string | undefined),
+    },
+  };
+  const collector = await startCollector(options);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      process.stderr.write(`hoptrace: ${signal}, closing the collector\n`);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await collector.close();
+  return 0;
+}
+
+async function runImport(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { db: { type: 'string' }, 'batch-size': { type: 'string' } }, true);
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals.length === 0) throw new UsageError('hoptrace import needs at least one FILE');
+  const batchSize = integerFlag('batch-size', values['batch-size'] as string | undefined);
+  if (batchSize === 0) throw new UsageError('--batch-size must be at least 1');
+  const store = new SqliteStore({
+    path: (values.db as string | undefined) ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH,
+    summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS),
+  });
+  try {
+    const result = await importFiles(store, positionals, {
+      batchSize,
+      onProgress: (p) => {
+        if (!p.done) process.stderr.write(formatProgress(p) + '\n');
+      },
+    });
+    process.stderr.write(formatImportSummary(result) + '\n');
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+/** Run the command line; resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        process.stdout.write(HELP);
+        return command === undefined ? 2 : 0;
+      case '--version':
+      case '-v':
+        process.stdout.write(`${VERSION}\n`);
+        return 0;
+      case 'collector':
+        return await runCollector(rest);
+      case 'import':
+        return await runImport(rest);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`hoptrace: ${err.message}\nRun \`hoptrace --help\` for the commands and options.\n`);
+      return 2;
+    }
+    if (err instanceof HoptraceError) {
+      process.stderr.write(`hoptrace: ${err.message} (${err.code})\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

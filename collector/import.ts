@@ -1,0 +1,182 @@
+/**
+ * `hoptrace import FILE...`: rebuild chains offline from pino log files.
+ * Files are streamed line by line (never loaded whole; `.gz` files are
+ * decompressed on the fly), every line carrying a valid `hop` record is
+ * stored through the same validation and store as `POST /v1/hops`, in
+ * batches; every other line is counted, never fatal.
+ */
+import { createReadStream, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Transform } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { ErrorCodes, HoptraceError } from '../src/errors.ts';
+import type { HopRecord } from '../src/hop.ts';
+import { checkHopRecord, hasHop } from './hop-schema.ts';
+import { ingestHops } from './ingest.ts';
+import type { Store } from './store.ts';
+
+export interface ImportOptions {
+  /** Hops written per transaction. @default 1000 */
+  batchSize?: number;
+  /** How many invalid-record reasons to keep for the summary. @default 5 */
+  maxReasons?: number;
+  /** Called about every `progressIntervalMs` while a file is read, and once at the end of each file. */
+  onProgress?: (progress: ImportProgress) => void;
+  /** @default 1000 */
+  progressIntervalMs?: number;
+}
+
+export interface ImportProgress {
+  file: string;
+  /** Bytes of the file read so far (compressed bytes for `.gz`). */
+  bytesRead: number;
+  fileBytes: number;
+  /** Hops stored so far over all files. */
+  hops: number;
+  done: boolean;
+}
+
+export interface ImportResult {
+  files: number;
+  /** Lines read (blank lines included). */
+  lines: number;
+  /** Hop records stored, duplicates included. */
+  hops: number;
+  /** Of those, already in the store (an earlier import of the same file, or the collector got them live). */
+  duplicates: number;
+  /** Non-blank lines that are not JSON. */
+  notJson: number;
+  /** JSON lines without a hop record (ordinary log lines). */
+  withoutHop: number;
+  /** Lines with a `hop` that failed validation. */
+  invalidHops: number;
+  /** The first few reasons, `file:line: field "x" must ...`. */
+  invalidReasons: string[];
+}
+
+/** Import pino log files into a store. @throws HoptraceError `HOPTRACE_ERR_IMPORT_FILE` when a file cannot be read */
+export async function importFiles(store: Store, files: readonly string[], options: ImportOptions = {}): Promise<ImportResult> {
+  const batchSize = options.batchSize ?? 1000;
+  const maxReasons = options.maxReasons ?? 5;
+  const interval = options.progressIntervalMs ?? 1000;
+  const result: ImportResult = {
+    files: 0,
+    lines: 0,
+    hops: 0,
+    duplicates: 0,
+    notJson: 0,
+    withoutHop: 0,
+    invalidHops: 0,
+    invalidReasons: [],
+  };
+  let batch: HopRecord[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const written = await ingestHops({ store }, batch);
+    result.hops += written.accepted;
+    result.duplicates += written.duplicates;
+    batch = [];
+  };
+
+  for (const file of files) {
+    let fileBytes: number;
+    try {
+      fileBytes = statSync(file).size;
+    } catch (cause) {
+      throw new HoptraceError(ErrorCodes.IMPORT_FILE, `cannot read ${file}: ${(cause as Error).message}`, { cause });
+    }
+    let bytesRead = 0;
+    const raw = createReadStream(file);
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        bytesRead += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    let source = raw.pipe(counter);
+    const failed = new Promise<never>((_, reject) => {
+      const fail = (cause: Error) =>
+        reject(new HoptraceError(ErrorCodes.IMPORT_FILE, `cannot read ${file}: ${cause.message}`, { cause }));
+      raw.on('error', fail);
+      if (file.endsWith('.gz')) {
+        const gunzip = createGunzip();
+        gunzip.on('error', fail);
+        source = source.pipe(gunzip);
+      }
+    });
+    failed.catch(() => {});
+    const lines = createInterface({ input: source, crlfDelay: Infinity });
+    const report = (done: boolean) =>
+      options.onProgress?.({ file, bytesRead, fileBytes, hops: result.hops + batch.length, done });
+    const timer = options.onProgress ? setInterval(() => report(false), interval) : undefined;
+    let lineNo = 0;
+    try {
+      const iterate = (async () => {
+        for await (const line of lines) {
+          lineNo++;
+          result.lines++;
+          const text = line.trim();
+          if (text.length === 0) continue;
+          let value: unknown;
+          try {
+            value = JSON.parse(text);
+          } catch {
+            result.notJson++;
+            continue;
+          }
+          if (!hasHop(value)) {
+            result.withoutHop++;
+            continue;
+          }
+          const checked = checkHopRecord(value);
+          if (!checked.ok) {
+            result.invalidHops++;
+            if (result.invalidReasons.length < maxReasons) {
+              result.invalidReasons.push(`${file}:${lineNo}: field "${checked.field}" ${checked.reason}`);
+            }
+            continue;
+          }
+          batch.push(checked.hop);
+          if (batch.length >= batchSize) await flush();
+        }
+      })();
+      await Promise.race([iterate, failed]);
+      await flush();
+    } finally {
+      if (timer) clearInterval(timer);
+      lines.close();
+      raw.destroy();
+    }
+    result.files++;
+    report(true);
+  }
+  return result;
+}
+
+const fmt = (n: number) => n.toLocaleString('en-US');
+
+/** `12.3 MB` */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+}
+
+/** The progress line: `import: app.log 45.2% (123.0 MB of 272.0 MB), 512,345 hops`. */
+export function formatProgress(p: ImportProgress): string {
+  const pct = p.fileBytes > 0 ? ((100 * p.bytesRead) / p.fileBytes).toFixed(1) : '100.0';
+  return `import: ${p.file} ${pct}% (${formatBytes(p.bytesRead)} of ${formatBytes(p.fileBytes)}), ${fmt(p.hops)} hops`;
+}
+
+/** The final summary (first line) and the invalid-record reasons (following lines). */
+export function formatImportSummary(r: ImportResult): string {
+  const ignored = r.notJson + r.withoutHop;
+  let out =
+    `imported ${fmt(r.hops)} hops (${fmt(r.duplicates)} already stored) from ${r.files} file${r.files === 1 ? '' : 's'}, ` +
+    `${fmt(r.lines)} lines; ignored ${fmt(ignored)} lines (${fmt(r.notJson)} not JSON, ${fmt(r.withoutHop)} without a hop); ` +
+    `${fmt(r.invalidHops)} invalid hop records`;
+  for (const reason of r.invalidReasons) out += `\n  ${reason}`;
+  if (r.invalidHops > r.invalidReasons.length) out += `\n  … and ${fmt(r.invalidHops - r.invalidReasons.length)} more`;
+  return out;
+}
