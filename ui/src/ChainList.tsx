@@ -1,0 +1,449 @@
+/**
+ * The chains list: newest first, filters in the URL, live updates over SSE,
+ * older pages with the collector's cursor.
+ */
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import type { ChainSummary, LiveChainEvent } from '../../collector/api-types.ts';
+import { api, type ChainQuery } from './api.ts';
+import { formatAgo, formatClock, formatDuration, shortId } from './format.ts';
+import { chainHref, listHref, replaceHash } from './router.ts';
+import { ErrorBox, Loading } from './states.tsx';
+import { FILTER_STATUSES, StatusBadge, statusLabel } from './status.tsx';
+import { useLive } from './live.ts';
+
+const PAGE_SIZE = 50;
+
+const RANGES: Array<{ value: string; label: string; ms?: number }> = [
+  { value: '', label: 'any time' },
+  { value: '15m', label: 'last 15 minutes', ms: 15 * 60_000 },
+  { value: '1h', label: 'last hour', ms: 3_600_000 },
+  { value: '6h', label: 'last 6 hours', ms: 6 * 3_600_000 },
+  { value: '24h', label: 'last 24 hours', ms: 86_400_000 },
+  { value: '7d', label: 'last 7 days', ms: 7 * 86_400_000 },
+  { value: 'custom', label: 'between…' },
+];
+
+interface Filters {
+  q: string;
+  status: string;
+  service: string;
+  range: string;
+  /** datetime-local strings, only with range=custom. */
+  from: string;
+  to: string;
+}
+
+function filtersFrom(params: URLSearchParams): Filters {
+  return {
+    q: params.get('q') ?? '',
+    status: params.get('status') ?? '',
+    service: params.get('service') ?? '',
+    range: params.get('range') ?? '',
+    from: params.get('from') ?? '',
+    to: params.get('to') ?? '',
+  };
+}
+
+function filtersToParams(filters: Filters): URLSearchParams {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(filters)) {
+    if (!value) continue;
+    if ((key === 'from' || key === 'to') && filters.range !== 'custom') continue;
+    params.set(key, value);
+  }
+  return params;
+}
+
+function timeWindow(filters: Filters, now: number): { from?: number; to?: number } {
+  if (filters.range === 'custom') {
+    const from = filters.from ? new Date(filters.from).getTime() : NaN;
+    const to = filters.to ? new Date(filters.to).getTime() : NaN;
+    return { from: Number.isFinite(from) ? from : undefined, to: Number.isFinite(to) ? to : undefined };
+  }
+  const range = RANGES.find((r) => r.value === filters.range);
+  return range?.ms ? { from: now - range.ms } : {};
+}
+
+function toQuery(filters: Filters, now: number): ChainQuery {
+  return {
+    q: filters.q.trim() || undefined,
+    // The collector filters by chain status; "redelivered" is a flag on the summary, filtered here.
+    status: filters.status && filters.status !== 'redelivered' ? filters.status : undefined,
+    service: filters.service || undefined,
+    ...timeWindow(filters, now),
+    limit: PAGE_SIZE,
+  };
+}
+
+/** Would the collector have returned this chain for these filters? (For live events.) */
+function matches(chain: ChainSummary, filters: Filters, now: number): boolean {
+  if (filters.status) {
+    const ok =
+      filters.status === 'redelivered'
+        ? chain.redelivered
+        : chain.status === filters.status || chain.problems.includes(filters.status as ChainSummary['status']);
+    if (!ok) return false;
+  }
+  if (filters.service && !chain.services.includes(filters.service)) return false;
+  const q = filters.q.trim();
+  // A live summary has no message ids; a search by message id finds its chain on the next query.
+  if (q && chain.correlationId !== q && !chain.traceIds.includes(q) && !chain.correlationId.includes(q)) return false;
+  const { from, to } = timeWindow(filters, now);
+  if (from !== undefined && chain.startTs < from) return false;
+  if (to !== undefined && chain.startTs > to) return false;
+  return true;
+}
+
+/** Filters the collector has no parameter for, applied to each page. */
+function keep(items: ChainSummary[], filters: Filters): ChainSummary[] {
+  return filters.status === 'redelivered' ? items.filter((c) => c.redelivered) : items;
+}
+
+type Load = { state: 'loading' } | { state: 'error'; error: Error } | { state: 'ready' };
+
+export function ChainList({ params }: { params: URLSearchParams }) {
+  const [filters, setFilters] = useState<Filters>(() => filtersFrom(params));
+  const [search, setSearch] = useState(filters.q);
+  const [items, setItems] = useState<ChainSummary[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [load, setLoad] = useState<Load>({ state: 'loading' });
+  const [loadingMore, setLoadingMore] = useState(false);
+  const [moreError, setMoreError] = useState<Error | undefined>();
+  const [fresh, setFresh] = useState<Map<string, number>>(new Map());
+  const [services, setServices] = useState<string[]>([]);
+  const [now, setNow] = useState(() => Date.now());
+  const [active, setActive] = useState(-1);
+  const [reload, setReload] = useState(0);
+  const searchBox = useRef<HTMLInputElement>(null);
+  const filtersRef = useRef(filters);
+  filtersRef.current = filters;
+  const cursorRef = useRef(cursor);
+  cursorRef.current = cursor;
+
+  // Relative times ("3 m ago") stay true.
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 15_000);
+    return () => clearInterval(timer);
+  }, []);
+
+  // The service filter offers every service the collector has seen.
+  useEffect(() => {
+    api.topology({ from: 0 }).then(
+      (topology) => setServices(topology.nodes.filter((n) => n.kind === 'service').map((n) => n.label)),
+      () => undefined,
+    );
+  }, []);
+
+  useEffect(() => {
+    replaceHash(listHref(filtersToParams(filters)));
+    const controller = new AbortController();
+    setLoad({ state: 'loading' });
+    setActive(-1);
+    api.chains(toQuery(filters, Date.now()), controller.signal).then(
+      (list) => {
+        setItems(keep(list.items, filters));
+        setCursor(list.nextCursor);
+        setMoreError(undefined);
+        setLoad({ state: 'ready' });
+      },
+      (error: Error) => {
+        if (error.name !== 'AbortError') setLoad({ state: 'error', error });
+      },
+    );
+    return () => controller.abort();
+  }, [filters, reload]);
+
+  // Typing searches after a short pause; Enter searches at once.
+  useEffect(() => {
+    if (search === filters.q) return;
+    const timer = setTimeout(() => setFilters((f) => ({ ...f, q: search })), 300);
+    return () => clearTimeout(timer);
+  }, [search, filters.q]);
+
+  const onLive = useCallback((event: LiveChainEvent) => {
+    const chain = event.chain;
+    const stamp = Date.now();
+    setItems((current) => {
+      const at = current.findIndex((c) => c.correlationId === chain.correlationId);
+      if (at !== -1) {
+        const next = current.slice();
+        next[at] = chain;
+        return next;
+      }
+      if (!matches(chain, filtersRef.current, stamp)) return current;
+      // Newest first by start time; an older chain beyond the loaded page arrives with "load more".
+      const last = current.at(-1);
+      if (last && cursorRef.current !== null && chain.startTs < last.startTs) return current;
+      const next = current.slice();
+      let insertAt = next.findIndex((c) => c.startTs < chain.startTs);
+      if (insertAt === -1) insertAt = next.length;
+      next.splice(insertAt, 0, chain);
+      return next;
+    });
+    setFresh((current) => {
+      const next = new Map(current);
+      next.set(chain.correlationId, stamp);
+      return next;
+    });
+    setServices((current) => {
+      const missing = chain.services.filter((s) => !current.includes(s));
+      return missing.length ? [...current, ...missing] : current;
+    });
+  }, []);
+  const liveState = useLive(onLive);
+
+  const loadMore = () => {
+    if (!cursor || loadingMore) return;
+    setLoadingMore(true);
+    api.chains({ ...toQuery(filters, Date.now()), cursor }).then(
+      (list) => {
+        setItems((current) => {
+          const seen = new Set(current.map((c) => c.correlationId));
+          return [...current, ...keep(list.items, filters).filter((c) => !seen.has(c.correlationId))];
+        });
+        setCursor(list.nextCursor);
+        setMoreError(undefined);
+        setLoadingMore(false);
+      },
+      (error: Error) => {
+        setMoreError(error);
+        setLoadingMore(false);
+      },
+    );
+  };
+
+  // `/` focuses the search; j/k move through the rows; Enter opens one.
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      const target = event.target as HTMLElement | null;
+      if (target && /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName)) {
+        if (event.key === 'Escape') target.blur();
+        return;
+      }
+      if (event.key === '/') {
+        event.preventDefault();
+        searchBox.current?.focus();
+      } else if (event.key === 'j' || event.key === 'ArrowDown') {
+        event.preventDefault();
+        setActive((a) => Math.min(items.length - 1, a + 1));
+      } else if (event.key === 'k' || event.key === 'ArrowUp') {
+        event.preventDefault();
+        setActive((a) => Math.max(0, a - 1));
+      } else if (event.key === 'Enter' && active >= 0 && items[active]) {
+        location.hash = chainHref(items[active].correlationId);
+      }
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, [items, active]);
+
+  useEffect(() => {
+    if (active >= 0) document.querySelector(`[data-chain-row][data-index="${active}"]`)?.scrollIntoView({ block: 'nearest' });
+  }, [active]);
+
+  const serviceOptions = useMemo(() => {
+    const all = new Set(services);
+    for (const item of items) for (const s of item.services) all.add(s);
+    if (filters.service) all.add(filters.service);
+    return [...all].sort();
+  }, [services, items, filters.service]);
+
+  const filtered = Boolean(filters.q || filters.status || filters.service || filters.range);
+  const set = (patch: Partial<Filters>) => setFilters((f) => ({ ...f, ...patch }));
+
+  return (
+    <div class="page list-page" data-testid="chain-list">
+      <form
+        class="filters"
+        role="search"
+        onSubmit={(event) => {
+          event.preventDefault();
+          set({ q: search });
+        }}
+      >
+        <input
+          ref={searchBox}
+          type="search"
+          class="search"
+          placeholder="Search by correlation id, message id or trace id   ( / )"
+          value={search}
+          onInput={(event) => setSearch((event.target as HTMLInputElement).value)}
+          aria-label="Search by correlation id, message id or trace id"
+          data-testid="search"
+          spellcheck={false}
+          autocomplete="off"
+        />
+        <select value={filters.status} onChange={(e) => set({ status: (e.target as HTMLSelectElement).value })} aria-label="Status" data-testid="filter-status">
+          <option value="">any status</option>
+          {FILTER_STATUSES.map((status) => (
+            <option value={status} key={status}>
+              {statusLabel(status)}
+            </option>
+          ))}
+        </select>
+        <select value={filters.service} onChange={(e) => set({ service: (e.target as HTMLSelectElement).value })} aria-label="Service" data-testid="filter-service">
+          <option value="">any service</option>
+          {serviceOptions.map((service) => (
+            <option value={service} key={service}>
+              {service}
+            </option>
+          ))}
+        </select>
+        <select value={filters.range} onChange={(e) => set({ range: (e.target as HTMLSelectElement).value })} aria-label="Time range" data-testid="filter-range">
+          {RANGES.map((range) => (
+            <option value={range.value} key={range.value}>
+              {range.label}
+            </option>
+          ))}
+        </select>
+        {filters.range === 'custom' && (
+          <span class="custom-range">
+            <input type="datetime-local" value={filters.from} onChange={(e) => set({ from: (e.target as HTMLInputElement).value })} aria-label="From" />
+            <span class="muted">to</span>
+            <input type="datetime-local" value={filters.to} onChange={(e) => set({ to: (e.target as HTMLInputElement).value })} aria-label="To" />
+          </span>
+        )}
+        {filtered && (
+          <button
+            type="button"
+            class="btn btn-small"
+            onClick={() => {
+              setSearch('');
+              setFilters({ q: '', status: '', service: '', range: '', from: '', to: '' });
+            }}
+          >
+            clear filters
+          </button>
+        )}
+        <span class={`live live-${liveState}`} data-testid="live-state" title="New and changed chains appear here without reloading">
+          <span class="live-dot" aria-hidden="true" />
+          {liveState === 'live' ? 'live' : liveState === 'connecting' ? 'connecting…' : 'reconnecting…'}
+        </span>
+      </form>
+
+      {load.state === 'loading' && items.length === 0 && <Loading what="chains" />}
+      {load.state === 'error' && <ErrorBox error={load.error} onRetry={() => setReload((n) => n + 1)} />}
+      {load.state !== 'error' && !(load.state === 'loading' && items.length === 0) && items.length === 0 && (
+        <EmptyList filtered={filtered} />
+      )}
+      {load.state !== 'error' && items.length > 0 && (
+        <table class={`chains${load.state === 'loading' ? ' stale' : ''}`} data-testid="chains-table">
+          <thead>
+            <tr>
+              <th>status</th>
+              <th>started</th>
+              <th>chain</th>
+              <th>services</th>
+              <th class="num">hops</th>
+              <th class="num">duration</th>
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((chain, index) => (
+              <ChainRow
+                key={chain.correlationId}
+                chain={chain}
+                index={index}
+                now={now}
+                active={index === active}
+                freshAt={fresh.get(chain.correlationId)}
+              />
+            ))}
+          </tbody>
+        </table>
+      )}
+      {load.state === 'ready' && items.length > 0 && (
+        <div class="more">
+          {cursor ? (
+            <button type="button" class="btn" onClick={loadMore} disabled={loadingMore} data-testid="load-more">
+              {loadingMore ? 'loading…' : 'load older chains'}
+            </button>
+          ) : (
+            <span class="muted">{items.length} chain{items.length === 1 ? '' : 's'} · that's all</span>
+          )}
+          {moreError && <p class="error-message">{moreError.message}</p>}
+        </div>
+      )}
+      <p class="keys muted">
+        <kbd>/</kbd> search · <kbd>j</kbd>/<kbd>k</kbd> move · <kbd>Enter</kbd> open
+      </p>
+    </div>
+  );
+}
+
+function EmptyList({ filtered }: { filtered: boolean }) {
+  if (filtered) {
+    return (
+      <div class="state state-empty" data-testid="empty">
+        <strong>No chains match these filters.</strong>
+      </div>
+    );
+  }
+  const ingest = new URL('v1/hops', document.baseURI).href;
+  const origin = new URL('.', document.baseURI).href.replace(/\/$/, '');
+  return (
+    <div class="state state-empty" data-testid="empty">
+      <strong>No chains yet — point your services' transport at this collector.</strong>
+      <p>
+        Hop records go to <code>{ingest}</code>. In each service:
+      </p>
+      <pre class="snippet">{`HOPTRACE_URL=${origin} node your-service.js`}</pre>
+      <p class="muted">Chains show up here as soon as the first hop arrives.</p>
+    </div>
+  );
+}
+
+function ChainRow({ chain, index, now, active, freshAt }: { chain: ChainSummary; index: number; now: number; active: boolean; freshAt: number | undefined }) {
+  const href = chainHref(chain.correlationId);
+  const label = chain.rootRoutingKey ?? chain.rootMessageType;
+  const extra = chain.problems.filter((p) => p !== chain.status);
+  return (
+    <tr
+      class={`chain-row${active ? ' active' : ''}${freshAt ? ' fresh' : ''}`}
+      // Re-keying the animation restarts the flash for every update.
+      key={freshAt}
+      onClick={(event) => {
+        if ((event.target as HTMLElement).closest('a')) return;
+        location.hash = href;
+      }}
+      data-chain-row
+      data-index={index}
+      data-correlation-id={chain.correlationId}
+      data-status={chain.status}
+    >
+      <td>
+        <div class="badges">
+          <StatusBadge status={chain.status} />
+          {extra.map((p) => (
+            <StatusBadge status={p} small key={p} />
+          ))}
+          {chain.redelivered && <StatusBadge status="redelivered" small />}
+        </div>
+      </td>
+      <td class="when" title={new Date(chain.startTs).toString()}>
+        <span class="mono">{formatClock(chain.startTs)}</span>
+        <span class="muted small">{formatAgo(chain.startTs, now)}</span>
+      </td>
+      <td class="what">
+        {label && (
+          <span class="root-key" title={chain.rootMessageType ? `type ${chain.rootMessageType}` : undefined}>
+            {label}
+          </span>
+        )}
+        <a href={href} class="cid mono" title={chain.correlationId} data-testid="chain-link">
+          {shortId(chain.correlationId, 18)}
+        </a>
+      </td>
+      <td class="svcs">
+        {chain.services.map((s) => (
+          <span class="svc-chip" key={s}>
+            {s}
+          </span>
+        ))}
+      </td>
+      <td class="num">{chain.hopCount}</td>
+      <td class="num">{formatDuration(chain.durationMs)}</td>
+    </tr>
+  );
+}

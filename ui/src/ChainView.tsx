@@ -1,0 +1,291 @@
+/**
+ * One chain: header (status, problems, first failure, exports), the timeline,
+ * the causal tree and the selected hop's detail, with step-through.
+ */
+import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
+import type { ChainDetail, UiConfig } from '../../collector/api-types.ts';
+import { api, subscribeLive } from './api.ts';
+import { CausalTree } from './CausalTree.tsx';
+import { buildChainModel, type ChainModel } from './chain-model.ts';
+import { formatDateTime, formatDuration, shortId } from './format.ts';
+import { HopDetail } from './HopDetail.tsx';
+import { jaegerTraceUrl } from './jaeger.ts';
+import { chainHref, replaceHash } from './router.ts';
+import { StatusBadge } from './status.tsx';
+import { Timeline } from './Timeline.tsx';
+import { layoutTimeline } from './timeline-layout.ts';
+import { ErrorBox, Loading } from './states.tsx';
+
+type Load = { state: 'loading' } | { state: 'error'; error: Error } | { state: 'ready'; detail: ChainDetail };
+
+interface Props {
+  correlationId: string;
+  seq: number | undefined;
+  config: UiConfig | undefined;
+}
+
+export function ChainView({ correlationId, seq, config }: Props) {
+  const [load, setLoad] = useState<Load>({ state: 'loading' });
+  const [reloadToken, setReloadToken] = useState(0);
+
+  useEffect(() => {
+    const controller = new AbortController();
+    api.chain(correlationId, controller.signal).then(
+      (detail) => setLoad({ state: 'ready', detail }),
+      (error: Error) => {
+        if (error.name !== 'AbortError') setLoad((prev) => (prev.state === 'ready' ? prev : { state: 'error', error }));
+      },
+    );
+    return () => controller.abort();
+  }, [correlationId, reloadToken]);
+
+  // A chain still in flight grows: refetch when the collector says it changed,
+  // at most once a second.
+  useEffect(() => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const unsubscribe = subscribeLive((event) => {
+      if (event.chain.correlationId !== correlationId || timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        setReloadToken((n) => n + 1);
+      }, 1000);
+    });
+    return () => {
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+    };
+  }, [correlationId]);
+
+  if (load.state === 'loading') return <Loading what={`chain ${correlationId}`} />;
+  if (load.state === 'error') {
+    return (
+      <div class="page">
+        <BackLink />
+        <ErrorBox error={load.error} onRetry={() => setReloadToken((n) => n + 1)} />
+      </div>
+    );
+  }
+  return <ChainLoaded detail={load.detail} seq={seq} config={config} />;
+}
+
+function BackLink() {
+  return (
+    <a class="back" href="#/">
+      ← all chains
+    </a>
+  );
+}
+
+function ChainLoaded({ detail, seq, config }: { detail: ChainDetail; seq: number | undefined; config: UiConfig | undefined }) {
+  const model = useMemo(() => buildChainModel(detail), [detail]);
+  const layout = useMemo(() => layoutTimeline(model.hops, detail.services), [model, detail.services]);
+  const count = model.hops.length;
+
+  const initialIndex = seq !== undefined ? (model.indexBySeq.get(seq) ?? model.initialIndex) : model.initialIndex;
+  // The selection is a hop id, so a refreshed chain (live update) keeps the hop the person was looking at.
+  const [selectedId, setSelectedId] = useState<number | undefined>(() => model.hops[initialIndex]?.id);
+  const selected = (selectedId !== undefined ? model.indexById.get(selectedId) : undefined) ?? initialIndex;
+  const [centerToken, setCenterToken] = useState(0);
+
+  const select = useCallback(
+    (index: number) => {
+      if (!count) return;
+      const clamped = Math.max(0, Math.min(count - 1, index));
+      setSelectedId(model.hops[clamped].id);
+      replaceHash(chainHref(detail.correlationId, model.hops[clamped].seq));
+    },
+    [model, count, detail.correlationId],
+  );
+
+  // The URL names the hop: opening on a first failure, it says so.
+  useEffect(() => {
+    if (count && selected < count) replaceHash(chainHref(detail.correlationId, model.hops[selected].seq));
+    // Only on open; later moves go through select().
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [detail.correlationId]);
+
+  // Back/forward or an edited URL inside the same chain.
+  useEffect(() => {
+    if (seq === undefined) return;
+    const index = model.indexBySeq.get(seq);
+    if (index !== undefined && index !== selected) {
+      setSelectedId(model.hops[index].id);
+      setCenterToken((n) => n + 1);
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [seq]);
+
+  const failureIndex = detail.firstFailure ? model.indexById.get(detail.firstFailure.hopId) : undefined;
+  const goToFailure = useCallback(() => {
+    if (failureIndex !== undefined) {
+      select(failureIndex);
+      setCenterToken((n) => n + 1);
+    }
+  }, [failureIndex, select]);
+
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+      const target = event.target as HTMLElement | null;
+      if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+      let handled = true;
+      switch (event.key) {
+        case 'j':
+        case 'ArrowDown':
+        case 'ArrowRight':
+          select(selected + 1);
+          break;
+        case 'k':
+        case 'ArrowUp':
+        case 'ArrowLeft':
+          select(selected - 1);
+          break;
+        case 'Home':
+        case 'g':
+          select(0);
+          break;
+        case 'End':
+        case 'G':
+          select(count - 1);
+          break;
+        case 'f':
+          goToFailure();
+          break;
+        case 'Escape':
+          location.hash = '#/';
+          break;
+        default:
+          handled = false;
+      }
+      if (handled) event.preventDefault();
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, [select, selected, count, goToFailure]);
+
+  const hop = model.hops[selected];
+  const message = hop ? model.messages.get(hop.messageId) : undefined;
+  const onSelectMessage = useCallback(
+    (messageId: string) => {
+      const row = model.treeRows[model.treeIndex.get(messageId) ?? -1];
+      const index = row?.firstSeq !== undefined ? model.indexBySeq.get(row.firstSeq) : undefined;
+      if (index !== undefined) select(index);
+    },
+    [model, select],
+  );
+
+  return (
+    <div class="chain-page" data-testid="chain-view" data-correlation-id={detail.correlationId}>
+      <ChainHeader detail={detail} model={model} config={config} onFailure={goToFailure} />
+      <div class="stepbar" role="toolbar" aria-label="Step through hops">
+        <button type="button" class="btn" onClick={() => select(selected - 1)} disabled={selected <= 0} data-testid="prev-hop" title="previous hop (k or ↑)">
+          ◀ previous
+        </button>
+        <span class="step-pos" data-testid="step-position">
+          hop <strong>{count ? selected + 1 : 0}</strong> of {count}
+        </span>
+        <button type="button" class="btn" onClick={() => select(selected + 1)} disabled={selected >= count - 1} data-testid="next-hop" title="next hop (j or ↓)">
+          next ▶
+        </button>
+        {failureIndex !== undefined && (
+          <button type="button" class="btn btn-bad" onClick={goToFailure} data-testid="goto-failure" title="first failure (f)">
+            ⚑ first failure
+          </button>
+        )}
+        <span class="keys muted" data-testid="keyboard-help">
+          <kbd>j</kbd>/<kbd>↓</kbd> next · <kbd>k</kbd>/<kbd>↑</kbd> previous · <kbd>g</kbd>/<kbd>G</kbd> first/last · <kbd>f</kbd> first failure · <kbd>Esc</kbd> back to list
+        </span>
+      </div>
+      {count === 0 ? (
+        <p class="empty">This chain has no hops.</p>
+      ) : (
+        <div class="chain-body">
+          <Timeline model={model} layout={layout} selected={selected} onSelect={select} centerToken={centerToken} />
+          <aside class="side">
+            <div class="side-head">
+              Causal tree <span class="muted">({model.treeRows.length} message{model.treeRows.length === 1 ? '' : 's'})</span>
+            </div>
+            <CausalTree model={model} selectedMessageId={hop?.messageId} onSelectMessage={onSelectMessage} />
+            <div class="side-head">Hop detail</div>
+            <div class="detail-scroll">
+              {hop && <HopDetail hop={hop} message={message} skew={model.skewByService.get(hop.service)} config={config} />}
+            </div>
+          </aside>
+        </div>
+      )}
+    </div>
+  );
+}
+
+function ChainHeader({ detail, model, config, onFailure }: { detail: ChainDetail; model: ChainModel; config: UiConfig | undefined; onFailure: () => void }) {
+  const failure = detail.firstFailure;
+  const failureHop = failure ? model.hops[model.indexById.get(failure.hopId) ?? -1] : undefined;
+  const skewed = detail.skew.filter((s) => !s.reference && s.offsetMs !== 0);
+  return (
+    <header class="chain-head">
+      <div class="chain-head-row">
+        <BackLink />
+        <StatusBadge status={detail.status} />
+        <h1 class="chain-id" title="correlation id">
+          {detail.correlationId}
+        </h1>
+      </div>
+      <div class="chain-head-row facts">
+        <span>
+          <span class="muted">started</span> {formatDateTime(detail.startTs)}
+        </span>
+        <span>
+          <span class="muted">took</span> {formatDuration(detail.durationMs)}
+        </span>
+        <span>
+          {detail.hopCount} hops · {detail.messageCount} messages
+        </span>
+        <span>
+          <span class="muted">services</span> {detail.services.join(', ')}
+        </span>
+        {detail.problems.length > 0 && (
+          <span class="problems" data-testid="problems">
+            <span class="muted">problems</span> {detail.problems.map((p) => <StatusBadge status={p} small key={p} />)}
+          </span>
+        )}
+      </div>
+      {failure && (
+        <div class="failure-line" data-testid="first-failure">
+          <span class="failure-tag">first failure</span>
+          <button type="button" class="linklike" onClick={onFailure}>
+            #{failureHop?.seq ?? '?'} {failure.kind} in {failureHop?.service ?? '?'}
+          </button>
+          <span class="failure-reason">{failure.reason}</span>
+        </div>
+      )}
+      <div class="chain-head-row facts">
+        {skewed.length > 0 && (
+          <span class="skew-summary" data-testid="skew-summary" title="Timestamps were shifted for layout only; the detail panel shows raw and adjusted times">
+            ⚠ clock skew: {skewed.map((s) => `${s.service} ${s.offsetMs > 0 ? '+' : '−'}${formatDuration(Math.abs(s.offsetMs))}`).join(', ')}
+          </span>
+        )}
+        {detail.traceIds.map((traceId) => {
+          const url = jaegerTraceUrl(config, traceId);
+          return (
+            <span key={traceId} class="trace">
+              <span class="muted">trace</span> <code title={traceId}>{shortId(traceId, 8)}</code>
+              {url && (
+                <a href={url} target="_blank" rel="noopener noreferrer" class="ext-link" data-testid="jaeger-link">
+                  view in Jaeger ↗
+                </a>
+              )}
+            </span>
+          );
+        })}
+        <span class="exports">
+          <a class="btn btn-small" href={api.exportUrl(detail.correlationId, 'jaeger')} download={`${detail.correlationId}.jaeger.json`}>
+            ⤓ Jaeger JSON
+          </a>
+          <a class="btn btn-small" href={api.exportUrl(detail.correlationId, 'otlp')} download={`${detail.correlationId}.otlp.json`}>
+            ⤓ OTLP JSON
+          </a>
+        </span>
+      </div>
+    </header>
+  );
+}

@@ -1,0 +1,90 @@
+/** Durations, times and labels as people read them. */
+
+/** `0.4 ms`, `123 ms`, `12.3 s`, `12 m 5 s`, `3 h 12 m`, `2 d 4 h`. */
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return '–';
+  const sign = ms < 0 ? '−' : '';
+  const abs = Math.abs(ms);
+  if (abs < 1) return `${sign}${abs.toFixed(2)} ms`;
+  if (abs < 10) return `${sign}${abs.toFixed(1)} ms`;
+  if (abs < 1000) return `${sign}${Math.round(abs)} ms`;
+  const s = abs / 1000;
+  if (s < 10) return `${sign}${s.toFixed(2)} s`;
+  if (s < 60) return `${sign}${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) {
+    const rest = Math.round(s - m * 60);
+    return rest ? `${sign}${m} m ${rest} s` : `${sign}${m} m`;
+  }
+  const h = Math.floor(m / 60);
+  if (h < 24) {
+    const rest = m - h * 60;
+    return rest ? `${sign}${h} h ${rest} m` : `${sign}${h} h`;
+  }
+  const d = Math.floor(h / 24);
+  const rest = h - d * 24;
+  return rest ? `${sign}${d} d ${rest} h` : `${sign}${d} d`;
+}
+
+/** A signed offset: `+340 ms`, `−1.20 s`. */
+export function formatOffset(ms: number): string {
+  if (ms === 0) return '±0 ms';
+  return ms > 0 ? `+${formatDuration(ms)}` : formatDuration(ms);
+}
+
+const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+
+/** Local wall-clock time with milliseconds: `14:03:12.345`. */
+export function formatClock(ts: number): string {
+  if (!Number.isFinite(ts)) return '–';
+  const d = new Date(ts);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+/** Local date and time: `2025-03-14 14:03:12.345`. */
+export function formatDateTime(ts: number): string {
+  if (!Number.isFinite(ts)) return '–';
+  const d = new Date(ts);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${formatClock(ts)}`;
+}
+
+/** ISO 8601 in UTC, keeping sub-millisecond digits when the record had them. */
+export function formatIsoUtc(ts: number): string {
+  if (!Number.isFinite(ts)) return '–';
+  const iso = new Date(ts).toISOString();
+  const fraction = ts - Math.floor(ts);
+  if (fraction === 0) return iso;
+  const micro = String(Math.round(fraction * 1000)).padStart(3, '0');
+  return iso.replace('Z', `${micro}Z`);
+}
+
+/** `just now`, `42 s ago`, `5 m ago`, `3 h ago`, else the date. */
+export function formatAgo(ts: number, now: number): string {
+  const diff = now - ts;
+  if (diff < 5_000) return 'just now';
+  if (diff < 60_000) return `${Math.round(diff / 1000)} s ago`;
+  if (diff < 3_600_000) return `${Math.round(diff / 60_000)} m ago`;
+  if (diff < 86_400_000) return `${Math.round(diff / 3_600_000)} h ago`;
+  return formatDateTime(ts).slice(0, 10);
+}
+
+/** `1.2/s`, `0.03/s`. */
+export function formatRate(perSec: number | undefined): string {
+  if (perSec === undefined || !Number.isFinite(perSec)) return '';
+  if (perSec >= 100) return `${Math.round(perSec)}/s`;
+  if (perSec >= 1) return `${perSec.toFixed(1)}/s`;
+  if (perSec >= 0.01) return `${perSec.toFixed(2)}/s`;
+  return `${(perSec * 60).toFixed(2)}/min`;
+}
+
+/** Exchange name as people say it: `""` is the default exchange. */
+export function exchangeLabel(exchange: string | undefined): string {
+  if (exchange === undefined) return '–';
+  return exchange === '' ? '(default exchange)' : exchange;
+}
+
+/** Middle-truncate a long id for a cell; the full value goes in a title. */
+export function shortId(id: string, keep = 10): string {
+  if (id.length <= keep * 2 + 1) return id;
+  return `${id.slice(0, keep)}…${id.slice(-keep + 2)}`;
+}

@@ -1,0 +1,50 @@
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import type { UiConfig } from '../../collector/api-types.ts';
+import { loadConfig } from './api.ts';
+import { ChainList } from './ChainList.tsx';
+import { ChainView } from './ChainView.tsx';
+import { useRoute } from './router.ts';
+import { TopologyPage } from './Topology.tsx';
+import './styles.css';
+
+function App() {
+  const route = useRoute();
+  const [config, setConfig] = useState<UiConfig | undefined>();
+  useEffect(() => {
+    loadConfig().then(setConfig);
+  }, []);
+  useEffect(() => {
+    document.title = route.name === 'chain' ? `${route.correlationId} · hoptrace` : route.name === 'topology' ? 'topology · hoptrace' : 'hoptrace';
+  }, [route]);
+
+  return (
+    <div class={`app route-${route.name}`}>
+      <nav class="topbar">
+        <a class="brand" href="#/">
+          <span class="brand-mark" aria-hidden="true">◆</span> hoptrace
+        </a>
+        <a class={`nav${route.name === 'list' || route.name === 'chain' ? ' current' : ''}`} href="#/">
+          chains
+        </a>
+        <a class={`nav${route.name === 'topology' ? ' current' : ''}`} href="#/topology">
+          topology
+        </a>
+        <span class="spacer" />
+        {config && <span class="muted small">collector {config.version}</span>}
+      </nav>
+      <main class="main">
+        {route.name === 'list' && <ChainList params={route.params} />}
+        {route.name === 'chain' && <ChainView key={route.correlationId} correlationId={route.correlationId} seq={route.seq} config={config} />}
+        {route.name === 'topology' && <TopologyPage params={route.params} />}
+        {route.name === 'not-found' && (
+          <div class="page state">
+            <strong>Nothing lives at this address.</strong> <a href="#/">Back to the chains.</a>
+          </div>
+        )}
+      </main>
+    </div>
+  );
+}
+
+render(<App />, document.getElementById('app')!);

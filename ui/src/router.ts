@@ -1,0 +1,63 @@
+/**
+ * Hash routing, so deep links work from the collector's static file server:
+ *   #/                          chains list (filters in the query: #/?status=failed&q=…)
+ *   #/chains/:id                one chain, opened on its first failure (or first hop)
+ *   #/chains/:id/hops/:seq      one chain with hop `seq` selected
+ *   #/topology                  the observed topology
+ */
+import { useEffect, useState } from 'preact/hooks';
+
+export type Route =
+  | { name: 'list'; params: URLSearchParams }
+  | { name: 'chain'; correlationId: string; seq: number | undefined }
+  | { name: 'topology'; params: URLSearchParams }
+  | { name: 'not-found'; path: string };
+
+export function parseHash(hash: string): Route {
+  const raw = hash.replace(/^#/, '') || '/';
+  const queryAt = raw.indexOf('?');
+  const path = queryAt === -1 ? raw : raw.slice(0, queryAt);
+  const params = new URLSearchParams(queryAt === -1 ? '' : raw.slice(queryAt + 1));
+  const parts = path.split('/').filter(Boolean);
+  if (parts.length === 0) return { name: 'list', params };
+  if (parts[0] === 'topology' && parts.length === 1) return { name: 'topology', params };
+  if (parts[0] === 'chains' && parts.length >= 2) {
+    let correlationId: string;
+    try {
+      correlationId = decodeURIComponent(parts[1]);
+    } catch {
+      return { name: 'not-found', path };
+    }
+    if (parts.length === 2) return { name: 'chain', correlationId, seq: undefined };
+    if (parts.length === 4 && parts[2] === 'hops' && /^\d+$/.test(parts[3])) {
+      return { name: 'chain', correlationId, seq: Number(parts[3]) };
+    }
+  }
+  return { name: 'not-found', path };
+}
+
+export function chainHref(correlationId: string, seq?: number): string {
+  const base = `#/chains/${encodeURIComponent(correlationId)}`;
+  return seq === undefined ? base : `${base}/hops/${seq}`;
+}
+
+export function listHref(params?: URLSearchParams): string {
+  const query = params?.toString();
+  return query ? `#/?${query}` : '#/';
+}
+
+/** Change the URL without adding a history entry (step-through, filter typing). */
+export function replaceHash(hash: string): void {
+  if (location.hash === hash) return;
+  history.replaceState(history.state, '', hash);
+}
+
+export function useRoute(): Route {
+  const [route, setRoute] = useState(() => parseHash(location.hash));
+  useEffect(() => {
+    const onChange = () => setRoute(parseHash(location.hash));
+    addEventListener('hashchange', onChange);
+    return () => removeEventListener('hashchange', onChange);
+  }, []);
+  return route;
+}

@@ -1,0 +1,61 @@
+/** Status badges: one colour per status, the word always written out (never colour alone). */
+import type { MessageStatus } from '../../collector/api-types.ts';
+
+export type BadgeStatus = MessageStatus | 'redelivered';
+
+/** Every status the filters offer, worst first (mirrors STATUS_SEVERITY, plus `redelivered`). */
+export const FILTER_STATUSES: readonly BadgeStatus[] = [
+  'dead-lettered',
+  'failed',
+  'redelivery-loop',
+  'unroutable',
+  'lost',
+  'stuck',
+  'redelivered',
+  'in-flight',
+  'ok',
+];
+
+const LABELS: Record<BadgeStatus, string> = {
+  'dead-lettered': 'dead-lettered',
+  failed: 'failed',
+  'redelivery-loop': 'redelivery loop',
+  unroutable: 'unroutable',
+  lost: 'lost',
+  stuck: 'stuck',
+  redelivered: 'redelivered',
+  'in-flight': 'in flight',
+  ok: 'ok',
+};
+
+const ICONS: Record<BadgeStatus, string> = {
+  'dead-lettered': '☠',
+  failed: '✕',
+  'redelivery-loop': '⟳',
+  unroutable: '⊘',
+  lost: '?',
+  stuck: '⏸',
+  redelivered: '↻',
+  'in-flight': '…',
+  ok: '✓',
+};
+
+export function statusLabel(status: string): string {
+  return LABELS[status as BadgeStatus] ?? status;
+}
+
+/** CSS class for a status; unknown statuses (a newer collector) get a neutral one. */
+export function statusClass(status: string): string {
+  return status in LABELS ? `st-${status}` : 'st-unknown';
+}
+
+export function StatusBadge({ status, small }: { status: string; small?: boolean }) {
+  return (
+    <span class={`badge ${statusClass(status)}${small ? ' badge-sm' : ''}`} data-status={status}>
+      <span class="badge-icon" aria-hidden="true">
+        {ICONS[status as BadgeStatus] ?? '•'}
+      </span>
+      {statusLabel(status)}
+    </span>
+  );
+}
