@@ -68,6 +68,24 @@ export const Attr = {
   HOPTRACE_REPLY_TEXT: 'hoptrace.reply_text',
   HOPTRACE_CONSUMER_TAG: 'hoptrace.consumer_tag',
   HOPTRACE_MESSAGE_TYPE: 'hoptrace.message_type',
+  /** Dead-letter history, rendered `queue (reason ×count), …`, on exported consumer spans. */
+  HOPTRACE_DEATH: 'hoptrace.death',
+  /** A service's estimated clock offset (ms) in a chain, on exported resources / Jaeger processes. */
+  HOPTRACE_CLOCK_OFFSET_MS: 'hoptrace.clock_offset_ms',
+  /** An exported span's parent span id when that parent is not part of the chain. */
+  HOPTRACE_PARENT_SPAN_ID: 'hoptrace.parent_span_id',
+  HOPTRACE_VERSION: 'hoptrace.version',
+} as const;
+
+/** Jaeger's own tag and log-field names (jaeger-idl / Jaeger UI conventions). */
+export const JaegerTags = {
+  SPAN_KIND: 'span.kind',
+  ERROR: 'error',
+  /** Log field naming the event; an error log has `event: error`. */
+  EVENT: 'event',
+  EVENT_ERROR: 'error',
+  OTEL_STATUS_CODE: 'otel.status_code',
+  OTEL_STATUS_DESCRIPTION: 'otel.status_description',
 } as const;
 
 /** Span event names. */
