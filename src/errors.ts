@@ -28,6 +28,8 @@ export const ErrorCodes = {
   STORE: 'HOPTRACE_ERR_STORE',
   /** A file given to `hoptrace import` could not be read. */
   IMPORT_FILE: 'HOPTRACE_ERR_IMPORT_FILE',
+  /** An incoming message header was malformed and ignored (a warning; the message is still delivered). */
+  MALFORMED_HEADER: 'HOPTRACE_ERR_MALFORMED_HEADER',
   /** Our own telemetry (logger, hook, exporter) failed; contained, never thrown into user code. */
   TELEMETRY: 'HOPTRACE_ERR_TELEMETRY',
   /** Anything else: a bug in hoptrace. */

@@ -1,2 +1,26 @@
-export { HOP_KINDS, HOP_SCHEMA_VERSION } from './hop.ts';
-export type { HopRecord, HopKind } from './hop.ts';
+/**
+ * hoptrace: drop-in amqplib wrappers that carry trace, correlation and
+ * causation ids and log every hop a message makes.
+ */
+export { instrument } from './instrument.ts';
+export { connect } from './connect.ts';
+export { currentHopContext, hoptraceMixin } from './context.ts';
+export { telemetryStats } from './internal/telemetry.ts';
+export {
+  ErrorCodes,
+  HoptraceError,
+  ConfigError,
+  ValidationError,
+  AuthError,
+  NotFoundError,
+  StoreError,
+  TelemetryError,
+} from './errors.ts';
+export { HOP_KINDS, HOP_SCHEMA_VERSION, HOP_LOG_KEY } from './hop.ts';
+
+export type { HoptraceOptions, CapturePayloadOptions, HoptraceHooks, PayloadInfo } from './options.ts';
+export type { SocketOptions } from './connect.ts';
+export type { HopContext, HoptraceLogFields } from './context.ts';
+export type { TelemetryStats } from './internal/telemetry.ts';
+export type { ErrorCode, ErrorBody } from './errors.ts';
+export type { HopRecord, HopKind, DeathEntry, HopError, HopOutcome, HopProperties } from './hop.ts';

@@ -1,0 +1,102 @@
+/**
+ * Identifiers hoptrace generates itself: W3C trace and span ids (used when no
+ * OpenTelemetry SDK is registered) and time-ordered UUIDv7 message ids.
+ */
+import { randomFillSync } from 'node:crypto';
+
+// One pooled buffer of random bytes, refilled when used up: a syscall per
+// 4 KiB instead of one per id on the publish/consume hot path.
+const POOL_SIZE = 4096;
+const pool = Buffer.allocUnsafe(POOL_SIZE);
+let poolOffset = POOL_SIZE;
+
+function takeRandom(n: number): number {
+  if (poolOffset + n > POOL_SIZE) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const at = poolOffset;
+  poolOffset += n;
+  return at;
+}
+
+function randomHex(n: number): string {
+  const at = takeRandom(n);
+  return pool.toString('hex', at, at + n);
+}
+
+const ZERO_TRACE_ID = '00000000000000000000000000000000';
+const ZERO_SPAN_ID = '0000000000000000';
+
+/** A W3C trace id: 32 lowercase hex chars, never all zero. */
+export function newTraceId(): string {
+  let id = randomHex(16);
+  while (id === ZERO_TRACE_ID) id = randomHex(16);
+  return id;
+}
+
+/** A W3C span id: 16 lowercase hex chars, never all zero. */
+export function newSpanId(): string {
+  let id = randomHex(8);
+  while (id === ZERO_SPAN_ID) id = randomHex(8);
+  return id;
+}
+
+// UUIDv7 (RFC 9562): 48-bit unix ms, version 7, a 12-bit counter in rand_a
+// (method 1, "fixed-length dedicated counter") so ids minted within the same
+// millisecond still sort in creation order, then variant 10 and 62 random bits.
+let lastMs = 0;
+let counter = 0;
+const uuidBytes = Buffer.allocUnsafe(16);
+
+/** A time-ordered UUIDv7 string, monotonic within this process. */
+export function uuidv7(): string {
+  let ms = Date.now();
+  if (ms > lastMs) {
+    lastMs = ms;
+    const at = takeRandom(2);
+    counter = ((pool[at]! << 8) | pool[at + 1]!) & 0x3ff; // start low: room to count up
+  } else {
+    ms = lastMs;
+    counter++;
+    if (counter > 0xfff) {
+      // Counter exhausted within one millisecond: borrow the next one.
+      lastMs = ++ms;
+      counter = 0;
+    }
+  }
+  uuidBytes.writeUIntBE(ms, 0, 6);
+  uuidBytes[6] = 0x70 | (counter >>> 8);
+  uuidBytes[7] = counter & 0xff;
+  const at = takeRandom(8);
+  pool.copy(uuidBytes, 8, at, at + 8);
+  uuidBytes[8] = (uuidBytes[8]! & 0x3f) | 0x80;
+  const h = uuidBytes.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** A parsed W3C `traceparent`. */
+export interface TraceParent {
+  traceId: string;
+  spanId: string;
+  /** Trace flags as a number (bit 0 = sampled). */
+  traceFlags: number;
+}
+
+// version 00 exactly; future versions may append fields after a dash (W3C §3.2.4).
+const TRACEPARENT_RE = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+
+/** Parse a `traceparent` header; `undefined` when it is not valid W3C. */
+export function parseTraceParent(value: string): TraceParent | undefined {
+  const m = TRACEPARENT_RE.exec(value.trim());
+  if (m === null) return undefined;
+  const version = m[1]!;
+  if (version === 'ff' || (version === '00' && m[5] !== undefined)) return undefined;
+  if (m[2] === ZERO_TRACE_ID || m[3] === ZERO_SPAN_ID) return undefined;
+  return { traceId: m[2]!, spanId: m[3]!, traceFlags: parseInt(m[4]!, 16) };
+}
+
+/** Format a version-00 `traceparent`. */
+export function formatTraceParent(traceId: string, spanId: string, traceFlags: number): string {
+  return `00-${traceId}-${spanId}-${traceFlags & 1 ? '01' : '00'}`;
+}
