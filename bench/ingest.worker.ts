@@ -1,0 +1,187 @@
+/**
+ * One ingest measurement in a process of its own. Modes:
+ *
+ * - `ceiling`: raw `node:sqlite` INSERTs of the same rows into the store's own
+ *   schema (same table, same indexes, same PRAGMAs), one transaction, every
+ *   value computed before the clock starts: what SQLite itself can take, with
+ *   nothing of ours (validation, canonical JSON, dedupe, chain summaries).
+ * - `store`: `SqliteStore.insertHops` in batches, in this process, no HTTP:
+ *   the store and chain engine without the server.
+ * - `http`: `POST /v1/hops` to a running collector with N requests in flight;
+ *   a hop counts when its request was answered 202 (committed).
+ *
+ * Hops come from lib/hop-gen.ts in arrival (time) order, with a seed that
+ * differs from the cached store's, so nothing is a duplicate of what is there.
+ */
+import { Agent, request } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { DatabaseSync } from 'node:sqlite';
+import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
+import { createSummarizer } from '../collector/ingest.ts';
+import { migrate } from '../collector/migrations.ts';
+import { dedupeKey, SqliteStore } from '../collector/sqlite-store.ts';
+import type { HopRecord } from '../src/hop.ts';
+import { workerMain } from './lib/child.ts';
+import { HopGenerator, hopsInTimeOrder } from './lib/hop-gen.ts';
+import { progressEvery } from './lib/progress.ts';
+
+export interface IngestInput {
+  mode: 'ceiling' | 'store' | 'http';
+  hops: number;
+  seed: number;
+  startTs: number;
+  chainGapMs: number;
+  /** Database file (ceiling, store). */
+  db?: string;
+  /** Collector base URL (http). */
+  url?: string;
+  /** Hops per request / per insertHops call. */
+  batch?: number;
+  /** Requests in flight (http). */
+  concurrency?: number;
+  /**
+   * http: generate and serialize each request's hops when it is sent instead
+   * of all up front (for a million hops, which would not fit in memory as
+   * objects). The client then competes for CPU with the collector.
+   */
+  lazy?: boolean;
+}
+
+export interface IngestOutput {
+  hops: number;
+  wallMs: number;
+  requests?: number;
+  /** Request latency percentiles (http), ms. */
+  latency?: { p50: number; p99: number };
+}
+
+export function generateHops(input: Pick<IngestInput, 'hops' | 'seed' | 'startTs' | 'chainGapMs'>): HopRecord[] {
+  const generator = new HopGenerator({ seed: input.seed, startTs: input.startTs, chainGapMs: input.chainGapMs });
+  return [...hopsInTimeOrder(generator, input.hops)];
+}
+
+function ceiling(input: IngestInput, hops: HopRecord[]): IngestOutput {
+  const db = new DatabaseSync(input.db!);
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA synchronous = FULL');
+  db.exec('PRAGMA cache_size = -65536');
+  migrate(db);
+  const rows = hops.map((hop) => {
+    const json = JSON.stringify(hop);
+    return [
+      dedupeKey(json),
+      hop.correlationId,
+      hop.messageId,
+      hop.traceId,
+      hop.service,
+      hop.kind,
+      hop.ts,
+      Date.now(),
+      hop.exchange ?? null,
+      hop.routingKey ?? null,
+      hop.queue ?? null,
+      json,
+    ] as const;
+  });
+  const insert = db.prepare(
+    `INSERT INTO hops (dedupe_key, correlation_id, message_id, trace_id, service, kind, ts, received_at, exchange, routing_key, queue, json)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const t0 = performance.now();
+  db.exec('BEGIN IMMEDIATE');
+  for (const row of rows) insert.run(...row);
+  db.exec('COMMIT');
+  const wallMs = performance.now() - t0;
+  db.close();
+  return { hops: rows.length, wallMs };
+}
+
+async function store(input: IngestInput, hops: HopRecord[]): Promise<IngestOutput> {
+  const s = new SqliteStore({ path: input.db!, summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS) });
+  const batch = input.batch ?? 1000;
+  const report = progressEvery(5_000);
+  const t0 = performance.now();
+  for (let i = 0; i < hops.length; i += batch) {
+    await s.insertHops(hops.slice(i, i + batch), Date.now());
+    report(() => `ingest: store direct ${i.toLocaleString('en-US')} / ${hops.length.toLocaleString('en-US')}`);
+  }
+  const wallMs = performance.now() - t0;
+  await s.close();
+  return { hops: hops.length, wallMs };
+}
+
+async function http(input: IngestInput): Promise<IngestOutput> {
+  const batch = input.batch ?? 100;
+  const total = input.hops;
+  const requests = Math.ceil(total / batch);
+  const serialize = (hops: HopRecord[]) => Buffer.from(hops.map((h) => JSON.stringify(h)).join('\n') + '\n');
+  let body: (i: number) => Buffer;
+  if (input.lazy) {
+    const stream = hopsInTimeOrder(new HopGenerator(input), total);
+    body = () => {
+      const hops: HopRecord[] = [];
+      for (let r = stream.next(); !r.done; r = stream.next()) {
+        hops.push(r.value);
+        if (hops.length === batch) break;
+      }
+      return serialize(hops);
+    };
+  } else {
+    // Bodies are serialized before the clock starts: the client's work is not the collector's.
+    const hops = generateHops(input);
+    const bodies: Buffer[] = [];
+    for (let i = 0; i < hops.length; i += batch) bodies.push(serialize(hops.slice(i, i + batch)));
+    body = (i) => bodies[i];
+  }
+  const agent = new Agent({ keepAlive: true, maxSockets: input.concurrency ?? 8 });
+  const url = new URL('/v1/hops', input.url);
+  const latencies: number[] = [];
+  let next = 0;
+  let accepted = 0;
+  const report = progressEvery(5_000);
+  const post = (body: Buffer) =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(
+        url,
+        { method: 'POST', agent, headers: { 'content-type': 'application/x-ndjson', 'content-length': body.length } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (res.statusCode !== 202) return reject(new Error(`POST /v1/hops answered ${res.statusCode}: ${text.slice(0, 500)}`));
+            resolve((JSON.parse(text) as { accepted: number }).accepted);
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  const lane = async () => {
+    while (next < requests) {
+      const b = body(next++);
+      const t = performance.now();
+      const n = await post(b); // not `accepted += await …`: that reads `accepted` before the await
+      accepted += n;
+      latencies.push(performance.now() - t);
+      report(() => `ingest: POST /v1/hops batch ${batch}: ${accepted.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} hops`);
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: input.concurrency ?? 8 }, lane));
+  const wallMs = performance.now() - t0;
+  agent.destroy();
+  if (accepted !== total) throw new Error(`the collector accepted ${accepted} of ${total} hops`);
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
+  return { hops: accepted, wallMs, requests, latency: { p50: at(0.5), p99: at(0.99) } };
+}
+
+async function main(input: IngestInput): Promise<IngestOutput> {
+  if (input.mode === 'http') return http(input);
+  const hops = generateHops(input);
+  return input.mode === 'ceiling' ? ceiling(input, hops) : store(input, hops);
+}
+
+workerMain(main);

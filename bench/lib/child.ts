@@ -1,0 +1,76 @@
+/**
+ * One child process per measurement. The OpenTelemetry SDK registers itself
+ * globally and the official instrumentation patches amqplib globally, so
+ * variants that share a process contaminate each other; a fresh process per
+ * variant per round keeps them apart and lets the rounds interleave.
+ */
+import { fork } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+
+export interface WorkerOptions {
+  /** Kill the child and fail after this long. */
+  timeoutMs?: number;
+  /** Extra Node flags. `BENCH_CPU_PROF=DIR` adds `--cpu-prof --cpu-prof-dir DIR` to every child. */
+  execArgv?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Flags to profile the children when `BENCH_CPU_PROF` names a directory. */
+export function profileFlags(): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  if (!dir) return [];
+  mkdirSync(dir, { recursive: true });
+  return ['--cpu-prof', '--cpu-prof-dir', dir];
+}
+
+/** Run `file` in a child process, hand it `input`, and resolve with what it sends back. */
+export function runWorker<I, O>(file: string | URL, input: I, options: WorkerOptions = {}): Promise<O> {
+  return new Promise((resolve, reject) => {
+    const child = fork(file, [], {
+      execArgv: [...profileFlags(), ...(options.execArgv ?? [])],
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
+    });
+    let result: { ok: true; value: O } | { ok: false; error: string } | undefined;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${String(file)} did not finish within ${options.timeoutMs} ms`));
+    }, options.timeoutMs ?? 300_000);
+    child.on('message', (m) => {
+      result = m as typeof result;
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (result?.ok) resolve(result.value);
+      else if (result) reject(new Error(`${String(file)}: ${result.error}`));
+      else reject(new Error(`${String(file)} exited (${signal ?? code}) without a result`));
+    });
+    child.send({ input });
+  });
+}
+
+/**
+ * The child's side: wait for the input, run `main`, send the result back and
+ * exit (after a short grace so profilers and pino can flush).
+ */
+export function workerMain<I, O>(main: (input: I) => Promise<O>): void {
+  process.once('message', async (m: { input: I }) => {
+    let message: { ok: true; value: O } | { ok: false; error: string };
+    try {
+      message = { ok: true, value: await main(m.input) };
+    } catch (err) {
+      message = { ok: false, error: (err as Error)?.stack ?? String(err) };
+    }
+    process.send!(message, () => {
+      process.disconnect?.();
+      // Exit explicitly in case a handle (a transport worker, a timer) would
+      // keep the child alive; a moment first, so pending writes land.
+      setTimeout(() => process.exit(0), 50);
+    });
+  });
+}

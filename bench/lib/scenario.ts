@@ -1,0 +1,28 @@
+/**
+ * What every scenario module (`bench/*.bench.ts`) exports, and what run.ts
+ * hands it.
+ */
+import type { Table } from './table.ts';
+
+export interface BenchContext {
+  /** `--quick`: tiny sizes, one round: a smoke run, not a result. */
+  quick: boolean;
+  amqpUrl: string;
+  /** Scratch directory for this run (databases, logs); removed at the end. */
+  tmpDir: string;
+  /** Directory for data worth keeping between runs (the 1M-hop database). */
+  cacheDir: string;
+}
+
+export interface ScenarioResult {
+  tables: Table[];
+  /** Raw measurements, written to bench/results/<name>.json. */
+  raw: unknown;
+}
+
+export interface Scenario {
+  name: string;
+  /** One line: what it measures. */
+  description: string;
+  run(ctx: BenchContext): Promise<ScenarioResult>;
+}
