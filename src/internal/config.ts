@@ -229,10 +229,13 @@ function resolveCapture(opt: HoptraceOptions['capturePayload']): CaptureFn {
   }
   const limit = maxBytes;
   const redactFn = redact;
+  // Redact before cutting, or a secret straddling the cut would leak in part.
+  // Redaction sees a window four times the kept size (at least 64 KiB), not
+  // the whole body: a multi-megabyte body is not decoded for 4 KiB of payload.
+  const window = Math.max(limit * 4, 65_536);
   return (cfg, content, direction, exchange, routingKey, contentType, messageType, headers) => {
     if (!Buffer.isBuffer(content)) return undefined;
-    const truncated = content.length > limit;
-    let text = content.toString('utf8', 0, truncated ? limit : content.length);
+    let text = content.toString('utf8', 0, Math.min(content.length, redactFn === undefined ? limit : window));
     if (redactFn !== undefined) {
       try {
         text = redactFn(text, { direction, exchange, routingKey, contentType, messageType, headers });
@@ -242,9 +245,12 @@ function resolveCapture(opt: HoptraceOptions['capturePayload']): CaptureFn {
         telemetryFailed(cfg, 'redact', err);
         return undefined;
       }
-      if (text.length > limit) return { payload: text.slice(0, limit), truncated: true };
     }
-    return { payload: text, truncated };
+    if (Buffer.byteLength(text) > limit) {
+      // Cut at a byte limit without leaving half a character behind.
+      return { payload: Buffer.from(text).toString('utf8', 0, limit).replace(/\uFFFD$/, ''), truncated: true };
+    }
+    return { payload: text, truncated: redactFn === undefined ? content.length > limit : content.length > window };
   };
 }
 

@@ -1,0 +1,289 @@
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HOP_SCHEMA_VERSION, instrument } from '../src/index.ts';
+import { waitFor } from './helpers/broker.ts';
+import { type Fixture, capture, fixture } from './lib-capture.ts';
+
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/;
+
+let fx: Fixture;
+beforeAll(async () => {
+  fx = await fixture();
+});
+afterAll(async () => {
+  await fx.cleanup();
+});
+
+/** Consume `queue` on a raw channel, collecting (and acking) deliveries. */
+async function collect(raw: Channel, queue: string): Promise<ConsumeMessage[]> {
+  const got: ConsumeMessage[] = [];
+  await raw.consume(queue, (m) => {
+    if (m) {
+      got.push(m);
+      raw.ack(m);
+    }
+  });
+  return got;
+}
+
+describe('publish and sendToQueue', () => {
+  it('add traceparent, correlation id, messageId (UUIDv7), timestamp and appId to a chain root', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const ch = instrument(raw, { logger: cap.logger, serviceName: 'member-service' });
+    const q = await fx.queue('lib.pub.root');
+    const got = await collect(raw, q);
+
+    ch.sendToQueue(q, Buffer.from('{"memberId":7}'), { contentType: 'application/json', type: 'member.joined' });
+    await waitFor(() => got.length === 1, 'the delivery');
+
+    const { properties } = got[0]!;
+    const headers = properties.headers!;
+    expect(properties.messageId).toMatch(UUID_V7);
+    expect(properties.appId).toBe('member-service');
+    expect(Math.abs(properties.timestamp - Date.now() / 1000)).toBeLessThan(60);
+    expect(headers.traceparent).toMatch(TRACEPARENT);
+    // A chain root: the correlation id is its own message id, and there is no causation.
+    expect(headers['x-correlation-id']).toBe(properties.messageId);
+    expect(headers['x-causation-id']).toBeUndefined();
+
+    const [send] = cap.hops('send');
+    expect(send).toMatchObject({
+      v: HOP_SCHEMA_VERSION,
+      kind: 'send',
+      service: 'member-service',
+      messageId: properties.messageId,
+      correlationId: properties.messageId,
+      exchange: '',
+      routingKey: q,
+      messageType: 'member.joined',
+      contentType: 'application/json',
+      bodySize: 14,
+    });
+    expect(send!.causationId).toBeUndefined();
+    expect(headers.traceparent).toBe(`00-${send!.traceId}-${send!.spanId}-01`);
+    expect(send!.headers?.['x-correlation-id']).toBe(properties.messageId);
+    expect(send!.properties).toMatchObject({ messageId: properties.messageId, appId: 'member-service', type: 'member.joined' });
+    expect(send!.instance).toMatch(/\/\d+$/);
+    expect(typeof send!.ts).toBe('number');
+    await raw.close();
+  });
+
+  it('leave the caller options and headers objects exactly as they were', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const ch = instrument(raw, { logger: cap.logger });
+    const q = await fx.queue('lib.pub.nomutate');
+    const got = await collect(raw, q);
+
+    const headers = { tenant: 'acme', nested: { deep: [1, 2] } };
+    const options = { headers, persistent: true, contentType: 'text/plain', CC: ['x'] };
+    const before = structuredClone(options);
+    ch.sendToQueue(q, Buffer.from('a'), options);
+    ch.publish('', q, Buffer.from('b'), options);
+    await waitFor(() => got.length === 2, 'both deliveries');
+
+    expect(options).toEqual(before);
+    expect(options.headers).toBe(headers);
+    expect(Object.keys(headers)).toEqual(['tenant', 'nested']);
+    expect(got[0]!.properties.headers!.tenant).toBe('acme');
+    expect(got[0]!.properties.messageId).not.toBe(got[1]!.properties.messageId);
+    await raw.close();
+  });
+
+  it('let headers and properties the caller set win over its own', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const ch = instrument(raw, { logger: cap.logger, serviceName: 'svc' });
+    const q = await fx.queue('lib.pub.callerwins');
+    const got = await collect(raw, q);
+
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    ch.sendToQueue(q, Buffer.from('x'), {
+      messageId: 'order-42',
+      appId: 'legacy-app',
+      timestamp: 1_700_000_000,
+      headers: { 'x-correlation-id': 'flow-1', 'x-causation-id': 'cmd-9', traceparent },
+    });
+    await waitFor(() => got.length === 1, 'the delivery');
+
+    const p = got[0]!.properties;
+    expect(p.messageId).toBe('order-42');
+    expect(p.appId).toBe('legacy-app');
+    expect(p.timestamp).toBe(1_700_000_000);
+    expect(p.headers!['x-correlation-id']).toBe('flow-1');
+    expect(p.headers!['x-causation-id']).toBe('cmd-9');
+    expect(p.headers!.traceparent).toBe(traceparent);
+    expect(cap.hops('send')[0]).toMatchObject({ messageId: 'order-42', correlationId: 'flow-1', causationId: 'cmd-9' });
+    await raw.close();
+  });
+
+  it('honour configured header names for correlation and causation', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const ch = instrument(raw, { logger: cap.logger, headerNames: { correlationId: 'x-request-id', causationId: 'x-caused-by' } });
+    const q = await fx.queue('lib.pub.names');
+    const got = await collect(raw, q);
+    ch.sendToQueue(q, Buffer.from('x'));
+    await waitFor(() => got.length === 1, 'the delivery');
+    const h = got[0]!.properties.headers!;
+    expect(h['x-request-id']).toBe(got[0]!.properties.messageId);
+    expect(h['x-correlation-id']).toBeUndefined();
+    await raw.close();
+  });
+
+  it('generate time-ordered message ids', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const ch = instrument(raw, { logger: cap.logger });
+    const q = await fx.queue('lib.pub.v7');
+    for (let i = 0; i < 50; i++) ch.sendToQueue(q, Buffer.from(String(i)));
+    const ids = cap.hops('send').map((h) => h.messageId);
+    expect(ids).toHaveLength(50);
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(50);
+    await raw.close();
+  });
+
+  it('capture payloads only when asked, redacted and cut at maxBytes', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const q = await fx.queue('lib.pub.payload');
+    const plain = instrument(await fx.conn.createChannel(), { logger: cap.logger });
+    plain.sendToQueue(q, Buffer.from('{"secret":"s3cr3t"}'));
+    expect(cap.hops('send')[0]!.payload).toBeUndefined();
+
+    const cap2 = capture();
+    const ch = instrument(raw, {
+      logger: cap2.logger,
+      capturePayload: { maxBytes: 16, redact: (text) => text.replace(/s3cr3t/g, '***') },
+    });
+    ch.sendToQueue(q, Buffer.from('{"secret":"s3cr3t","more":"data"}'));
+    ch.sendToQueue(q, Buffer.from('short s3cr3t'));
+    const [long, short] = cap2.hops('send');
+    expect(long!.payload).toBe('{"secret":"***",');
+    expect(long!.payloadTruncated).toBe(true);
+    expect(short!.payload).toBe('short ***');
+    expect(short!.payloadTruncated).toBeUndefined();
+    await raw.close();
+  });
+
+  it('keep record of headers as capped strings, or none with recordHeaders: false', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const q = await fx.queue('lib.pub.recordheaders');
+    const ch = instrument(raw, { logger: cap.logger });
+    ch.sendToQueue(q, Buffer.from('x'), { headers: { big: 'y'.repeat(1000), n: 5, obj: { a: 1 } } });
+    const h = cap.hops('send')[0]!.headers!;
+    expect(h.big).toHaveLength(256);
+    expect(h.n).toBe('5');
+    expect(h.obj).toBe('{"a":1}');
+
+    const cap2 = capture();
+    const off = instrument(await fx.conn.createChannel(), { logger: cap2.logger, recordHeaders: false });
+    off.sendToQueue(q, Buffer.from('x'), { headers: { a: 'b' } });
+    expect(cap2.hops('send')[0]!.headers).toBeUndefined();
+    await raw.close();
+  });
+});
+
+describe('the four exchange types', () => {
+  it('a direct exchange routes by exact key, and the hops say exchange, key and queue', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const ch = instrument(raw, { logger: cap.logger });
+    const ex = await fx.exchange('lib.direct', 'direct');
+    const q = await fx.queue('lib.direct.q');
+    await ch.bindQueue(q, ex, 'member.joined');
+    await ch.consume(q, (m) => ch.ack(m!));
+
+    ch.publish(ex, 'member.joined', Buffer.from('1'));
+    ch.publish(ex, 'member.left', Buffer.from('2'));
+    await waitFor(() => cap.hops('settle').length === 1, 'the settle hop');
+    const [joined, left] = cap.hops('send');
+    expect(joined).toMatchObject({ exchange: ex, routingKey: 'member.joined' });
+    const receives = cap.hops('receive');
+    expect(receives).toHaveLength(1);
+    expect(receives[0]).toMatchObject({
+      messageId: joined!.messageId,
+      correlationId: joined!.correlationId,
+      exchange: ex,
+      routingKey: 'member.joined',
+      queue: q,
+      redelivered: false,
+      traceId: joined!.traceId,
+      parentSpanId: joined!.spanId,
+    });
+    expect(cap.of(left!.messageId, 'receive')).toHaveLength(0);
+    await raw.close();
+  });
+
+  it('a fanout exchange delivers one message to every bound queue, each with its own receive hop', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const ch = instrument(raw, { logger: cap.logger });
+    const ex = await fx.exchange('lib.fanout', 'fanout');
+    const qa = await fx.queue('lib.fanout.a');
+    const qb = await fx.queue('lib.fanout.b');
+    await ch.bindQueue(qa, ex, '');
+    await ch.bindQueue(qb, ex, '');
+    await ch.consume(qa, (m) => ch.ack(m!));
+    await ch.consume(qb, (m) => ch.ack(m!));
+
+    ch.publish(ex, 'ignored', Buffer.from('x'));
+    await waitFor(() => cap.hops('settle').length === 2, 'two settle hops');
+    const [send] = cap.hops('send');
+    const receives = cap.of(send!.messageId, 'receive');
+    expect(receives.map((r) => r.queue).sort()).toEqual([qa, qb].sort());
+    for (const r of receives) {
+      expect(r).toMatchObject({ exchange: ex, correlationId: send!.correlationId, parentSpanId: send!.spanId });
+    }
+    expect(new Set(receives.map((r) => r.spanId)).size).toBe(2);
+    await raw.close();
+  });
+
+  it('a topic exchange matches * against one word and # against any number', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const ch = instrument(raw, { logger: cap.logger });
+    const ex = await fx.exchange('lib.topic', 'topic');
+    const star = await fx.queue('lib.topic.star');
+    const hash = await fx.queue('lib.topic.hash');
+    await ch.bindQueue(star, ex, 'member.*');
+    await ch.bindQueue(hash, ex, 'member.#');
+    await ch.consume(star, (m) => ch.ack(m!));
+    await ch.consume(hash, (m) => ch.ack(m!));
+
+    ch.publish(ex, 'member.joined', Buffer.from('1'));
+    ch.publish(ex, 'member.auth.reset', Buffer.from('2'));
+    await waitFor(() => cap.hops('settle').length === 3, 'three settle hops');
+    const [joined, reset] = cap.hops('send');
+    expect(cap.of(joined!.messageId, 'receive').map((h) => h.queue).sort()).toEqual([hash, star].sort());
+    expect(cap.of(reset!.messageId, 'receive').map((h) => h.queue)).toEqual([hash]);
+    expect(cap.of(reset!.messageId, 'receive')[0]).toMatchObject({ routingKey: 'member.auth.reset', exchange: ex });
+    await raw.close();
+  });
+
+  it('a headers exchange honours x-match any and all, untroubled by the headers hoptrace adds', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const ch = instrument(raw, { logger: cap.logger });
+    const ex = await fx.exchange('lib.headers', 'headers');
+    const any = await fx.queue('lib.headers.any');
+    const all = await fx.queue('lib.headers.all');
+    await ch.bindQueue(any, ex, '', { 'x-match': 'any', region: 'eu', tier: 'gold' });
+    await ch.bindQueue(all, ex, '', { 'x-match': 'all', region: 'eu', tier: 'gold' });
+    await ch.consume(any, (m) => ch.ack(m!));
+    await ch.consume(all, (m) => ch.ack(m!));
+
+    ch.publish(ex, '', Buffer.from('1'), { headers: { region: 'eu' } });
+    ch.publish(ex, '', Buffer.from('2'), { headers: { region: 'eu', tier: 'gold' } });
+    await waitFor(() => cap.hops('settle').length === 3, 'three settle hops');
+    const [one, both] = cap.hops('send');
+    expect(cap.of(one!.messageId, 'receive').map((h) => h.queue)).toEqual([any]);
+    expect(cap.of(both!.messageId, 'receive').map((h) => h.queue).sort()).toEqual([all, any].sort());
+    expect(cap.of(both!.messageId, 'receive')[0]!.headers).toMatchObject({ region: 'eu', tier: 'gold' });
+    await raw.close();
+  });
+});
