@@ -77,7 +77,7 @@ export function buildChain(correlationId: string, hops: readonly StoredHop[], op
   order.forEach((hop, seq) => (position[hop] = seq));
   const ctx: ChainContext = { graph: g, adjustedTs, position, deadLetterSource: deadLetterSources(g) };
 
-  const firstPosition = (m: MessageNode): number => {
+  const firstPosition = (m: { hops: readonly number[] }): number => {
     let p = Infinity;
     for (const i of m.hops) if (position[i] < p) p = position[i];
     return p;
@@ -86,9 +86,7 @@ export function buildChain(correlationId: string, hops: readonly StoredHop[], op
   const rank = new Map(nodes.map((m, k) => [m.messageId, k]));
 
   const built: { node: MessageNode; message: ChainMessage; diagnosis: MessageDiagnosis }[] = nodes.map((m) => {
-    const deliveryNodes = [...m.deliveries].sort(
-      (a, b) => Math.min(...a.hops.map((i) => position[i])) - Math.min(...b.hops.map((i) => position[i])),
-    );
+    const deliveryNodes = [...m.deliveries].sort((a, b) => firstPosition(a) - firstPosition(b));
     const node: MessageNode = { ...m, deliveries: deliveryNodes };
     const deliveries = deliveryNodes.map((d) => describeDelivery(ctx, node, d));
     const redeliveryCount = deliveries.reduce((sum, d) => sum + d.redeliveries, 0);
