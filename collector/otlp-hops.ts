@@ -23,6 +23,9 @@ import { OtlpSpanKind, OtlpStatusCode, type OtlpAttributes, type OtlpResourceSpa
 /** Instrumentation scope of the official amqplib instrumentation: its consumer span ends at ack/nack/reject. */
 export const AMQPLIB_INSTRUMENTATION_SCOPE = '@opentelemetry/instrumentation-amqplib';
 
+/** Instrumentation scope of the hoptrace wrappers' own spans (`src/internal/version.ts` LIBRARY_NAME). */
+export const HOPTRACE_SCOPE = 'hoptrace';
+
 /** Prefix of message ids made up from span ids when a span carries no message id. */
 export const SYNTHETIC_MESSAGE_ID_PREFIX = 'otel:';
 
@@ -122,8 +125,8 @@ function serviceOf(resource: OtlpAttributes): { service: string; instance: strin
   const service = nonEmpty(resource, Attr.SERVICE_NAME) ?? 'unknown_service';
   const host = nonEmpty(resource, Attr.HOST_NAME);
   const pid = text(resource, Attr.PROCESS_PID);
-  const instance =
-    nonEmpty(resource, Attr.SERVICE_INSTANCE_ID) ?? (host && pid ? `${host}/${pid}` : (host ?? (pid ? `pid ${pid}` : service)));
+  // `host/pid` first: the wrappers' own hops name their instance that way.
+  const instance = (host && pid ? `${host}/${pid}` : undefined) ?? nonEmpty(resource, Attr.SERVICE_INSTANCE_ID) ?? host ?? (pid ? `pid ${pid}` : service);
   return { service, instance };
 }
 
@@ -150,6 +153,8 @@ interface Settlement {
 }
 
 function settlementOf(loc: Located): Settlement | undefined {
+  // The wrappers record every settle as a span of its own (and also tag the consumer span).
+  if (loc.scope === HOPTRACE_SCOPE) return undefined;
   const a = loc.span.attributes;
   const explicit = text(a, Attr.HOPTRACE_SETTLE_OUTCOME)?.toLowerCase();
   if (explicit === 'ack' || explicit === 'nack' || explicit === 'reject') {
@@ -295,7 +300,10 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
       if (handler) causation = messageIdOf(handler);
     }
     if (causation) base.causationId = causation;
-    const exchange = exchangeName(text(a, Attr.MESSAGING_DESTINATION_NAME, Attr.LEGACY_MESSAGING_DESTINATION));
+    // semconv: the destination is the exchange. The wrappers name the queue there on the consumer side.
+    const destination = text(a, Attr.MESSAGING_DESTINATION_NAME, Attr.LEGACY_MESSAGING_DESTINATION);
+    const destinationIsQueue = loc.scope === HOPTRACE_SCOPE && loc.role !== 'send';
+    const exchange = destinationIsQueue ? undefined : exchangeName(destination);
     if (exchange !== undefined) base.exchange = exchange;
     const routingKey = text(
       a,
@@ -331,7 +339,7 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
     }
 
     // Consumer side: the queue, where something says it.
-    let queue = text(a, Attr.HOPTRACE_QUEUE);
+    let queue = text(a, Attr.HOPTRACE_QUEUE) ?? (destinationIsQueue ? destination : undefined);
     if (queue === undefined && loc.scope === AMQPLIB_INSTRUMENTATION_SCOPE && span.name.endsWith(' process')) {
       queue = span.name.slice(0, -' process'.length); // it names consumer spans `${queue} process`
     }
