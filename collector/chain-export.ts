@@ -123,7 +123,8 @@ interface ExportSpan {
 const KIND = { producer: 4, consumer: 5, settle: 3 } as const;
 const JAEGER_KIND = { producer: 'producer', consumer: 'consumer', settle: 'client' } as const;
 
-const SCOPE_NAME = 'hoptrace';
+/** Not the wrappers' scope (`hoptrace`): these spans follow semconv to the letter (destination = exchange). */
+const SCOPE_NAME = 'hoptrace-chain-export';
 
 function destinationOf(h: ChainHop | undefined): string {
   if (!h) return '';

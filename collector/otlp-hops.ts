@@ -302,7 +302,7 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
     if (causation) base.causationId = causation;
     // semconv: the destination is the exchange. The wrappers name the queue there on the consumer side.
     const destination = text(a, Attr.MESSAGING_DESTINATION_NAME, Attr.LEGACY_MESSAGING_DESTINATION);
-    const destinationIsQueue = loc.scope === HOPTRACE_SCOPE && loc.role !== 'send';
+    const destinationIsQueue = loc.scope === HOPTRACE_SCOPE && loc.role !== 'send' && !a.has(Attr.HOPTRACE_QUEUE);
     const exchange = destinationIsQueue ? undefined : exchangeName(destination);
     if (exchange !== undefined) base.exchange = exchange;
     const routingKey = text(

@@ -121,7 +121,7 @@ describe('decodeOtlpTraces', () => {
     expect(sendHop).toMatchObject({
       v: 1,
       service: 'orders',
-      instance: 'orders-1',
+      instance: 'box/42', // host/pid, as the wrappers name instances
       traceId,
       spanId: send.spanContext().spanId,
       messageId: 'msg-1',
@@ -136,6 +136,7 @@ describe('decodeOtlpTraces', () => {
     const [receive, processed] = consumerHops;
     expect(receive).toMatchObject({
       service: 'billing',
+      instance: 'billing-1', // no host/pid: service.instance.id
       traceId,
       parentSpanId: send.spanContext().spanId,
       messageId: 'msg-1',
