@@ -2,7 +2,7 @@
  * One chain: header (status, problems, first failure, exports), the timeline,
  * the causal tree and the selected hop's detail, with step-through.
  */
-import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { ChainDetail, UiConfig } from '../../collector/api-types.ts';
 import { api, subscribeLive } from './api.ts';
 import { CausalTree } from './CausalTree.tsx';
@@ -86,11 +86,15 @@ function ChainLoaded({ detail, seq, config }: { detail: ChainDetail; seq: number
   const [selectedId, setSelectedId] = useState<number | undefined>(() => model.hops[initialIndex]?.id);
   const selected = (selectedId !== undefined ? model.indexById.get(selectedId) : undefined) ?? initialIndex;
   const [centerToken, setCenterToken] = useState(0);
+  // Keys can arrive faster than renders: steps count from the latest selection, not the last render's.
+  const current = useRef(selected);
+  current.current = selected;
 
   const select = useCallback(
     (index: number) => {
       if (!count) return;
       const clamped = Math.max(0, Math.min(count - 1, index));
+      current.current = clamped;
       setSelectedId(model.hops[clamped].id);
       replaceHash(chainHref(detail.correlationId, model.hops[clamped].seq));
     },
@@ -115,6 +119,8 @@ function ChainLoaded({ detail, seq, config }: { detail: ChainDetail; seq: number
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [seq]);
 
+  const step = useCallback((delta: number) => select(current.current + delta), [select]);
+
   const failureIndex = detail.firstFailure ? model.indexById.get(detail.firstFailure.hopId) : undefined;
   const goToFailure = useCallback(() => {
     if (failureIndex !== undefined) {
@@ -133,12 +139,12 @@ function ChainLoaded({ detail, seq, config }: { detail: ChainDetail; seq: number
         case 'j':
         case 'ArrowDown':
         case 'ArrowRight':
-          select(selected + 1);
+          step(1);
           break;
         case 'k':
         case 'ArrowUp':
         case 'ArrowLeft':
-          select(selected - 1);
+          step(-1);
           break;
         case 'Home':
         case 'g':
@@ -161,7 +167,7 @@ function ChainLoaded({ detail, seq, config }: { detail: ChainDetail; seq: number
     };
     addEventListener('keydown', onKey);
     return () => removeEventListener('keydown', onKey);
-  }, [select, selected, count, goToFailure]);
+  }, [select, step, count, goToFailure]);
 
   const hop = model.hops[selected];
   const message = hop ? model.messages.get(hop.messageId) : undefined;
@@ -178,13 +184,13 @@ function ChainLoaded({ detail, seq, config }: { detail: ChainDetail; seq: number
     <div class="chain-page" data-testid="chain-view" data-correlation-id={detail.correlationId}>
       <ChainHeader detail={detail} model={model} config={config} onFailure={goToFailure} />
       <div class="stepbar" role="toolbar" aria-label="Step through hops">
-        <button type="button" class="btn" onClick={() => select(selected - 1)} disabled={selected <= 0} data-testid="prev-hop" title="previous hop (k or ↑)">
+        <button type="button" class="btn" onClick={() => step(-1)} disabled={selected <= 0} data-testid="prev-hop" title="previous hop (k or ↑)">
           ◀ previous
         </button>
         <span class="step-pos" data-testid="step-position">
-          hop <strong>{count ? selected + 1 : 0}</strong> of {count}
+          hop <strong>#{hop?.seq ?? '–'}</strong> <span class="muted">({count ? selected + 1 : 0} of {count})</span>
         </span>
-        <button type="button" class="btn" onClick={() => select(selected + 1)} disabled={selected >= count - 1} data-testid="next-hop" title="next hop (j or ↓)">
+        <button type="button" class="btn" onClick={() => step(1)} disabled={selected >= count - 1} data-testid="next-hop" title="next hop (j or ↓)">
           next ▶
         </button>
         {failureIndex !== undefined && (

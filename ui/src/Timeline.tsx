@@ -6,13 +6,13 @@
 import { useEffect, useMemo, useRef } from 'preact/hooks';
 import type { ChainHop, ServiceSkew } from '../../collector/api-types.ts';
 import type { ChainModel } from './chain-model.ts';
-import { formatDuration, formatOffset } from './format.ts';
+import { formatDuration, formatElapsed, formatOffset } from './format.ts';
 import { summarizeHop } from './hop-text.ts';
 import { GAP_HEIGHT, LANE_WIDTH, ROW_HEIGHT, firstRowAtOrBelow, type TimelineLayout } from './timeline-layout.ts';
 import { scrollIntoRange, useScrollWindow } from './use-scroll-window.ts';
 
 const HEADER_HEIGHT = 58;
-const GUTTER = 84;
+const GUTTER = 96;
 const OVERSCAN = 480;
 
 const laneX = (lane: number) => GUTTER + lane * LANE_WIDTH + LANE_WIDTH / 2;
@@ -76,8 +76,12 @@ export function Timeline({ model, layout, selected, onSelect, centerToken }: Pro
       <LaneHeader model={model} layout={layout} />
       <div class="tl-body" style={{ height: `${layout.height}px`, minWidth: `${GUTTER + lanesWidth + 360}px` }}>
         {visibleGaps.map((gap) => (
-          <div class="tl-gap" key={`gap-${gap.beforeIndex}`} style={{ top: `${gap.y1}px`, height: `${GAP_HEIGHT}px` }} data-gap>
-            <span class="tl-gap-zigzag" aria-hidden="true" />
+          <div
+            class="tl-gap"
+            key={`gap-${gap.beforeIndex}`}
+            style={{ top: `${gap.y1}px`, height: `${GAP_HEIGHT}px`, paddingLeft: `${GUTTER + lanesWidth + 10}px` }}
+            data-gap
+          >
             <span class="tl-gap-label">⋯ {gap.label}</span>
           </div>
         ))}
@@ -266,7 +270,7 @@ function HopRow({ hop, index, top, offsetMs, lanesWidth, selected, related, onSe
       role="option"
     >
       <span class="tl-time" style={{ width: `${GUTTER}px` }} title={`${formatDuration(offsetMs)} after the chain's first hop (adjusted clocks)`}>
-        +{formatDuration(offsetMs)}
+        {formatElapsed(offsetMs)}
       </span>
       <span class="tl-lanes-spacer" style={{ width: `${lanesWidth}px` }} />
       <span class="tl-desc">

@@ -152,8 +152,8 @@ function layout(topology: Topology) {
     const to = toList.reduce((best, p) => (p.column > best.column ? p : best), toList[0]);
     return { edge, from, to, stack: 0 };
   });
-  // Labels sit at the end where edges fan out least (into a queue or exchange: the
-  // target; out of a queue: the source); labels sharing an anchor stack downwards.
+  // Labels sit at the end where edges fan out least (into a queue: the queue;
+  // otherwise the source); labels sharing an anchor stack downwards.
   const stacks = new Map<string, number>();
   for (const e of edges) {
     if (!e.from || !e.to) continue;
@@ -165,7 +165,7 @@ function layout(topology: Topology) {
 }
 
 function labelAtTarget(node: TopologyNode): boolean {
-  return node.kind !== 'service';
+  return node.kind === 'queue';
 }
 
 function label(node: TopologyNode): string {
@@ -209,24 +209,19 @@ function TopologyGraph({ topology }: { topology: Topology }) {
         )}
         {placed.map((p) => {
           const t = totals.get(p.node.id);
-          const sub =
-            p.node.kind === 'service'
-              ? p.column === 0
-                ? `published ${t?.outCount ?? 0}`
-                : `consumed ${t?.inCount ?? 0}${t?.errors ? ` · ${t.errors} errors` : ''}`
-              : `${t?.inCount ?? t?.outCount ?? 0} msgs${t?.errors ? ` · ${t.errors} errors` : ''}`;
+          const parts: string[] = [p.node.kind];
+          if (p.node.kind === 'service') parts.push(p.column === 0 ? `published ${t?.outCount ?? 0}` : `consumed ${t?.inCount ?? 0}`);
+          else parts.push(`${Math.max(t?.inCount ?? 0, t?.outCount ?? 0)} msgs`);
+          if (t?.errors && (p.node.kind !== 'service' || p.column !== 0)) parts.push(`${t.errors} error${t.errors === 1 ? '' : 's'}`);
           return (
             <g key={p.key} class={`topo-node n-${p.node.kind}${t?.errors ? ' has-errors' : ''}`} data-node-id={p.node.id} data-node-kind={p.node.kind}>
               <title>{`${p.node.kind} ${label(p.node)}`}</title>
               <rect x={p.x} y={p.y} width={NODE_W} height={NODE_H} rx={p.node.kind === 'service' ? 10 : p.node.kind === 'queue' ? 3 : 22} />
-              <text x={p.x + 12} y={p.y + 19} class="topo-kind">
-                {p.node.kind}
+              <text x={p.x + 14} y={p.y + 21} class="topo-label">
+                {clip(label(p.node), 22)}
               </text>
-              <text x={p.x + 12} y={p.y + 36} class="topo-label">
-                {clip(label(p.node), 24)}
-              </text>
-              <text x={p.x + NODE_W - 10} y={p.y + 19} class="topo-sub" text-anchor="end">
-                {sub}
+              <text x={p.x + 14} y={p.y + 38} class="topo-sub">
+                {parts.join(' · ')}
               </text>
             </g>
           );
@@ -258,7 +253,8 @@ function EdgeView({ edge, from, to, maxCount, stack }: { edge: TopologyEdge; fro
     edge.queueWaitP50Ms !== undefined ? `wait p50 ${formatDuration(edge.queueWaitP50Ms)} · p95 ${formatDuration(edge.queueWaitP95Ms)}` : undefined;
   const atTarget = labelAtTarget(to.node);
   const lx = atTarget ? x2 - 12 : x1 + 12;
-  const ly = (atTarget ? y2 : y1) - 6 + stack * 28 - (wait ? 8 : 0);
+  // Counts above the line, queue wait below it.
+  const ly = (atTarget ? y2 : y1) - 6 + stack * 30;
   const anchor = atTarget ? 'end' : 'start';
   return (
     <g class={`topo-edge${edge.errorCount ? ' has-errors' : ''}`} data-edge={`${edge.from}->${edge.to}`}>
@@ -267,7 +263,7 @@ function EdgeView({ edge, from, to, maxCount, stack }: { edge: TopologyEdge; fro
         {parts.join(' · ')}
       </text>
       {wait && (
-        <text x={lx} y={ly + 13} text-anchor={anchor} class="topo-edge-label sub">
+        <text x={lx} y={ly + 19} text-anchor={anchor} class="topo-edge-label sub">
           {wait}
         </text>
       )}

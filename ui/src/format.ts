@@ -1,5 +1,7 @@
 /** Durations, times and labels as people read them. */
 
+const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+
 /** `0.4 ms`, `123 ms`, `12.3 s`, `12 m 5 s`, `3 h 12 m`, `2 d 4 h`. */
 export function formatDuration(ms: number | undefined): string {
   if (ms === undefined || !Number.isFinite(ms)) return '–';
@@ -26,13 +28,27 @@ export function formatDuration(ms: number | undefined): string {
   return rest ? `${sign}${d} d ${rest} h` : `${sign}${d} d`;
 }
 
+/**
+ * Time since the chain's start for the timeline gutter, precise at any scale:
+ * `+0.40 ms`, `+123 ms`, `+12.345 s`, `+12:03.021`, `+1:12:03.021`.
+ */
+export function formatElapsed(ms: number): string {
+  if (!Number.isFinite(ms)) return '–';
+  if (ms < 1000) return `+${formatDuration(ms)}`;
+  if (ms < 60_000) return `+${(ms / 1000).toFixed(3)} s`;
+  const totalMs = Math.round(ms);
+  const h = Math.floor(totalMs / 3_600_000);
+  const m = Math.floor((totalMs % 3_600_000) / 60_000);
+  const s = Math.floor((totalMs % 60_000) / 1000);
+  const rest = `${pad(s)}.${pad(totalMs % 1000, 3)}`;
+  return h ? `+${h}:${pad(m)}:${rest}` : `+${m}:${rest}`;
+}
+
 /** A signed offset: `+340 ms`, `−1.20 s`. */
 export function formatOffset(ms: number): string {
   if (ms === 0) return '±0 ms';
   return ms > 0 ? `+${formatDuration(ms)}` : formatDuration(ms);
 }
-
-const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 
 /** Local wall-clock time with milliseconds: `14:03:12.345`. */
 export function formatClock(ts: number): string {
@@ -68,13 +84,16 @@ export function formatAgo(ts: number, now: number): string {
   return formatDateTime(ts).slice(0, 10);
 }
 
-/** `1.2/s`, `0.03/s`. */
+/** `12/s`, `1.5/s`, `4.2/min`, `0.3/h`: the largest unit that keeps the number readable. */
 export function formatRate(perSec: number | undefined): string {
   if (perSec === undefined || !Number.isFinite(perSec)) return '';
+  if (perSec === 0) return '0/s';
   if (perSec >= 100) return `${Math.round(perSec)}/s`;
   if (perSec >= 1) return `${perSec.toFixed(1)}/s`;
-  if (perSec >= 0.01) return `${perSec.toFixed(2)}/s`;
-  return `${(perSec * 60).toFixed(2)}/min`;
+  const perMin = perSec * 60;
+  if (perMin >= 1) return `${perMin.toFixed(1)}/min`;
+  const perHour = perMin * 60;
+  return perHour >= 0.1 ? `${perHour.toFixed(1)}/h` : '<0.1/h';
 }
 
 /** Exchange name as people say it: `""` is the default exchange. */

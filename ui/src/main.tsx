@@ -34,9 +34,10 @@ function App() {
         {config && <span class="muted small">collector {config.version}</span>}
       </nav>
       <main class="main">
-        {route.name === 'list' && <ChainList params={route.params} />}
+        {/* Keyed by navigation: a followed link or edited URL applies its filters (the list's own edits use replaceState). */}
+        {route.name === 'list' && <ChainList key={route.navigation} params={route.params} />}
         {route.name === 'chain' && <ChainView key={route.correlationId} correlationId={route.correlationId} seq={route.seq} config={config} />}
-        {route.name === 'topology' && <TopologyPage params={route.params} />}
+        {route.name === 'topology' && <TopologyPage key={route.navigation} params={route.params} />}
         {route.name === 'not-found' && (
           <div class="page state">
             <strong>Nothing lives at this address.</strong> <a href="#/">Back to the chains.</a>

@@ -52,10 +52,15 @@ export function replaceHash(hash: string): void {
   history.replaceState(history.state, '', hash);
 }
 
-export function useRoute(): Route {
-  const [route, setRoute] = useState(() => parseHash(location.hash));
+/**
+ * The current route and a counter of navigations. Pages the app rewrites with
+ * replaceHash (no hashchange) keep their state; a followed link or an edited
+ * URL bumps `navigation`, which pages use as a key to start afresh.
+ */
+export function useRoute(): Route & { navigation: number } {
+  const [route, setRoute] = useState(() => ({ ...parseHash(location.hash), navigation: 0 }));
   useEffect(() => {
-    const onChange = () => setRoute(parseHash(location.hash));
+    const onChange = () => setRoute((prev) => ({ ...parseHash(location.hash), navigation: prev.navigation + 1 }));
     addEventListener('hashchange', onChange);
     return () => removeEventListener('hashchange', onChange);
   }, []);
