@@ -17,7 +17,7 @@ import { CollectorClient } from './collector-client.ts';
 import { FLOW_CATALOGUE, FLOW_NAMES, runFlow, type FlowName, type FlowServices } from './flows.ts';
 import type { DemoOptions } from './options.ts';
 import { formatProgress, ProgressLine } from './progress.ts';
-import { sleep, Tracker, type ServiceContext } from './runtime.ts';
+import { isExpectedFailure, sleep, Tracker, type ServiceContext } from './runtime.ts';
 import { startAuditService } from './services/audit.ts';
 import { startBarista, startCustomerService, startLoyaltyService } from './services/coffee-shop.ts';
 import { startFamilyAccountService } from './services/family-account.ts';
@@ -142,6 +142,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
 
   // 4. The services, each its own instrumented connection.
   const connections: ChannelModel[] = [];
+  const serviceNames = new Set<string>();
   const tracker = new Tracker();
   const ctx: ServiceContext = {
     names,
@@ -149,9 +150,16 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
     async connect(serviceName) {
       const model = await connect(options.amqpUrl, { serviceName, logger: logger.child({ service: serviceName }) });
       connections.push(model);
+      serviceNames.add(serviceName);
       return model;
     },
   };
+
+  // The demo's handlers fail on purpose; their rejections are not bugs.
+  const onUnhandledRejection = (reason: unknown): void => {
+    if (!isExpectedFailure(reason)) throw reason;
+  };
+  process.on('unhandledRejection', onUnhandledRejection);
 
   const outcomes: FlowOutcome[] = [];
   const inFlight = new Set<Promise<void>>();
@@ -180,7 +188,8 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
     };
 
     progress.log(
-      `hoptrace demo: ${connections.length} services on ${redactUrl(options.amqpUrl)} (queues "${names.prefix}.*")`,
+      `hoptrace demo: ${serviceNames.size} services (${connections.length} connections) on ` +
+        `${redactUrl(options.amqpUrl)}, exchanges and queues "${names.prefix}.*"`,
     );
     if (collector) {
       progress.log(`Open the UI: ${collectorUrl}   (SQLite: ${options.db})`);
@@ -219,6 +228,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
         }),
       );
     ticker = setInterval(() => void refresh(), out.isTTY ? 1_000 : 5_000);
+    void refresh();
 
     const start = (flow: FlowName, round: number): Promise<void> => {
       const outcome: FlowOutcome = { flow, round, correlationId: '', expected: FLOW_CATALOGUE[flow].expect };
@@ -262,6 +272,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
     // Ending the transport flushes its buffer to the collector before the worker exits.
     await endTransport(transport);
     if (ticker) clearInterval(ticker);
+    process.off('unhandledRejection', onUnhandledRejection);
   }
 
   try {

@@ -55,6 +55,25 @@ export class Tracker {
   }
 }
 
+const expectedFailures = new WeakSet<object>();
+
+/**
+ * Rethrow a handler's error so hoptrace records it on the `process` hop.
+ * hoptrace passes a rejected handler promise on untouched, and amqplib does
+ * not handle it, so it surfaces as an unhandled rejection: runDemo's
+ * listener recognises the ones thrown through here and lets them pass,
+ * where a real service's top-level error handler would log them.
+ */
+export function rethrow(err: unknown): never {
+  if (err !== null && typeof err === 'object') expectedFailures.add(err);
+  throw err;
+}
+
+/** True for an error a demo handler failed with on purpose (see {@link rethrow}). */
+export function isExpectedFailure(err: unknown): boolean {
+  return err !== null && typeof err === 'object' && expectedFailures.has(err);
+}
+
 /** JSON body of a demo message. */
 export function json(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value));

@@ -14,7 +14,7 @@
  *   simply gone (`failed`).
  */
 import type { ConsumeMessage } from 'amqplib';
-import { between, json, parse, sleep, type ServiceContext } from '../runtime.ts';
+import { between, json, parse, rethrow, sleep, type ServiceContext } from '../runtime.ts';
 import { RoutingKeys } from '../topology.ts';
 
 export interface CoffeeOrder {
@@ -95,7 +95,7 @@ export async function startBarista(ctx: ServiceContext, name: string): Promise<v
         // Not retryable: requeueing would fail the same way. Without requeue
         // the broker moves it to the orders queue's dead-letter exchange.
         ch.nack(msg, false, false);
-        throw err; // hoptrace records the handler error on the `process` hop
+        rethrow(err); // hoptrace records the handler error on the `process` hop
       }
       ch.publish(ctx.names.coffeeExchange, RoutingKeys.ORDER_READY, json({ ...order, barista: name }), {
         persistent: true,
@@ -131,6 +131,8 @@ export async function startLoyaltyService(ctx: ServiceContext): Promise<void> {
     ch.ack(msg);
     try {
       await addStamp(cards, order);
+    } catch (err) {
+      rethrow(err);
     } finally {
       ctx.tracker.signal(`loyalty:${order.orderId}`);
     }
