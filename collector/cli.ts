@@ -55,7 +55,11 @@ function integerFlag(name: string, value: string | undefined): number | undefine
   return n;
 }
 
-function parse(args: string[], options: ParseArgsConfig['options'], positionals: boolean) {
+function parse(
+  args: string[],
+  options: ParseArgsConfig['options'],
+  positionals: boolean,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
     return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals, strict: true });
   } catch (err) {
