@@ -8,14 +8,22 @@ import type { ChainHop, ServiceSkew } from '../../collector/api-types.ts';
 import type { ChainModel } from './chain-model.ts';
 import { formatDuration, formatElapsed, formatOffset } from './format.ts';
 import { summarizeHop } from './hop-text.ts';
-import { GAP_HEIGHT, LANE_WIDTH, ROW_HEIGHT, firstRowAtOrBelow, type TimelineLayout } from './timeline-layout.ts';
+import { GAP_HEIGHT, ROW_HEIGHT, firstRowAtOrBelow, type TimelineLayout } from './timeline-layout.ts';
 import { scrollIntoRange, useScrollWindow } from './use-scroll-window.ts';
 
 const HEADER_HEIGHT = 58;
 const GUTTER = 96;
 const OVERSCAN = 480;
+/** Room the hop descriptions keep before lanes get narrower. */
+const DESC_MIN = 400;
+const LANE_MAX = 132;
+const LANE_MIN = 64;
 
-const laneX = (lane: number) => GUTTER + lane * LANE_WIDTH + LANE_WIDTH / 2;
+/** Lanes shrink (down to a minimum) so the hop descriptions stay on screen with many services. */
+function laneWidthFor(clientWidth: number, lanes: number): number {
+  const fit = Math.floor((clientWidth - GUTTER - DESC_MIN) / Math.max(1, lanes));
+  return Math.max(LANE_MIN, Math.min(LANE_MAX, fit));
+}
 
 interface Props {
   model: ChainModel;
@@ -28,8 +36,10 @@ interface Props {
 
 export function Timeline({ model, layout, selected, onSelect, centerToken }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
-  const { scrollTop, clientHeight } = useScrollWindow(scroller);
-  const lanesWidth = layout.lanes.length * LANE_WIDTH;
+  const { scrollTop, clientHeight, clientWidth } = useScrollWindow(scroller);
+  const laneWidth = laneWidthFor(clientWidth, layout.lanes.length);
+  const laneX = (lane: number) => GUTTER + lane * laneWidth + laneWidth / 2;
+  const lanesWidth = layout.lanes.length * laneWidth;
   const hops = model.hops;
 
   // Keep the selected hop on screen as it moves; centre it when the chain opens.
@@ -73,8 +83,13 @@ export function Timeline({ model, layout, selected, onSelect, centerToken }: Pro
 
   return (
     <div class="timeline" ref={scroller} data-testid="timeline" tabIndex={-1}>
-      <LaneHeader model={model} layout={layout} />
-      <div class="tl-body" style={{ height: `${layout.height}px`, minWidth: `${GUTTER + lanesWidth + 360}px` }}>
+      <LaneHeader model={model} layout={layout} laneWidth={laneWidth} />
+      <div
+        class="tl-body"
+        style={{ height: `${layout.height}px`, minWidth: `${GUTTER + lanesWidth + DESC_MIN}px` }}
+        role="listbox"
+        aria-label={`${hops.length} hops in causal order`}
+      >
         {visibleGaps.map((gap) => (
           <div
             class="tl-gap"
@@ -141,7 +156,7 @@ export function Timeline({ model, layout, selected, onSelect, centerToken }: Pro
                 />
               );
             })}
-            {rowsDots(hops, layout, first, last, selected)}
+            {rowsDots(hops, layout, first, last, selected, laneX)}
           </g>
         </svg>
       </div>
@@ -149,7 +164,7 @@ export function Timeline({ model, layout, selected, onSelect, centerToken }: Pro
   );
 }
 
-function rowsDots(hops: ChainHop[], layout: TimelineLayout, first: number, last: number, selected: number) {
+function rowsDots(hops: ChainHop[], layout: TimelineLayout, first: number, last: number, selected: number, laneX: (lane: number) => number) {
   const dots = [];
   for (let i = first; i < last; i++) {
     const hop = hops[i];
@@ -201,20 +216,21 @@ function dotTone(hop: ChainHop): string {
   return '';
 }
 
-function LaneHeader({ model, layout }: { model: ChainModel; layout: TimelineLayout }) {
+function LaneHeader({ model, layout, laneWidth }: { model: ChainModel; layout: TimelineLayout; laneWidth: number }) {
+  const narrow = laneWidth < 110;
   return (
-    <div class="tl-header" style={{ height: `${HEADER_HEIGHT}px`, minWidth: `${GUTTER + layout.lanes.length * LANE_WIDTH + 360}px` }}>
+    <div class="tl-header" style={{ height: `${HEADER_HEIGHT}px`, minWidth: `${GUTTER + layout.lanes.length * laneWidth + DESC_MIN}px` }}>
       <div class="tl-gutter-head" style={{ width: `${GUTTER}px` }}>
         time
       </div>
       {layout.lanes.map((service) => {
         const skew = model.skewByService.get(service);
         return (
-          <div class="tl-lane-head" style={{ width: `${LANE_WIDTH}px` }} key={service} data-lane={service}>
+          <div class="tl-lane-head" style={{ width: `${laneWidth}px` }} key={service} data-lane={service}>
             <div class="tl-lane-name" title={service}>
               {service}
             </div>
-            <SkewNote skew={skew} />
+            <SkewNote skew={skew} narrow={narrow} />
           </div>
         );
       })}
@@ -228,19 +244,25 @@ function LaneHeader({ model, layout }: { model: ChainModel; layout: TimelineLayo
   );
 }
 
-export function SkewNote({ skew }: { skew: ServiceSkew | undefined }) {
-  if (!skew) return <div class="skew skew-unknown" title="The collector reported no clock estimate for this service">clock: no estimate</div>;
+export function SkewNote({ skew, narrow }: { skew: ServiceSkew | undefined; narrow?: boolean }) {
+  if (!skew) {
+    return (
+      <div class="skew skew-unknown" title="The collector reported no clock estimate for this service">
+        {narrow ? 'clock ?' : 'clock: no estimate'}
+      </div>
+    );
+  }
   if (skew.reference) {
     return (
       <div class="skew skew-ref" title="The other services' clocks are measured against this one">
-        reference clock
+        {narrow ? 'ref. clock' : 'reference clock'}
       </div>
     );
   }
   const title = `clock skew: this service's timestamps were shifted by ${formatOffset(skew.offsetMs)} for layout (estimated from ${skew.samples} send→receive pair${skew.samples === 1 ? '' : 's'}); raw timestamps are unchanged`;
   return (
     <div class={`skew${skew.offsetMs !== 0 ? ' skew-off' : ''}`} title={title} data-skew={skew.offsetMs}>
-      clock skew {formatOffset(skew.offsetMs)}
+      {narrow ? 'skew' : 'clock skew'} {formatOffset(skew.offsetMs)}
     </div>
   );
 }

@@ -14,10 +14,9 @@ export const ROW_HEIGHT = 26;
 /** Height of a compressed gap band between two rows. */
 export const GAP_HEIGHT = 30;
 /** Most extra space one proportional step may take before it counts as a gap. */
-const MAX_EXTRA = 72;
+const MAX_EXTRA = 60;
 /** Below this a step is never called a gap, only capped. */
 const MIN_GAP_MS = 250;
-export const LANE_WIDTH = 132;
 
 export interface Bar {
   kind: 'wait' | 'handling';
@@ -98,10 +97,10 @@ export function layoutTimeline(hops: readonly ChainHop[], serviceOrder: readonly
   const steps = new Float64Array(n);
   for (let i = 1; i < n; i++) steps[i] = Math.max(0, hops[i].adjustedTs - hops[i - 1].adjustedTs);
   const positive = [...steps.subarray(1)].filter((s) => s > 0).sort((a, b) => a - b);
-  // Scale so a typical (90th percentile) step gets a third of the cap: ordinary steps
+  // Scale so a typical (90th percentile) step gets a quarter of the cap: ordinary steps
   // stay proportional, an outlier becomes a labelled gap instead of a blank screen.
   const p90 = quantile(positive, 0.9);
-  const scale = p90 > 0 ? MAX_EXTRA / 3 / p90 : 0;
+  const scale = p90 > 0 ? MAX_EXTRA / 4 / p90 : 0;
 
   const rowTop = new Float64Array(n);
   const gapAt: number[] = [];
