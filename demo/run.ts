@@ -359,7 +359,8 @@ async function startCollectorOrExplain(options: DemoOptions): ReturnType<typeof 
       logger: pino({ level: 'error' }, pino.destination(2)),
     });
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
+    // The collector wraps the listen error (ConfigError); its cause has the errno code.
+    const code = errnoCode(cause);
     if (code === 'EADDRINUSE') {
       throw new DemoError(
         `Port ${options.port} on ${options.host} is already in use (another collector or demo still running?).\n` +
@@ -372,6 +373,14 @@ async function startCollectorOrExplain(options: DemoOptions): ReturnType<typeof 
     }
     throw new DemoError(`The collector did not start: ${(cause as Error).message}`, { cause });
   }
+}
+
+function errnoCode(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && code.startsWith('E') && !code.startsWith('HOPTRACE')) return code;
+  }
+  return undefined;
 }
 
 async function endTransport(transport: ReturnType<typeof pino.transport>): Promise<void> {
