@@ -13,6 +13,12 @@ import { decodeOtlpJson } from './otlp-json.ts';
 import { invalidBody, type OtlpResourceSpans } from './otlp-model.ts';
 import { decodeOtlpProtobuf } from './otlp-protobuf.ts';
 
+/**
+ * For `POST /v1/traces`: after decoding, `await adoptKnownCorrelations(hops, lookup)` moves hops that
+ * only had a trace id for a correlation id into the chain the store already holds their message in.
+ */
+export { adoptKnownCorrelations, hasTraceCorrelation } from './otlp-hops.ts';
+
 /** Content types `POST /v1/traces` accepts (OTLP/HTTP: binary protobuf and JSON). */
 export const OTLP_CONTENT_TYPES = ['application/x-protobuf', 'application/json'] as const;
 

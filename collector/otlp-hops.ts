@@ -87,12 +87,17 @@ function ms(nanos: bigint): number {
   return Number(nanos / 1000n) / 1000;
 }
 
+const MESSAGING_PREFIX = 'messaging.';
+
+/**
+ * A messaging span has some `messaging.*` attribute. Not only `messaging.system`:
+ * the official amqplib instrumentation takes that from the broker's handshake,
+ * so a connection it did not see open leaves its publish spans without it.
+ */
 function isMessaging(attrs: OtlpAttributes): boolean {
-  return (
-    attrs.has(Attr.MESSAGING_SYSTEM) ||
-    attrs.has(Attr.MESSAGING_OPERATION_TYPE) ||
-    attrs.has(Attr.LEGACY_MESSAGING_OPERATION)
-  );
+  if (attrs.has(Attr.MESSAGING_SYSTEM) || attrs.has(Attr.MESSAGING_OPERATION_TYPE) || attrs.has(Attr.LEGACY_MESSAGING_OPERATION)) return true;
+  for (const key of attrs.keys()) if (key.startsWith(MESSAGING_PREFIX)) return true;
+  return false;
 }
 
 const SETTLE_NAMES = new Set(['ack', 'nack', 'reject']);
@@ -188,6 +193,48 @@ function errorOf(span: OtlpSpan): HopError {
   return error;
 }
 
+/** Hops whose correlation id is only a trace id: no span of theirs carried an x-correlation-id. */
+const traceCorrelated = new WeakSet<HopRecord>();
+
+/** True when {@link spansToHops} made this hop's correlation id from a trace id (no conversation id was seen). */
+export function hasTraceCorrelation(hop: HopRecord): boolean {
+  return traceCorrelated.has(hop);
+}
+
+/**
+ * Move hops whose correlation id is only a trace id into the chain a message
+ * of theirs already belongs to: an OpenTelemetry-only consumer of a message
+ * published through the hoptrace wrappers never saw its `x-correlation-id`,
+ * but the store knows the message. Every hop that stood in for the same trace
+ * moves along (the consumer and what its handler published).
+ *
+ * @param lookup the correlation id the store has for a message id, if any
+ * @returns how many hops moved
+ */
+export async function adoptKnownCorrelations(
+  hops: HopRecord[],
+  lookup: (messageId: string) => Promise<string | undefined> | string | undefined,
+): Promise<number> {
+  const moves = new Map<string, string>();
+  const asked = new Set<string>();
+  for (const hop of hops) {
+    if (!traceCorrelated.has(hop) || moves.has(hop.correlationId) || asked.has(hop.messageId)) continue;
+    asked.add(hop.messageId);
+    const known = await lookup(hop.messageId);
+    if (known && known !== hop.correlationId) moves.set(hop.correlationId, known);
+  }
+  let moved = 0;
+  for (const hop of hops) {
+    const to = traceCorrelated.has(hop) ? moves.get(hop.correlationId) : undefined;
+    if (to !== undefined) {
+      hop.correlationId = to;
+      traceCorrelated.delete(hop);
+      moved++;
+    }
+  }
+  return moved;
+}
+
 /** Map the decoded request's messaging spans onto hop records. */
 export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] {
   const located: Located[] = [];
@@ -253,30 +300,46 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
     return undefined;
   };
 
-  const correlations = new Map<Located, string>();
-  const correlationOf = (loc: Located, depth = 0): string => {
+  /** Correlation id per span, and whether a span said it (else it is a trace id standing in). */
+  const correlations = new Map<Located, { id: string; said: boolean }>();
+  const correlationOf = (loc: Located, depth = 0): { id: string; said: boolean } => {
     const cached = correlations.get(loc);
     if (cached !== undefined) return cached;
     const a = loc.span.attributes;
-    let id = nonEmpty(a, Attr.HOPTRACE_CORRELATION_ID, Attr.MESSAGING_MESSAGE_CONVERSATION_ID, Attr.LEGACY_MESSAGING_CONVERSATION_ID);
-    if (id === undefined && depth < 16) {
+    const own = nonEmpty(a, Attr.HOPTRACE_CORRELATION_ID, Attr.MESSAGING_MESSAGE_CONVERSATION_ID, Attr.LEGACY_MESSAGING_CONVERSATION_ID);
+    let found: { id: string; said: boolean } | undefined = own === undefined ? undefined : { id: own, said: true };
+    if (found === undefined && depth < 16) {
       // No x-correlation-id seen: the chain is the trace — the trace the message was published in.
       if (loc.role === 'send') {
         const handler = handlerOf(loc);
-        if (handler) id = correlationOf(handler, depth + 1);
+        if (handler) found = correlationOf(handler, depth + 1);
       } else {
         const o = origin(loc);
         const producer = o && byId.get(`${o.traceId}/${o.spanId}`);
-        id = producer?.role === 'send' ? correlationOf(producer, depth + 1) : o?.traceId;
+        if (producer?.role === 'send') found = correlationOf(producer, depth + 1);
+        else if (o) found = { id: o.traceId, said: false };
       }
     }
-    id ??= loc.span.traceId;
-    correlations.set(loc, id);
-    return id;
+    found ??= { id: loc.span.traceId, said: false };
+    correlations.set(loc, found);
+    return found;
   };
 
   const hops: HopRecord[] = [];
+  const mark = (from: number, loc: Located): void => {
+    if (!correlationOf(loc).said) for (let i = from; i < hops.length; i++) traceCorrelated.add(hops[i]);
+  };
   for (const loc of located) {
+    const before = hops.length;
+    try {
+      mapSpan(loc);
+    } finally {
+      mark(before, loc);
+    }
+  }
+  return hops;
+
+  function mapSpan(loc: Located): void {
     const { span, service, instance } = loc;
     const a = span.attributes;
     const start = ms(span.startTimeUnixNano);
@@ -290,7 +353,7 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
       instance,
       traceId: span.traceId,
       spanId: span.spanId,
-      correlationId: correlationOf(loc),
+      correlationId: correlationOf(loc).id,
       messageId: messageIdOf(loc),
     };
     if (validSpan(span.parentSpanId)) base.parentSpanId = span.parentSpanId;
@@ -335,7 +398,7 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
           hops.push(ret);
         }
       }
-      continue;
+      return;
     }
 
     // Consumer side: the queue, where something says it.
@@ -351,14 +414,14 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
 
     if (loc.role === 'settle') {
       const name = (text(a, Attr.HOPTRACE_SETTLE_OUTCOME) ?? text(a, Attr.MESSAGING_OPERATION_NAME))?.toLowerCase();
-      if (name !== 'ack' && name !== 'nack' && name !== 'reject') continue;
+      if (name !== 'ack' && name !== 'nack' && name !== 'reject') return;
       const settle: HopRecord = { ...base, kind: 'settle', outcome: name };
       const requeue = bool(a, Attr.HOPTRACE_REQUEUE);
       if (requeue !== undefined) settle.requeue = requeue;
       const multiple = bool(a, Attr.HOPTRACE_SETTLE_MULTIPLE);
       if (multiple !== undefined) settle.multiple = multiple;
       hops.push(settle);
-      continue;
+      return;
     }
 
     const receive: HopRecord = { ...base, kind: 'receive' };
@@ -367,7 +430,7 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
     const deathCount = integer(a, Attr.HOPTRACE_DEATH_COUNT);
     if (deathCount !== undefined) receive.deathCount = deathCount;
     hops.push(receive);
-    if (loc.role === 'receive') continue;
+    if (loc.role === 'receive') return;
 
     const settlement = settlementOf(loc);
     const hasException = span.events.some((e) => e.name === SpanEvents.EXCEPTION);
@@ -382,5 +445,4 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
       hops.push(settle);
     }
   }
-  return hops;
 }
