@@ -118,13 +118,13 @@ describe('chains list', () => {
     await page.locator('[data-chain-row]').first().waitFor();
     await expect.poll(() => page.getByTestId('live-state').textContent()).toBe('live');
     // A reload would lose this flag.
-    await page.evaluate(() => ((window as unknown as { __sameDocument: boolean }).__sameDocument = true));
+    await page.evaluate(() => ((globalThis as unknown as { __sameDocument: boolean }).__sameDocument = true));
 
     const late = threeServiceChain({ seed: 107, start: Date.now() - 1000 });
     await ingest(collector.url, late.hops);
     const row = page.locator(`[data-chain-row][data-correlation-id="${late.correlationId}"]`);
     await row.waitFor();
-    expect(await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument)).toBe(true);
+    expect(await page.evaluate(() => (globalThis as unknown as { __sameDocument?: boolean }).__sameDocument)).toBe(true);
     // Newest first: it started last, so it is on top.
     expect((await rowIds(page))[0]).toBe(late.correlationId);
   });

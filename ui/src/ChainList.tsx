@@ -181,7 +181,8 @@ export function ChainList({ params }: { params: URLSearchParams }) {
       return next;
     });
     setFresh((current) => {
-      const next = new Map(current);
+      // Only recent updates flash; older marks are dropped so the map stays small.
+      const next = new Map([...current].filter(([, at]) => stamp - at < 10_000));
       next.set(chain.correlationId, stamp);
       return next;
     });

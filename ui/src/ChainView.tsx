@@ -21,10 +21,12 @@ type Load = { state: 'loading' } | { state: 'error'; error: Error } | { state: '
 interface Props {
   correlationId: string;
   seq: number | undefined;
+  /** Bumped by every followed link or edited URL (see useRoute). */
+  navigation: number;
   config: UiConfig | undefined;
 }
 
-export function ChainView({ correlationId, seq, config }: Props) {
+export function ChainView({ correlationId, seq, navigation, config }: Props) {
   const [load, setLoad] = useState<Load>({ state: 'loading' });
   const [reloadToken, setReloadToken] = useState(0);
 
@@ -65,7 +67,7 @@ export function ChainView({ correlationId, seq, config }: Props) {
       </div>
     );
   }
-  return <ChainLoaded detail={load.detail} seq={seq} config={config} />;
+  return <ChainLoaded detail={load.detail} seq={seq} navigation={navigation} config={config} />;
 }
 
 function BackLink() {
@@ -76,7 +78,7 @@ function BackLink() {
   );
 }
 
-function ChainLoaded({ detail, seq, config }: { detail: ChainDetail; seq: number | undefined; config: UiConfig | undefined }) {
+function ChainLoaded({ detail, seq, navigation, config }: { detail: ChainDetail; seq: number | undefined; navigation: number; config: UiConfig | undefined }) {
   const model = useMemo(() => buildChainModel(detail), [detail]);
   const layout = useMemo(() => layoutTimeline(model.hops, detail.services), [model, detail.services]);
   const count = model.hops.length;
@@ -117,7 +119,7 @@ function ChainLoaded({ detail, seq, config }: { detail: ChainDetail; seq: number
       setCenterToken((n) => n + 1);
     }
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [seq]);
+  }, [seq, navigation]);
 
   const step = useCallback((delta: number) => select(current.current + delta), [select]);
 
@@ -226,7 +228,7 @@ function ChainLoaded({ detail, seq, config }: { detail: ChainDetail; seq: number
 function ChainHeader({ detail, model, config, onFailure }: { detail: ChainDetail; model: ChainModel; config: UiConfig | undefined; onFailure: () => void }) {
   const failure = detail.firstFailure;
   const failureHop = failure ? model.hops[model.indexById.get(failure.hopId) ?? -1] : undefined;
-  const skewed = detail.skew.filter((s) => !s.reference && s.offsetMs !== 0);
+  const skewed = (detail.skew ?? []).filter((s) => !s.reference && s.offsetMs !== 0);
   return (
     <header class="chain-head">
       <div class="chain-head-row">
@@ -247,9 +249,9 @@ function ChainHeader({ detail, model, config, onFailure }: { detail: ChainDetail
           {detail.hopCount} hops · {detail.messageCount} messages
         </span>
         <span>
-          <span class="muted">services</span> {detail.services.join(', ')}
+          <span class="muted">services</span> {(detail.services ?? []).join(', ')}
         </span>
-        {detail.problems.length > 0 && (
+        {(detail.problems ?? []).length > 0 && (
           <span class="problems" data-testid="problems">
             <span class="muted">problems</span> {detail.problems.map((p) => <StatusBadge status={p} small key={p} />)}
           </span>
@@ -270,7 +272,7 @@ function ChainHeader({ detail, model, config, onFailure }: { detail: ChainDetail
             ⚠ clock skew: {skewed.map((s) => `${s.service} ${s.offsetMs > 0 ? '+' : '−'}${formatDuration(Math.abs(s.offsetMs))}`).join(', ')}
           </span>
         )}
-        {detail.traceIds.map((traceId) => {
+        {(detail.traceIds ?? []).map((traceId) => {
           const url = jaegerTraceUrl(config, traceId);
           return (
             <span key={traceId} class="trace">
