@@ -4,7 +4,8 @@
  * Chromium driven by playwright-core, and ingest of fixture chains into a
  * real collector through `POST /v1/hops`.
  */
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -28,18 +29,45 @@ function newestMtime(dir: string): number {
 
 let building: Promise<void> | undefined;
 
-/** Build `dist/ui` with Vite unless it is newer than everything under `ui/` and the API types. */
+function uiIsFresh(): boolean {
+  const index = join(UI_DIR, 'index.html');
+  if (!existsSync(index)) return false;
+  const sources = Math.max(
+    newestMtime(join(root, 'ui')),
+    statSync(join(root, 'collector/api-types.ts')).mtimeMs,
+    statSync(join(root, 'src/hop.ts')).mtimeMs,
+  );
+  return statSync(index).mtimeMs >= sources;
+}
+
+/**
+ * Build `dist/ui` with Vite unless it is newer than everything under `ui/` and
+ * the API types. Test files run in parallel workers, and a build empties the
+ * output directory first, so builds take a lock (an atomic mkdir) and a worker
+ * that waited re-checks before building again.
+ */
 export function ensureUiBuilt(): Promise<void> {
   building ??= (async () => {
-    const index = join(UI_DIR, 'index.html');
-    const sources = Math.max(
-      newestMtime(join(root, 'ui')),
-      statSync(join(root, 'collector/api-types.ts')).mtimeMs,
-      statSync(join(root, 'src/hop.ts')).mtimeMs,
-    );
-    if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-    const { build } = await import('vite');
-    await build({ configFile: join(root, 'ui/vite.config.ts'), logLevel: 'warn' });
+    if (uiIsFresh()) return;
+    const lock = join(root, 'dist/.ui-build.lock');
+    mkdirSync(join(root, 'dist'), { recursive: true });
+    for (;;) {
+      try {
+        mkdirSync(lock);
+        break;
+      } catch {
+        // Another worker is building; a lock older than two minutes was left by a killed run.
+        if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 120_000) rmSync(lock, { recursive: true, force: true });
+        await sleep(200);
+      }
+    }
+    try {
+      if (uiIsFresh()) return;
+      const { build } = await import('vite');
+      await build({ configFile: join(root, 'ui/vite.config.ts'), logLevel: 'warn' });
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
   })();
   return building;
 }
