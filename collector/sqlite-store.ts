@@ -6,7 +6,7 @@
  * disk and survive a power cut, not only a process crash. In WAL mode that is
  * one fsync per transaction, and a request is one transaction.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
@@ -72,7 +72,7 @@ export function canonicalJson(value: unknown): string {
 
 /** The dedupe key of a hop: the first 16 bytes of the SHA-256 of its canonical JSON. */
 export function dedupeKey(canonical: string): Buffer {
-  return createHash('sha256').update(canonical).digest().subarray(0, 16);
+  return hash('sha256', canonical, 'buffer').subarray(0, 16);
 }
 
 interface HopRow {
@@ -224,12 +224,11 @@ export class SqliteStore implements Store {
       now,
       json,
     );
-    if (!before) this.#chainCount++;
     return { type: before ? 'changed' : 'new', chain: summary };
   }
 
   async insertHops(hops: readonly HopRecord[], receivedAt: number): Promise<InsertResult> {
-    return this.#transaction(() => {
+    const result = this.#transaction(() => {
       let duplicates = 0;
       const touched = new Set<string>();
       for (const hop of hops) {
@@ -256,9 +255,12 @@ export class SqliteStore implements Store {
         const change = this.#refreshChain(correlationId, receivedAt, receivedAt);
         if (change) changes.push(change);
       }
-      this.#hopCount += hops.length - duplicates;
       return { accepted: hops.length, duplicates, changes };
     });
+    // Counters move only once the transaction has committed.
+    this.#hopCount += result.accepted - result.duplicates;
+    this.#chainCount += result.changes.filter((c) => c.type === 'new').length;
+    return result;
   }
 
   async chainHops(correlationId: string): Promise<StoredHop[]> {
@@ -442,17 +444,18 @@ export class SqliteStore implements Store {
   #deleteChains(ids: readonly string[]): RetentionResult {
     const delHops = this.#prepared('DELETE FROM hops WHERE correlation_id = ?');
     const delChain = this.#prepared('DELETE FROM chains WHERE correlation_id = ?');
-    return this.#transaction(() => {
+    const result = this.#transaction(() => {
       let deletedHops = 0;
       let deletedChains = 0;
       for (const id of ids) {
         deletedHops += Number(delHops.run(id).changes);
         deletedChains += Number(delChain.run(id).changes);
       }
-      this.#hopCount -= deletedHops;
-      this.#chainCount -= deletedChains;
       return { deletedHops, deletedChains };
     });
+    this.#hopCount -= result.deletedHops;
+    this.#chainCount -= result.deletedChains;
+    return result;
   }
 
   #usedBytes(): number {
