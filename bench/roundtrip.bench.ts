@@ -13,9 +13,11 @@ import { startCollectorProcess, type CollectorProcess } from './lib/collector-pr
 import type { BenchContext, Scenario, ScenarioResult } from './lib/scenario.ts';
 import { summarize } from './lib/stats.ts';
 import { fmtBytes, fmtInt, fmtNum, fmtPct, fmtUs, verdict, type Table } from './lib/table.ts';
+import type { LoglineInput, LoglineRow } from './logline.worker.ts';
 import type { PhaseResult, RoundtripInput, RoundtripOutput, Variant } from './roundtrip.worker.ts';
 
 const WORKER = new URL('./roundtrip.worker.ts', import.meta.url);
+const LOGLINE_WORKER = new URL('./logline.worker.ts', import.meta.url);
 
 const LABELS: Record<Variant, string> = {
   plain: 'plain amqplib (baseline)',
@@ -40,7 +42,9 @@ function sizes(quick: boolean): Sizes {
     : { rounds: 5, roundtripMessages: 25_000, publishMessages: 25_000, warmupMessages: 3_000 };
 }
 
-type Runs = Map<Variant, (RoundtripOutput | undefined)[]>;
+/** A round's result; for the transport row also the hops the collector gained meanwhile. */
+type RunResult = RoundtripOutput & { hopsDelivered?: number };
+type Runs = Map<Variant, (RunResult | undefined)[]>;
 
 async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const size = sizes(ctx.quick);
@@ -71,7 +75,9 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
           collectorUrl: collector?.url,
         };
         try {
-          const out = await runWorker<RoundtripInput, RoundtripOutput>(WORKER, input, { timeoutMs: 300_000 });
+          const before = variant === 'hoptrace-transport' ? await collector!.hopCount() : 0;
+          const out: RunResult = await runWorker<RoundtripInput, RoundtripOutput>(WORKER, input, { timeoutMs: 300_000 });
+          if (variant === 'hoptrace-transport') out.hopsDelivered = (await collector!.hopCount()) - before;
           runs.get(variant)!.push(out);
         } catch (err) {
           const message = (err as Error).message;
@@ -90,7 +96,25 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
     }
   }
 
-  return { tables: tables(runs, size, failures), raw: { sizes: size, runs: Object.fromEntries(runs), failures: Object.fromEntries(failures) } };
+  progress('roundtrip: what one hop log line costs');
+  const lines = ctx.quick ? 20_000 : 200_000;
+  const logline = await runWorker<LoglineInput, LoglineRow[]>(LOGLINE_WORKER, { lines }, { timeoutMs: 300_000 });
+
+  return {
+    tables: [...tables(runs, size, failures), loglineTable(logline, lines)],
+    raw: { sizes: size, runs: Object.fromEntries(runs), failures: Object.fromEntries(failures), logline },
+  };
+}
+
+function loglineTable(rows: LoglineRow[], lines: number): Table {
+  return {
+    title: 'One hop log line on its own (where most of the overhead above goes)',
+    notes: [
+      `${fmtInt(lines)} generated hop records of about ${fmtBytes(rows[0]?.bytesPerLine ?? NaN)} per line (headers and properties included, as the library logs them) written in a process of its own; CPU and V8 heap bytes allocated per line, measured as above. A round trip logs five hop lines (send, confirm, receive, process, settle), a fire-and-forget publish one.`,
+    ],
+    columns: ['writing one line with', 'CPU/line', 'alloc/line'],
+    rows: rows.map((r) => [r.name, fmtUs(r.cpuUs), fmtBytes(r.allocBytes)]),
+  };
 }
 
 function firstMeaningfulLine(message: string): string {
@@ -117,7 +141,7 @@ function tables(runs: Runs, size: Sizes, failures: Map<Variant, string>): Table[
   const phaseTable = (phase: 'roundtrip' | 'publish'): Table => {
     const rows: string[][] = [];
     for (const variant of VARIANTS) {
-      const outs = runs.get(variant)!.filter((o): o is RoundtripOutput => o !== undefined);
+      const outs = runs.get(variant)!.filter((o): o is RunResult => o !== undefined);
       const failure = failures.get(variant);
       if (outs.length === 0) {
         rows.push([LABELS[variant], `not run: ${failure ?? 'no result'}`, '', '', '', '', '', '', '']);
@@ -138,11 +162,19 @@ function tables(runs: Runs, size: Sizes, failures: Map<Variant, string>): Table[
         target = `≥ instrumentation-amqplib (${vsOtel.n > 0 ? fmtPct(vsOtel.median) : 'n/a'})`;
         met = vsOtel.n > 0 ? vsOtel.median >= 1 : undefined;
       }
-      const spans = outs[0].spansPerMessage;
+      const first = outs[0][phase];
+      const logged = outs.reduce((s, o) => s + (o.hopsLogged ?? 0), 0);
+      const delivered = outs.reduce((s, o) => s + (o.hopsDelivered ?? 0), 0);
+      const errors = outs.reduce((s, o) => s + (o.telemetryErrors ?? 0), 0);
       const extra = [
-        spans === undefined ? '' : `${fmtNum(spans)} spans`,
-        outs[0].spansDroppedShare ? `${fmtPct(outs[0].spansDroppedShare)} dropped` : '',
-        phase === 'roundtrip' && outs[0].logBytesPerMessage ? `${fmtBytes(outs[0].logBytesPerMessage)} log` : '',
+        first.spans === undefined ? '' : `${fmtNum(first.spans / first.messages)} spans`,
+        outs[0].spansDroppedShare ? `${fmtPct(outs[0].spansDroppedShare)} of spans dropped by the batch queue` : '',
+        first.hops === undefined ? '' : `${fmtNum(first.hops / first.messages)} hop${first.hops === first.messages ? '' : 's'}`,
+        phase === 'roundtrip' && outs[0].logBytesPerHop ? `${fmtBytes(outs[0].logBytesPerHop)}/hop line` : '',
+        phase === 'roundtrip' && variant === 'hoptrace-transport' && logged
+          ? `${fmtPct(delivered / logged)} of hops reached the collector`
+          : '',
+        errors ? `${fmtInt(errors)} telemetry errors` : '',
       ]
         .filter(Boolean)
         .join(', ');

@@ -39,6 +39,10 @@ export interface RoundtripInput {
 
 export interface PhaseResult {
   messages: number;
+  /** hoptrace variants: hop records produced in this phase. */
+  hops?: number;
+  /** SDK variants: spans made in this phase (exported + dropped by the batch queue). */
+  spans?: number;
   wallMs: number;
   cpuUs: number;
   allocBytes: number;
@@ -53,8 +57,12 @@ export interface RoundtripOutput {
   spansPerMessage?: number;
   /** Of those, the share the BatchSpanProcessor dropped because its queue was full. */
   spansDroppedShare?: number;
-  /** Bytes of hop log written to /dev/null per message (hoptrace variants on a pino destination). */
-  logBytesPerMessage?: number;
+  /** Average bytes of one hop log line (hoptrace variants on a pino destination): bytes written / hops logged. */
+  logBytesPerHop?: number;
+  /** hoptrace variants: hop records produced over the whole run (`telemetryStats().hops`). */
+  hopsLogged?: number;
+  /** hoptrace variants: contained telemetry failures (logger, hook, span, internal). */
+  telemetryErrors?: number;
 }
 
 /** Messages allowed in flight in the round trip: enough to keep prefetch 100 busy. */
@@ -76,12 +84,16 @@ const BODY = Buffer.from(
 
 interface Wrapper {
   wrap<C extends Channel>(channel: C): C;
-  finish(): Promise<{ spans?: { exported: number; dropped: number } }>;
+  /** Hop records produced so far (hoptrace variants). */
+  hops(): number | undefined;
+  /** Spans made so far, after flushing the batch processor (SDK variants). */
+  spans(): Promise<number | undefined>;
+  finish(): Promise<{ spans?: { exported: number; dropped: number }; hops?: number; telemetryErrors?: number }>;
 }
 
 type AmqpModule = typeof import('amqplib');
 
-async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper: Wrapper; logBytes: () => number }> {
+async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper: Wrapper; logBytes: () => Promise<number> }> {
   const require = createRequire(import.meta.url);
   let sdk: BenchSdk | undefined;
   if (input.variant === 'hoptrace-sdk' || input.variant === 'otel-amqplib-sdk') {
@@ -99,14 +111,21 @@ async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper
   }
   const amqp = require('amqplib') as AmqpModule;
   const spans = async () => (sdk ? { spans: await sdk.spanCount() } : {});
+  const spanTotal = async () => {
+    if (!sdk) return undefined;
+    const { exported, dropped } = await sdk.spanCount();
+    return exported + dropped;
+  };
 
 
   if (input.variant === 'plain' || input.variant === 'otel-amqplib-sdk') {
     return {
       amqp,
-      logBytes: () => 0,
+      logBytes: async () => 0,
       wrapper: {
         wrap: (c) => c,
+        hops: () => undefined,
+        spans: spanTotal,
         finish: spans,
       },
     };
@@ -136,11 +155,17 @@ async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper
   const options = { serviceName: 'bench', logger };
   return {
     amqp,
-    logBytes: () => written,
+    // pino.destination() writes asynchronously: flush before reading the byte count.
+    logBytes: () => new Promise<number>((resolve) => logger.flush(() => resolve(written))),
     wrapper: {
       wrap: (c) => instrument(c, options) as typeof c,
+      hops: () => (hoptrace.telemetryStats as () => { hops: number })().hops,
+      spans: spanTotal,
       async finish() {
-        const result = await spans();
+        const result: Awaited<ReturnType<Wrapper['finish']>> = await spans();
+        const stats = (hoptrace.telemetryStats as () => Record<string, number>)();
+        result.hops = stats.hops;
+        result.telemetryErrors = stats.loggerErrors + stats.hookErrors + stats.spanErrors + stats.internalErrors;
         if (transport) {
           // Let the transport worker ship what it holds before the process ends.
           logger.flush();
@@ -213,7 +238,11 @@ async function main(input: RoundtripInput): Promise<RoundtripOutput> {
       await faf.purgeQueue(publishQueue);
     };
 
-    const measure = async (messages: number, run: (n: number) => Promise<void>): Promise<PhaseResult> => {
+    const measure = async (messages: number, run: (n: number) => Promise<void>, name: string): Promise<PhaseResult> => {
+      const profileDir = process.env.BENCH_ALLOC_PROF;
+      const stopProfile = profileDir ? await (await import('./lib/alloc-profile.ts')).startAllocationProfile() : undefined;
+      const hops0 = wrapper.hops();
+      const spans0 = await wrapper.spans();
       const cpu = process.cpuUsage();
       const meter = startAllocationMeter();
       const t0 = performance.now();
@@ -221,19 +250,29 @@ async function main(input: RoundtripInput): Promise<RoundtripOutput> {
       const wallMs = performance.now() - t0;
       const alloc = meter.stop();
       const used = process.cpuUsage(cpu);
-      return { messages, wallMs, cpuUs: used.user + used.system, allocBytes: alloc.bytes, gcPauseMs: alloc.gcPauseMs };
+      await stopProfile?.(`${profileDir}/${input.variant}-${name}-${process.pid}.heapprofile`);
+      const hops1 = wrapper.hops();
+      const spans1 = await wrapper.spans();
+      return {
+        messages,
+        spans: spans0 === undefined || spans1 === undefined ? undefined : spans1 - spans0,
+        hops: hops0 === undefined || hops1 === undefined ? undefined : hops1 - hops0,
+        wallMs,
+        cpuUs: used.user + used.system,
+        allocBytes: alloc.bytes,
+        gcPauseMs: alloc.gcPauseMs,
+      };
     };
 
     await roundtrip(input.warmupMessages);
     await publish(input.warmupMessages);
-    const logBefore = logBytes();
-    const rt = await measure(input.roundtripMessages, roundtrip);
-    const logRoundtrip = logBytes() - logBefore;
-    const pb = await measure(input.publishMessages, publish);
+    const rt = await measure(input.roundtripMessages, roundtrip, 'roundtrip');
+    const pb = await measure(input.publishMessages, publish, 'publish');
 
     await pub.deleteQueue(queue);
     await faf.deleteQueue(publishQueue);
     const total = 2 * input.warmupMessages + input.roundtripMessages + input.publishMessages;
+    const logTotal = await logBytes();
     const extra = await wrapper.finish();
     return {
       variant: input.variant,
@@ -241,8 +280,9 @@ async function main(input: RoundtripInput): Promise<RoundtripOutput> {
       publish: pb,
       spansPerMessage: extra.spans && (extra.spans.exported + extra.spans.dropped) / total,
       spansDroppedShare: extra.spans && extra.spans.dropped / Math.max(1, extra.spans.exported + extra.spans.dropped),
-      logBytesPerMessage:
-        input.variant === 'hoptrace' || input.variant === 'hoptrace-sdk' ? logRoundtrip / input.roundtripMessages : undefined,
+      logBytesPerHop: logTotal > 0 && extra.hops ? logTotal / extra.hops : undefined,
+      hopsLogged: extra.hops,
+      telemetryErrors: extra.telemetryErrors,
     };
   } finally {
     await conn.close().catch(() => undefined);

@@ -10,17 +10,29 @@ import { mkdirSync } from 'node:fs';
 export interface WorkerOptions {
   /** Kill the child and fail after this long. */
   timeoutMs?: number;
-  /** Extra Node flags. `BENCH_CPU_PROF=DIR` adds `--cpu-prof --cpu-prof-dir DIR` to every child. */
+  /** Extra Node flags (the profiling flags of {@link profileFlags} are added to every child). */
   execArgv?: string[];
   env?: NodeJS.ProcessEnv;
 }
 
-/** Flags to profile the children when `BENCH_CPU_PROF` names a directory. */
+/**
+ * Flags to profile the children: `BENCH_CPU_PROF=DIR` (V8 CPU profiles) and
+ * `BENCH_HEAP_PROF=DIR` (sampled allocation profiles). Read them with
+ * lib/profile-top.ts or Chrome DevTools.
+ */
 export function profileFlags(): string[] {
-  const dir = process.env.BENCH_CPU_PROF;
-  if (!dir) return [];
-  mkdirSync(dir, { recursive: true });
-  return ['--cpu-prof', '--cpu-prof-dir', dir];
+  const flags: string[] = [];
+  const cpu = process.env.BENCH_CPU_PROF;
+  if (cpu) {
+    mkdirSync(cpu, { recursive: true });
+    flags.push('--cpu-prof', '--cpu-prof-dir', cpu);
+  }
+  const heap = process.env.BENCH_HEAP_PROF;
+  if (heap) {
+    mkdirSync(heap, { recursive: true });
+    flags.push('--heap-prof', '--heap-prof-dir', heap, '--heap-prof-interval', '32768');
+  }
+  return flags;
 }
 
 /** Run `file` in a child process, hand it `input`, and resolve with what it sends back. */
