@@ -27,7 +27,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`\n${name} again: exiting without cleaning up.\n`);
       process.exit(130);
     }
-    process.stderr.write(`\n${name}: stopping (closing connections, flushing hops)…\n`);
+    process.stderr.write(`\n${name}: stopping…\n`);
     stop.abort();
   };
   process.on('SIGINT', () => onSignal('SIGINT'));

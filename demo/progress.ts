@@ -16,12 +16,17 @@ export interface ProgressStats {
 }
 
 /** `ok` first, then the problems from most to least severe. */
-const DISPLAY_ORDER: ChainStatus[] = ['ok', 'in-flight', ...STATUS_SEVERITY.filter((s) => s !== 'ok' && s !== 'in-flight')];
+export const DISPLAY_ORDER: ChainStatus[] = ['ok', 'in-flight', ...STATUS_SEVERITY.filter((s) => s !== 'ok' && s !== 'in-flight')];
+
+/** `ok 4, dead-lettered 1, failed 2`: the statuses present, in display order. */
+export function formatStatusCounts(counts: Map<ChainStatus, number>): string {
+  return DISPLAY_ORDER.filter((status) => counts.get(status))
+    .map((status) => `${status} ${counts.get(status)}`)
+    .join(', ');
+}
 
 export function formatProgress(s: ProgressStats): string {
-  const chains = DISPLAY_ORDER.filter((status) => s.chains.get(status))
-    .map((status) => `${status} ${s.chains.get(status)}`)
-    .join(', ');
+  const chains = formatStatusCounts(s.chains);
   const stored = s.hopsStored === undefined ? 'collector unreachable' : `${s.hopsStored} stored`;
   return [
     `flows ${s.flows}${s.flowErrors ? ` (${s.flowErrors} timed out)` : ''}`,

@@ -16,7 +16,7 @@ import { connect } from '../src/index.ts';
 import { CollectorClient } from './collector-client.ts';
 import { FLOW_CATALOGUE, FLOW_NAMES, runFlow, type FlowName, type FlowServices } from './flows.ts';
 import type { DemoOptions } from './options.ts';
-import { formatProgress, ProgressLine } from './progress.ts';
+import { formatProgress, formatStatusCounts, ProgressLine } from './progress.ts';
 import { isExpectedFailure, sleep, Tracker, type ServiceContext } from './runtime.ts';
 import { startAuditService } from './services/audit.ts';
 import { startBarista, startCustomerService, startLoyaltyService } from './services/coffee-shop.ts';
@@ -292,6 +292,9 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
           await judgeFlows(client, outcomes);
           return outcomes.every((o) => o.error || o.actual === o.expected);
         }, 15_000);
+      } else {
+        // Someone else's collector judges by its own limits: report, don't insist.
+        await judgeFlows(client, outcomes).catch(() => {});
       }
       chains = await client.statusCounts(startedAt).catch(() => chains);
       progress.done();
@@ -429,7 +432,7 @@ function summary(
     const ok = mine.every((o) => !o.error && (!embedded || o.actual === o.expected));
     lines.push(`  ${flow.padEnd(19)}${FLOW_CATALOGUE[flow].expect.padEnd(17)}${cells}${ok ? '' : '   ✗'}`);
   }
-  lines.push('', `All chains since the start: ${[...chains].map(([s, n]) => `${s} ${n}`).join(', ') || 'none'}`);
+  lines.push('', `All chains since the start: ${formatStatusCounts(chains) || 'none'}`);
   if (embedded && !options.keepRunning) {
     lines.push(
       `They stay in ${options.db}; see them again with: npx hoptrace collector --db ${options.db} ` +

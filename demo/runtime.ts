@@ -46,6 +46,8 @@ export class Tracker {
         entry.promise,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${key}`)), timeoutMs);
+          // A flow still waiting when the demo stops must not hold the process open.
+          timer.unref();
         }),
       ]);
     } finally {
