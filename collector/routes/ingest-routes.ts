@@ -4,7 +4,7 @@
  * transactional ingest path; `202`/`200` only after the commit.
  */
 import { Router } from 'express';
-import { decodeOtlpTraces } from '../otlp-decode.ts';
+import { adoptKnownCorrelations, decodeOtlpTraces } from '../otlp-decode.ts';
 import { bearerAuth } from '../auth.ts';
 import type { CollectorContext } from '../context.ts';
 import { ingestRecords } from '../ingest.ts';
@@ -15,7 +15,7 @@ export const DROPPED_HEADER = 'x-hoptrace-dropped';
 
 const HOPS_TYPES = [...NDJSON_TYPES, JSON_TYPE];
 const OTLP_PROTOBUF = 'application/x-protobuf';
-const OTLP_TYPES = [OTLP_PROTOBUF, JSON_TYPE];
+const OTLP_TYPES = [OTLP_PROTOBUF, 'application/protobuf', JSON_TYPE];
 
 export function ingestRoutes(ctx: CollectorContext): Router {
   const router = Router();
@@ -36,10 +36,13 @@ export function ingestRoutes(ctx: CollectorContext): Router {
   router.post('/v1/traces', auth, async (req, res) => {
     const type = requireMediaType(req, OTLP_TYPES);
     const body = await readBody(req, ctx.maxBodyBytes);
-    const result = await ingestRecords(ctx, decodeOtlpTraces(body, type));
+    const hops = decodeOtlpTraces(body, type);
+    // A span that only had a trace id joins the chain the store already holds its message in.
+    await adoptKnownCorrelations(hops, async (messageId) => (await ctx.store.messageChains(messageId))[0]);
+    const result = await ingestRecords(ctx, hops);
     res.setHeader('x-hoptrace-accepted', String(result.accepted));
     res.setHeader('x-hoptrace-duplicates', String(result.duplicates));
-    if (type === OTLP_PROTOBUF) res.status(200).type(OTLP_PROTOBUF).send(Buffer.alloc(0));
+    if (type !== JSON_TYPE) res.status(200).type(type).send(Buffer.alloc(0));
     else res.status(200).json({});
   });
 
