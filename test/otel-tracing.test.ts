@@ -1,4 +1,6 @@
 import { SpanKind } from '@opentelemetry/api';
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
@@ -199,5 +201,26 @@ describe('OTLP from the real exporter to the hoptrace collector', () => {
     }
     expect(chain.status).toBe('ok');
     expect(chain.traceIds).toHaveLength(1);
+  });
+
+  it('takes OTLP/JSON, gzipped, from the http/json exporter too', async () => {
+    const exporter = new OTLPJsonTraceExporter({ url: `${collector.url}/v1/traces`, compression: CompressionAlgorithm.GZIP });
+    const handle = startTracing({ serviceName: 'otlp-json-e2e', exporter });
+    let flow: Flow;
+    try {
+      const model = await connect(AMQP_URL, { serviceName: 'otlp-json-e2e', logger: silent });
+      try {
+        flow = await runFlow(model);
+      } finally {
+        await model.close();
+      }
+    } finally {
+      await handle.shutdown();
+    }
+    const { status, body } = await getJson(collector.url, `/api/chains/${encodeURIComponent(flow.correlationId)}`);
+    expect(status).toBe(200);
+    const chain = body as ChainDetail;
+    expect(chain.messages.map((m) => m.messageId).sort()).toEqual([flow.firstId, flow.secondId].sort());
+    expect(chain.hopCount).toBe(8);
   });
 });
