@@ -9,7 +9,7 @@ import type { ChainDetail } from '../collector/api-types.ts';
 import type { HopRecord } from '../src/hop.ts';
 import { ChainFixture, deadLetterChain, largeChain, threeServiceChain } from './helpers/chain-fixtures.ts';
 import { getJson, startTestCollector, type TestCollector } from './helpers/collector.ts';
-import { asRecords, ensureUiBuilt, ingest, launchBrowser, openPage, screenshot } from './helpers/ui-browser.ts';
+import { asRecords, ensureUiBuilt, ingest, launchBrowser, openPage, screenshot, until } from './helpers/ui-browser.ts';
 
 const JAEGER = 'http://jaeger.example:16686';
 const HOSTILE = '<img src=x onerror=alert(1)>';
@@ -111,23 +111,23 @@ describe('chain view', () => {
   it('step-through moves the selection with the buttons and the keyboard, in both views and the URL', async () => {
     const api = await detail(skewed.correlationId);
     await openChain(skewed.correlationId);
-    await expect.poll(() => selectedSeq(page)).toBe(0);
+    await until(() => selectedSeq(page)).toBe(0);
 
     await page.getByTestId('next-hop').click();
-    await expect.poll(() => selectedSeq(page)).toBe(1);
-    await expect.poll(() => detailSeq(page)).toBe(1);
-    await expect.poll(() => hashSeq(page)).toBe(1);
+    await until(() => selectedSeq(page)).toBe(1);
+    await until(() => detailSeq(page)).toBe(1);
+    await until(() => hashSeq(page)).toBe(1);
 
     await page.keyboard.press('j');
     await page.keyboard.press('j');
-    await expect.poll(() => selectedSeq(page)).toBe(3);
+    await until(() => selectedSeq(page)).toBe(3);
     await page.keyboard.press('k');
-    await expect.poll(() => selectedSeq(page)).toBe(2);
+    await until(() => selectedSeq(page)).toBe(2);
     await page.keyboard.press('ArrowDown');
-    await expect.poll(() => selectedSeq(page)).toBe(3);
+    await until(() => selectedSeq(page)).toBe(3);
     await page.getByTestId('prev-hop').click();
-    await expect.poll(() => selectedSeq(page)).toBe(2);
-    await expect.poll(() => hashSeq(page)).toBe(2);
+    await until(() => selectedSeq(page)).toBe(2);
+    await until(() => hashSeq(page)).toBe(2);
 
     // The tree highlights the selected hop's message.
     const hop = api.hops.find((h) => h.seq === 2)!;
@@ -135,9 +135,9 @@ describe('chain view', () => {
     expect(await page.getByTestId('hop-detail').textContent()).toContain(hop.messageId);
 
     await page.keyboard.press('G');
-    await expect.poll(() => selectedSeq(page)).toBe(api.hops.length - 1);
+    await until(() => selectedSeq(page)).toBe(api.hops.length - 1);
     await page.keyboard.press('j');
-    await expect.poll(() => selectedSeq(page)).toBe(api.hops.length - 1);
+    await until(() => selectedSeq(page)).toBe(api.hops.length - 1);
     expect(await page.getByTestId('keyboard-help').textContent()).toContain('next');
   });
 
@@ -153,8 +153,8 @@ describe('chain view', () => {
 
   it('a deep link to a hop opens with that hop selected', async () => {
     await openChain(skewed.correlationId, 4);
-    await expect.poll(() => selectedSeq(page)).toBe(4);
-    await expect.poll(() => detailSeq(page)).toBe(4);
+    await until(() => selectedSeq(page)).toBe(4);
+    await until(() => detailSeq(page)).toBe(4);
   });
 
   it('a failed chain opens on its first failure', async () => {
@@ -163,8 +163,8 @@ describe('chain view', () => {
     const failure = api.hops.find((h) => h.id === api.firstFailure!.hopId)!;
     expect(failure.seq).toBeGreaterThan(0);
     await openChain(failing.correlationId);
-    await expect.poll(() => selectedSeq(page)).toBe(failure.seq);
-    await expect.poll(() => hashSeq(page)).toBe(failure.seq);
+    await until(() => selectedSeq(page)).toBe(failure.seq);
+    await until(() => hashSeq(page)).toBe(failure.seq);
     expect(await page.getByTestId('first-failure').textContent()).toContain(api.firstFailure!.reason);
     if (failure.error) expect(await page.getByTestId('hop-error').textContent()).toContain(failure.error.message);
     // Header: status, problems, Jaeger link per trace, exports.
@@ -174,9 +174,9 @@ describe('chain view', () => {
 
     // Stepping away and back with `f`.
     await page.keyboard.press('g');
-    await expect.poll(() => selectedSeq(page)).toBe(0);
+    await until(() => selectedSeq(page)).toBe(0);
     await page.keyboard.press('f');
-    await expect.poll(() => selectedSeq(page)).toBe(failure.seq);
+    await until(() => selectedSeq(page)).toBe(failure.seq);
   });
 
   it('the export buttons download the chain as Jaeger and OTLP JSON', async () => {
@@ -213,6 +213,20 @@ describe('chain view', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('an open chain picks up hops that arrive later, keeping the selected hop', async () => {
+    const f = new ChainFixture({ seed: 206, start: Date.now() - 500 });
+    const id = f.publish({ service: 'order-api', at: 0, exchange: 'orders', routingKey: 'order.placed' });
+    await ingest(collector.url, f.hops());
+    await openChain(f.correlationId);
+    await until(() => page.locator('[data-hop-row]').count()).toBe(1);
+    await until(() => page.getByTestId('live-state').getAttribute('data-state')).toBe('live');
+    const before = f.hops().length;
+    f.consume({ messageId: id, service: 'billing', queue: 'billing.orders', at: 15 });
+    await ingest(collector.url, f.hops().slice(before));
+    await until(() => page.locator('[data-hop-row]').count()).toBe(f.hops().length);
+    await until(() => selectedSeq(page)).toBe(0);
+  });
+
   it('a 2,000-hop chain opens with only the visible rows in the DOM', async () => {
     const api = await detail(large.correlationId);
     expect(api.hops).toHaveLength(2000);
@@ -224,17 +238,16 @@ describe('chain view', () => {
 
     // Jumping to the end renders the end, still a small window.
     await page.keyboard.press('End');
-    await expect.poll(() => selectedSeq(page)).toBe(1999);
-    await expect.poll(() => detailSeq(page)).toBe(1999);
+    await until(() => selectedSeq(page)).toBe(1999);
+    await until(() => detailSeq(page)).toBe(1999);
     expect(await page.locator('[data-hop-row]').count()).toBeLessThan(200);
     expect(await page.locator('[data-hop-row][data-seq="0"]').count()).toBe(0);
 
     // Scrolling the timeline brings other rows in.
     await page.getByTestId('timeline').evaluate((el) => (el.scrollTop = el.scrollHeight / 2));
-    await expect
-      .poll(async () => Number(await page.locator('[data-hop-row]').first().getAttribute('data-seq')))
+    await until(async () => Number(await page.locator('[data-hop-row]').first().getAttribute('data-seq')))
       .toBeGreaterThan(200);
-    await expect.poll(async () => Number(await page.locator('[data-hop-row]').first().getAttribute('data-seq'))).toBeLessThan(1900);
+    await until(async () => Number(await page.locator('[data-hop-row]').first().getAttribute('data-seq'))).toBeLessThan(1900);
     expect(await page.locator('[data-hop-row]').count()).toBeLessThan(200);
     expect(pageErrors).toEqual([]);
   });

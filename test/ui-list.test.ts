@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import type { ChainDetail, ChainList } from '../collector/api-types.ts';
 import {
+  ChainFixture,
   deadLetterChain,
   fanOutChain,
   lostMessageChain,
@@ -14,7 +15,7 @@ import {
   unroutableChain,
 } from './helpers/chain-fixtures.ts';
 import { getJson, startTestCollector, type TestCollector } from './helpers/collector.ts';
-import { ensureUiBuilt, ingest, launchBrowser, openPage, screenshot } from './helpers/ui-browser.ts';
+import { ensureUiBuilt, ingest, launchBrowser, openPage, screenshot, until } from './helpers/ui-browser.ts';
 
 let collector: TestCollector;
 let browser: Browser;
@@ -86,7 +87,7 @@ describe('chains list', () => {
     await page.locator('[data-chain-row]').first().waitFor();
     await page.getByTestId('search').fill(target);
     await page.getByTestId('search').press('Enter');
-    await expect.poll(() => rowIds(page)).toEqual([target]);
+    await until(() => rowIds(page)).toEqual([target]);
     expect(page.url()).toContain(`q=${encodeURIComponent(target)}`);
   });
 
@@ -94,9 +95,9 @@ describe('chains list', () => {
     const target = fixtures[4];
     const detail = (await getJson(collector.url, `/api/chains/${target.correlationId}`)).body as ChainDetail;
     await page.goto(`${collector.url}/#/?q=${encodeURIComponent(target.messageIds[1])}`);
-    await expect.poll(() => rowIds(page)).toEqual([target.correlationId]);
+    await until(() => rowIds(page)).toEqual([target.correlationId]);
     await page.goto(`${collector.url}/#/?q=${encodeURIComponent(detail.traceIds[0])}`);
-    await expect.poll(() => rowIds(page)).toContain(target.correlationId);
+    await until(() => rowIds(page)).toContain(target.correlationId);
   });
 
   it('filters by status and by service', async () => {
@@ -105,18 +106,18 @@ describe('chains list', () => {
     await page.goto(`${collector.url}/`);
     await page.locator('[data-chain-row]').first().waitFor();
     await page.getByTestId('filter-status').selectOption('failed');
-    await expect.poll(() => rowIds(page)).toEqual(api.items.map((c) => c.correlationId));
+    await until(() => rowIds(page)).toEqual(api.items.map((c) => c.correlationId));
 
     await page.goto(`${collector.url}/`);
     await page.locator('[data-chain-row]').first().waitFor();
     await page.getByTestId('filter-service').selectOption('dlq-monitor');
-    await expect.poll(() => rowIds(page)).toEqual([fixtures[1].correlationId]);
+    await until(() => rowIds(page)).toEqual([fixtures[1].correlationId]);
   });
 
   it('a chain ingested while the list is open appears without a reload', async () => {
     await page.goto(`${collector.url}/`);
     await page.locator('[data-chain-row]').first().waitFor();
-    await expect.poll(() => page.getByTestId('live-state').textContent()).toBe('live');
+    await until(() => page.getByTestId('live-state').textContent()).toBe('live');
     // A reload would lose this flag.
     await page.evaluate(() => ((globalThis as unknown as { __sameDocument: boolean }).__sameDocument = true));
 
@@ -127,6 +128,23 @@ describe('chains list', () => {
     expect(await page.evaluate(() => (globalThis as unknown as { __sameDocument?: boolean }).__sameDocument)).toBe(true);
     // Newest first: it started last, so it is on top.
     expect((await rowIds(page))[0]).toBe(late.correlationId);
+  });
+
+  it('a chain that grows while the list is open updates its row in place', async () => {
+    const f = new ChainFixture({ seed: 108, start: Date.now() - 500 });
+    const id = f.publish({ service: 'order-api', at: 0, exchange: 'orders', routingKey: 'order.growing' });
+    await ingest(collector.url, f.hops());
+    await page.goto(`${collector.url}/`);
+    const row = page.locator(`[data-chain-row][data-correlation-id="${f.correlationId}"]`);
+    await row.waitFor();
+    await until(() => page.getByTestId('live-state').textContent()).toBe('live');
+    await page.evaluate(() => ((globalThis as unknown as { __sameDocument: boolean }).__sameDocument = true));
+    const before = f.hops().length;
+    f.consume({ messageId: id, service: 'billing', queue: 'billing.growing', at: 20 });
+    await ingest(collector.url, f.hops().slice(before));
+    await until(async () => (await row.locator('td.num').first().textContent())?.trim()).toBe(String(f.hops().length));
+    expect(await page.evaluate(() => (globalThis as unknown as { __sameDocument?: boolean }).__sameDocument)).toBe(true);
+    expect(await row.textContent()).toContain('billing');
   });
 
   it('clicking a row opens the chain at a deep link', async () => {

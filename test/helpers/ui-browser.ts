@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 import type { StoredHop } from '../../collector/api-types.ts';
 import type { HopRecord } from '../../src/hop.ts';
 import { postHops } from './collector.ts';
@@ -133,4 +134,12 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = join(SCREENSHOT_DIR, `${name}.png`);
   await page.screenshot({ path });
   return path;
+}
+
+/**
+ * `expect.poll` with room for a loaded CI machine: the UI reacts to events
+ * (SSE, renders), so assertions wait for the state rather than for a time.
+ */
+export function until<T>(read: () => T | Promise<T>) {
+  return expect.poll(read, { timeout: 15_000, interval: 50 });
 }

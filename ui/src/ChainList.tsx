@@ -7,7 +7,7 @@ import type { ChainSummary, LiveChainEvent } from '../../collector/api-types.ts'
 import { api, type ChainQuery } from './api.ts';
 import { formatAgo, formatClock, formatDuration, shortId } from './format.ts';
 import { chainHref, listHref, replaceHash } from './router.ts';
-import { ErrorBox, Loading } from './states.tsx';
+import { ErrorBox, LiveIndicator, Loading } from './states.tsx';
 import { FILTER_STATUSES, StatusBadge, statusLabel } from './status.tsx';
 import { useLive } from './live.ts';
 
@@ -317,10 +317,7 @@ export function ChainList({ params }: { params: URLSearchParams }) {
             clear filters
           </button>
         )}
-        <span class={`live live-${liveState}`} data-testid="live-state" title="New and changed chains appear here without reloading">
-          <span class="live-dot" aria-hidden="true" />
-          {liveState === 'live' ? 'live' : liveState === 'connecting' ? 'connecting…' : 'reconnecting…'}
-        </span>
+        <LiveIndicator state={liveState} title="New and changed chains appear here without reloading" />
       </form>
 
       {load.state === 'loading' && items.length === 0 && <Loading what="chains" />}

@@ -3,8 +3,9 @@
  * the causal tree and the selected hop's detail, with step-through.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { ChainDetail, UiConfig } from '../../collector/api-types.ts';
-import { api, subscribeLive } from './api.ts';
+import type { ChainDetail, LiveChainEvent, UiConfig } from '../../collector/api-types.ts';
+import { api, type LiveState } from './api.ts';
+import { useLive } from './live.ts';
 import { CausalTree } from './CausalTree.tsx';
 import { buildChainModel, type ChainModel } from './chain-model.ts';
 import { formatDateTime, formatDuration, shortId } from './format.ts';
@@ -14,7 +15,7 @@ import { chainHref, replaceHash } from './router.ts';
 import { StatusBadge } from './status.tsx';
 import { Timeline } from './Timeline.tsx';
 import { layoutTimeline } from './timeline-layout.ts';
-import { ErrorBox, Loading } from './states.tsx';
+import { ErrorBox, LiveIndicator, Loading } from './states.tsx';
 
 type Load = { state: 'loading' } | { state: 'error'; error: Error } | { state: 'ready'; detail: ChainDetail };
 
@@ -42,21 +43,20 @@ export function ChainView({ correlationId, seq, navigation, config }: Props) {
   }, [correlationId, reloadToken]);
 
   // A chain still in flight grows: refetch when the collector says it changed,
-  // at most once a second.
-  useEffect(() => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const unsubscribe = subscribeLive((event) => {
-      if (event.chain.correlationId !== correlationId || timer) return;
-      timer = setTimeout(() => {
-        timer = undefined;
+  // batching a burst of hops into one request.
+  const refetchTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const onLive = useCallback(
+    (event: LiveChainEvent) => {
+      if (event.chain.correlationId !== correlationId || refetchTimer.current) return;
+      refetchTimer.current = setTimeout(() => {
+        refetchTimer.current = undefined;
         setReloadToken((n) => n + 1);
-      }, 1000);
-    });
-    return () => {
-      unsubscribe();
-      if (timer) clearTimeout(timer);
-    };
-  }, [correlationId]);
+      }, 400);
+    },
+    [correlationId],
+  );
+  useEffect(() => () => clearTimeout(refetchTimer.current), []);
+  const liveState = useLive(onLive);
 
   if (load.state === 'loading') return <Loading what={`chain ${correlationId}`} />;
   if (load.state === 'error') {
@@ -67,7 +67,7 @@ export function ChainView({ correlationId, seq, navigation, config }: Props) {
       </div>
     );
   }
-  return <ChainLoaded detail={load.detail} seq={seq} navigation={navigation} config={config} />;
+  return <ChainLoaded detail={load.detail} seq={seq} navigation={navigation} config={config} liveState={liveState} />;
 }
 
 function BackLink() {
@@ -78,7 +78,15 @@ function BackLink() {
   );
 }
 
-function ChainLoaded({ detail, seq, navigation, config }: { detail: ChainDetail; seq: number | undefined; navigation: number; config: UiConfig | undefined }) {
+interface LoadedProps {
+  detail: ChainDetail;
+  seq: number | undefined;
+  navigation: number;
+  config: UiConfig | undefined;
+  liveState: LiveState;
+}
+
+function ChainLoaded({ detail, seq, navigation, config, liveState }: LoadedProps) {
   const model = useMemo(() => buildChainModel(detail), [detail]);
   const layout = useMemo(() => layoutTimeline(model.hops, detail.services), [model, detail.services]);
   const count = model.hops.length;
@@ -200,6 +208,7 @@ function ChainLoaded({ detail, seq, navigation, config }: { detail: ChainDetail;
             ⚑ first failure
           </button>
         )}
+        <LiveIndicator state={liveState} title="Hops that arrive for this chain are added without reloading" />
         <span class="keys muted" data-testid="keyboard-help">
           <kbd>j</kbd>/<kbd>↓</kbd> next · <kbd>k</kbd>/<kbd>↑</kbd> previous · <kbd>g</kbd>/<kbd>G</kbd> first/last · <kbd>f</kbd> first failure · <kbd>Esc</kbd> back to list
         </span>

@@ -1,5 +1,5 @@
 /** Loading and error states shared by the pages. */
-import { ApiError } from './api.ts';
+import { ApiError, type LiveState } from './api.ts';
 
 export function Loading({ what }: { what: string }) {
   return (
@@ -22,5 +22,15 @@ export function ErrorBox({ error, onRetry }: { error: Error; onRetry?: () => voi
         </button>
       )}
     </div>
+  );
+}
+
+/** Whether live updates (`GET /api/live`) are flowing. */
+export function LiveIndicator({ state, title }: { state: LiveState; title: string }) {
+  return (
+    <span class={`live live-${state}`} data-testid="live-state" data-state={state} title={title}>
+      <span class="live-dot" aria-hidden="true" />
+      {state === 'live' ? 'live' : state === 'connecting' ? 'connecting…' : 'reconnecting…'}
+    </span>
   );
 }
