@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Channel, ConsumeMessage } from 'amqplib';
+import type { Channel, ConsumeMessage, GetMessage } from 'amqplib';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HopRecord, currentHopContext, hoptraceMixin, instrument } from '../src/index.ts';
@@ -339,7 +339,7 @@ describe('context propagation', () => {
     }
     // Each parent caused exactly one child.
     expect(new Set(children.map((c) => c.causationId)).size).toBe(100);
-    const body = (await ch.get(outQ)) as ConsumeMessage;
+    const body = (await ch.get(outQ)) as GetMessage;
     const child = children.find((c) => c.messageId === body.properties.messageId)!;
     expect(child.correlationId).toBe(`flow-${body.content.toString()}`);
     await ch.purgeQueue(outQ);
