@@ -132,7 +132,7 @@ function serviceOf(resource: OtlpAttributes): { service: string; instance: strin
   const pid = text(resource, Attr.PROCESS_PID);
   // `host/pid` first: the wrappers' own hops name their instance that way.
   const instance = (host && pid ? `${host}/${pid}` : undefined) ?? nonEmpty(resource, Attr.SERVICE_INSTANCE_ID) ?? host ?? (pid ? `pid ${pid}` : service);
-  return { service, instance };
+  return { service, instance: instance.slice(0, SHORT) };
 }
 
 /** The default exchange, as various instrumentations spell it. */
@@ -404,7 +404,7 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
     // Consumer side: the queue, where something says it.
     let queue = text(a, Attr.HOPTRACE_QUEUE) ?? (destinationIsQueue ? destination : undefined);
     if (queue === undefined && loc.scope === AMQPLIB_INSTRUMENTATION_SCOPE && span.name.endsWith(' process')) {
-      queue = span.name.slice(0, -' process'.length); // it names consumer spans `${queue} process`
+      queue = span.name.slice(0, -' process'.length).slice(0, SHORT); // it names consumer spans `${queue} process`
     }
     if (queue !== undefined) base.queue = queue;
     const deliveryTag = integer(a, Attr.RABBITMQ_MESSAGE_DELIVERY_TAG, Attr.MESSAGING_RABBITMQ_DELIVERY_TAG);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeOtlpRequest, decodeOtlpTraces } from '../collector/otlp-decode.ts';
+import { checkHopRecord } from '../collector/hop-schema.ts';
 import { OtlpLimits } from '../collector/otlp-model.ts';
 import { ErrorCodes, ValidationError } from '../src/errors.ts';
 import type { HopRecord } from '../src/hop.ts';
@@ -108,6 +109,7 @@ describe('decodeOtlpTraces', () => {
     const fromProtobuf = decodeOtlpTraces(protobufOf(spans), PB);
     const fromJson = decodeOtlpTraces(jsonOf(spans), JSON_TYPE);
     expect(fromProtobuf.length).toBeGreaterThan(0);
+    for (const hop of fromProtobuf) expect(checkHopRecord(hop)).toMatchObject({ ok: true });
     expect(fromJson).toEqual(fromProtobuf);
     // the model too, attribute for attribute
     expect(decodeOtlpRequest(jsonOf(spans), 'application/json; charset=utf-8')).toEqual(decodeOtlpRequest(protobufOf(spans), PB));
@@ -309,7 +311,8 @@ describe('decodeOtlpTraces', () => {
       else for (let k = 0; k < body.length; k++) body[k] = Math.floor(rand() * 256);
       try {
         const hops = decodeOtlpTraces(body, PB);
-        expect(Array.isArray(hops)).toBe(true);
+        // Whatever decodes is a valid hop record: the collector's ingest never 400s on our output.
+        for (const hop of hops) expect(checkHopRecord(hop)).toMatchObject({ ok: true });
         decoded++;
       } catch (err) {
         expect(err).toBeInstanceOf(ValidationError);
@@ -347,6 +350,7 @@ describe('decodeOtlpTraces', () => {
     expect(rs.scopeSpans[0].spans[0].attributes.size).toBeLessThanOrEqual(OtlpLimits.MAX_ATTRIBUTES);
     const [hop] = decodeOtlpTraces(body, PB);
     expect(hop.messageId.length).toBeLessThanOrEqual(1024);
+    expect(checkHopRecord(hop)).toMatchObject({ ok: true });
 
     let nested: unknown = { stringValue: 'deep' };
     for (let i = 0; i < 50; i++) nested = { arrayValue: { values: [nested] } };
