@@ -106,6 +106,7 @@ describe('chain view', () => {
     expect(Number(await lane.getAttribute('data-skew'))).toBe(billingSkew.offsetMs);
     // The causal tree holds every message.
     expect(await page.locator('[data-msg-row]').count()).toBe(api.messageCount);
+    await screenshot(page, 'chain-clock-skew');
   });
 
   it('step-through moves the selection with the buttons and the keyboard, in both views and the URL', async () => {
@@ -206,6 +207,7 @@ describe('chain view', () => {
     expect(await page.getByTestId('hop-error').textContent()).toContain(HOSTILE);
     expect(await page.getByTestId('hop-detail').textContent()).toContain(HOSTILE_FLAG);
 
+    await screenshot(page, 'chain-hostile-input');
     // Nothing was parsed as markup: no <img> anywhere, no alert, no flag.
     expect(await page.locator('img').count()).toBe(0);
     expect(await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned)).toBeUndefined();

@@ -181,6 +181,11 @@ function ChainLoaded({ detail, seq, navigation, config, liveState }: LoadedProps
 
   const hop = model.hops[selected];
   const message = hop ? model.messages.get(hop.messageId) : undefined;
+  // Each hop's detail starts at its top (kind, summary, error), not where the last one was scrolled to.
+  const detailScroller = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (detailScroller.current) detailScroller.current.scrollTop = 0;
+  }, [hop?.id]);
   const onSelectMessage = useCallback(
     (messageId: string) => {
       const row = model.treeRows[model.treeIndex.get(messageId) ?? -1];
@@ -224,7 +229,7 @@ function ChainLoaded({ detail, seq, navigation, config, liveState }: LoadedProps
             </div>
             <CausalTree model={model} selectedMessageId={hop?.messageId} onSelectMessage={onSelectMessage} />
             <div class="side-head">Hop detail</div>
-            <div class="detail-scroll">
+            <div class="detail-scroll" ref={detailScroller}>
               {hop && <HopDetail hop={hop} message={message} skew={model.skewByService.get(hop.service)} config={config} />}
             </div>
           </aside>
