@@ -22,6 +22,13 @@ type ConfirmCb = (err: any, ok: Replies.Empty) => void;
  * logged. Options are validated here, once (a bad one throws `ConfigError`).
  * Wrapping an already instrumented channel returns it unchanged.
  *
+ * A consume handler that throws is recorded (an `error` process hop) and
+ * the error is rethrown to amqplib untouched: a 'handler-error' listener
+ * receives it, or else amqplib closes the channel and the broker requeues
+ * the unsettled messages. A handler whose promise rejects is recorded the
+ * same way and the rejection is left unhandled, as with amqplib alone.
+ * hoptrace never acks, nacks or rejects on the user's behalf.
+ *
  * @example
  * const ch = instrument(await conn.createChannel(), { serviceName: 'billing' });
  */

@@ -70,6 +70,7 @@ function deliver(c: Consumer, msg: ConsumeMessage | null): unknown {
  */
 function runHandler(c: Consumer, msg: ConsumeMessage, d: Delivery): unknown {
   let result: unknown;
+  d.handlerStartedAt = performance.now();
   try {
     result = d.otelCtx === undefined ? c.handler(msg) : context.with(d.otelCtx, c.handler, undefined, msg);
   } catch (err) {
@@ -298,7 +299,7 @@ function processed(chan: ChannelState, d: Delivery, err: unknown, failed: boolea
     const hop = baseHop(cfg, 'process', d.traceId, d.spanId, d.parentSpanId, d.correlationId, d.causationId, d.messageId);
     addDeliveryFields(hop, d, d.message);
     hop.outcome = failed ? 'error' : 'ok';
-    hop.durationMs = performance.now() - d.startedAt;
+    hop.durationMs = performance.now() - d.handlerStartedAt;
     if (failed) hop.error = hopError(err);
     if (failed && d.span !== undefined) {
       try {

@@ -30,8 +30,10 @@ export class Delivery {
   readonly queue: string;
   readonly consumerTag: string | undefined;
   readonly deliveryTag: number;
-  /** performance.now() at receive. */
+  /** performance.now() at receive (the settle timeout counts from here). */
   readonly startedAt: number;
+  /** performance.now() when the handler was called (process durationMs counts from here). */
+  handlerStartedAt: number;
   handlerDone: boolean;
   settled: boolean;
   spanEnded: boolean;
@@ -72,6 +74,7 @@ export class Delivery {
     this.consumerTag = consumerTag;
     this.deliveryTag = message.fields.deliveryTag;
     this.startedAt = performance.now();
+    this.handlerStartedAt = this.startedAt;
     this.handlerDone = handlerDone;
     this.settled = settled;
     this.spanEnded = span === undefined;

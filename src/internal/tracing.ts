@@ -6,7 +6,7 @@
 import { type Span, type SpanContext, type Tracer, isSpanContextValid, trace } from '@opentelemetry/api';
 import { HOP_SCHEMA_VERSION, type HopError, type HopKind, type HopProperties, type HopRecord } from '../hop.ts';
 import type { Config } from './config.ts';
-import { type Failure, telemetryFailed } from './telemetry.ts';
+import { telemetryFailed } from './telemetry.ts';
 import { LIBRARY_NAME, LIBRARY_VERSION } from './version.ts';
 
 interface DelegatingProvider {
@@ -58,10 +58,6 @@ export function endSpan(cfg: Config, span: Span): void {
   } catch (err) {
     telemetryFailed(cfg, 'span', err);
   }
-}
-
-export function spanFailed(cfg: Config, what: Failure, err: unknown): void {
-  telemetryFailed(cfg, what, err);
 }
 
 /** The fields every hop has. */
