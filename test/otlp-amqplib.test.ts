@@ -154,19 +154,21 @@ describe('the official amqplib instrumentation, through OTLP, into chains', () =
     expect(result.seen).toEqual([messageId]);
 
     const send = recorded.find((h) => h.kind === 'send')!;
-    // The consumer never saw x-correlation-id: its hops carry the trace id as correlation id until
-    // /v1/traces adopts the stored chain (adoptKnownCorrelations); look in both chains.
-    const hops: HopRecord[] = [];
-    for (const id of new Set([send.correlationId, send.traceId])) {
-      const got = await getJson(collector.url, `/api/chains/${encodeURIComponent(id)}`);
-      if (got.status === 200) hops.push(...(got.body as ChainDetail).hops.filter((h) => h.messageId === messageId));
-    }
-    // One message across both worlds: the wrapper's send and the instrumentation's consumer hops, one trace.
-    expect(hops.map((h) => `${h.service}:${h.kind}`).sort()).toEqual(
-      ['hoptrace-shop:send', 'legacy-shop:process', 'legacy-shop:receive', 'legacy-shop:settle'],
-    );
+    // The consumer never saw x-correlation-id, but /v1/traces finds its message in the stored chain.
+    const got = await getJson(collector.url, `/api/chains/${encodeURIComponent(send.correlationId)}`);
+    expect(got.status).toBe(200);
+    const chain = got.body as ChainDetail;
+    const hops = chain.hops.filter((h) => h.messageId === messageId);
+    // One message across both worlds: the wrapper's send and the instrumentation's consumer hops, one trace, one chain.
+    expect(hops.map((h) => `${h.service}:${h.kind}`)).toEqual([
+      'hoptrace-shop:send',
+      'legacy-shop:receive',
+      'legacy-shop:process',
+      'legacy-shop:settle',
+    ]);
     expect(new Set(hops.map((h) => h.traceId))).toEqual(new Set([send.traceId]));
     expect(hops.find((h) => h.service === 'legacy-shop' && h.kind === 'receive')?.parentSpanId).toBe(send.spanId);
+    expect(chain.services.sort()).toEqual(['hoptrace-shop', 'legacy-shop']);
   });
 
   it('adoptKnownCorrelations moves trace-correlated hops into the chain the store knows their message in', async () => {
