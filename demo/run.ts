@@ -90,7 +90,14 @@ export function redactUrl(url: string): string {
 }
 
 export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.stdout }): Promise<DemoResult> {
-  const { out, signal } = io;
+  const { out } = io;
+  // Stops the demo: the caller's signal, or the broker going away.
+  const stopper = new AbortController();
+  const signal = stopper.signal;
+  if (io.signal?.aborted) stopper.abort();
+  io.signal?.addEventListener('abort', () => stopper.abort(), { once: true });
+  let brokerLost: string | undefined;
+  let closing = false;
   const startedAt = Date.now();
   const names = demoNames(options.prefix);
   const progress = new ProgressLine(out);
@@ -101,6 +108,13 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
     const ch = await admin.createChannel();
     await declareTopology(ch, names);
     await ch.close();
+  } catch (cause) {
+    throw new DemoError(
+      `Could not declare the demo's exchanges and queues "${names.prefix}.*": ${(cause as Error).message}\n` +
+        'Queues left by another program (or an older demo) with other arguments cause this: delete them ' +
+        `(rabbitmqctl delete_queue NAME, or the management UI) or pick another prefix with --prefix.`,
+      { cause },
+    );
   } finally {
     await admin.close().catch(() => {});
   }
@@ -151,6 +165,15 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
       const model = await connect(options.amqpUrl, { serviceName, logger: logger.child({ service: serviceName }) });
       connections.push(model);
       serviceNames.add(serviceName);
+      // amqplib emits 'error' then 'close' when the broker goes away; an
+      // 'error' without a listener would crash the demo with a stack trace.
+      model.on('error', () => {});
+      model.on('close', (err?: Error) => {
+        if (closing || brokerLost !== undefined) return;
+        brokerLost = `${serviceName}'s connection to RabbitMQ closed${err ? `: ${err.message}` : ''}`;
+        progress.log(`${brokerLost}; stopping the demo.`);
+        stopper.abort();
+      });
       return model;
     },
   };
@@ -263,11 +286,12 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
         void start(flow, 0);
       }
     }
-    interrupted = signal?.aborted === true;
+    interrupted = io.signal?.aborted === true;
 
     // 5. Shut down in order: stop publishing (done), let flows in flight end.
     await Promise.race([Promise.allSettled([...inFlight]), sleep(3_000)]);
   } finally {
+    closing = true;
     for (const conn of connections.reverse()) await conn.close().catch(() => {});
     // Ending the transport flushes its buffer to the collector before the worker exits.
     await endTransport(transport);
@@ -276,7 +300,11 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
   }
 
   try {
-    if (options.count !== undefined && !interrupted) {
+    if (brokerLost !== undefined) {
+      progress.done();
+      out.write(`The demo stopped because ${brokerLost}.\n`);
+      exitCode = 1;
+    } else if (options.count !== undefined && !interrupted) {
       // Every hop logged must be stored before the verdict.
       const target = hopsAtStart + hopsLogged;
       const reached = await pollUntil(async () => ((await client.storedHops()) ?? 0) >= target, 20_000);
