@@ -36,6 +36,8 @@ Collector options:
   --stuck-after-ms N        received and not settled this long: stuck (default ${DEFAULT_ENGINE_OPTIONS.stuckAfterMs})
   --retention-max-age-ms N  delete chains idle this long; 0 = never  (default ${RETENTION_DEFAULTS.maxAgeMs}, 7 days)
   --retention-max-bytes N   keep the store under this size; 0 = no limit (default ${RETENTION_DEFAULTS.maxBytes}, 2 GiB)
+  --durability full|normal  full: a 202 survives a power cut (fsync per request);
+                            normal: survives a crash of the process, faster on slow disks (default full)
 
 Import options:
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
@@ -83,6 +85,7 @@ async function runCollector(args: string[]): Promise<number> {
       'stuck-after-ms': { type: 'string' },
       'retention-max-age-ms': { type: 'string' },
       'retention-max-bytes': { type: 'string' },
+      durability: { type: 'string' },
     },
     false,
   );
@@ -92,7 +95,12 @@ async function runCollector(args: string[]): Promise<number> {
   }
   const port = integerFlag('port', values.port as string | undefined);
   if (port !== undefined && port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  const durability = values.durability as string | undefined;
+  if (durability !== undefined && durability !== 'full' && durability !== 'normal') {
+    throw new UsageError(`--durability must be full or normal, got "${durability}"`);
+  }
   const options: CollectorOptions = {
+    durability,
     port,
     host: values.host as string | undefined,
     db: values.db as string | undefined,
@@ -135,6 +143,8 @@ async function runImport(args: string[]): Promise<number> {
   const store = new SqliteStore({
     path: (values.db as string | undefined) ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH,
     summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS),
+    // An import can be re-run, and closing the database checkpoints (and syncs) the WAL anyway.
+    durability: 'normal',
   });
   try {
     const result = await importFiles(store, positionals, {
