@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChainDetail, ChainList, LiveChainEvent, MessageDetail, Topology } from '../collector/api-types.ts';
@@ -250,6 +253,30 @@ describe('collector HTTP API', () => {
     const res = await fetch(`${c.url}/`);
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('npm run build:ui');
+  });
+
+  it('serves the built UI, with index.html for client-side routes and JSON 404s for the API', async () => {
+    const uiDir = mkdtempSync(join(tmpdir(), 'hoptrace-ui-'));
+    try {
+      mkdirSync(join(uiDir, 'assets'));
+      writeFileSync(join(uiDir, 'index.html'), '<!doctype html><title>hoptrace</title>');
+      writeFileSync(join(uiDir, 'assets', 'app.js'), 'console.log(1)');
+      const c = await collector({ uiDir });
+      for (const path of ['/', '/chains/abc', '/topology']) {
+        const res = await fetch(c.url + path);
+        expect(res.status, path).toBe(200);
+        expect(await res.text()).toContain('<title>hoptrace</title>');
+      }
+      const js = await fetch(`${c.url}/assets/app.js`);
+      expect(js.headers.get('content-type')).toMatch(/javascript/);
+      for (const path of ['/assets/missing.js', '/api/nope', '/v1/nope']) {
+        const res = await fetch(c.url + path);
+        expect(res.status, path).toBe(404);
+        expectErrorBody(await res.json(), 404, 'HOPTRACE_ERR_NOT_FOUND');
+      }
+    } finally {
+      rmSync(uiDir, { recursive: true, force: true });
+    }
   });
 
   it('filters the chain list and pages through it newest first with a cursor', async () => {
