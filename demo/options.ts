@@ -36,6 +36,8 @@ export interface DemoOptions {
   logFile?: string;
   /** Jaeger UI base URL the collector's UI links to. @default `HOPTRACE_JAEGER_URL` */
   jaegerUrl?: string;
+  /** OTLP/HTTP endpoint for the services' spans (Jaeger: http://localhost:4318); unset: no spans. @default `OTEL_EXPORTER_OTLP_ENDPOINT` */
+  otlpEndpoint?: string;
 }
 
 export function defaultOptions(env: NodeJS.ProcessEnv = process.env): DemoOptions {
@@ -53,6 +55,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): DemoOption
     stuckAfterMs: 8_000,
     intervalMs: 1_500,
     jaegerUrl: env[Env.HOPTRACE_JAEGER_URL] || undefined,
+    otlpEndpoint: env[Env.OTEL_EXPORTER_OTLP_ENDPOINT] || undefined,
   };
 }
 
@@ -83,9 +86,15 @@ Options:
   --stuck-after-ms N received and never settled for N ms: stuck (default 8000)
   --interval-ms N    pause between flows when running until Ctrl-C (default 1500)
   --log FILE         also write every service log line to FILE
+  --otlp-endpoint URL  also send the services' OpenTelemetry spans there
+                     (Jaeger: http://localhost:4318)  (default $OTEL_EXPORTER_OTLP_ENDPOINT;
+                     unset: no spans)
+  --jaeger-url URL   Jaeger UI the collector's UI links traces to
+                                                  (default $HOPTRACE_JAEGER_URL)
   -h, --help         this text
 
-Environment: AMQP_URL, HOPTRACE_DB, HOPTRACE_URL, HOPTRACE_TOKEN, HOPTRACE_JAEGER_URL.
+Environment: AMQP_URL, HOPTRACE_DB, HOPTRACE_URL, HOPTRACE_TOKEN, HOPTRACE_JAEGER_URL,
+OTEL_EXPORTER_OTLP_ENDPOINT.
 `;
 
 export class UsageError extends Error {
@@ -114,6 +123,8 @@ export function parseDemoArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
         'stuck-after-ms': { type: 'string' },
         'interval-ms': { type: 'string' },
         log: { type: 'string' },
+        'otlp-endpoint': { type: 'string' },
+        'jaeger-url': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -145,6 +156,11 @@ export function parseDemoArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
   o.stuckAfterMs = int('stuck-after-ms', values['stuck-after-ms'], 1) ?? o.stuckAfterMs;
   o.intervalMs = int('interval-ms', values['interval-ms'], 0) ?? o.intervalMs;
   o.logFile = values.log;
+  o.otlpEndpoint = values['otlp-endpoint'] ?? o.otlpEndpoint;
+  o.jaegerUrl = values['jaeger-url'] ?? o.jaegerUrl;
+  for (const [flag, url] of [['otlp-endpoint', o.otlpEndpoint], ['jaeger-url', o.jaegerUrl], ['collector-url', o.collectorUrl]] as const) {
+    if (url !== undefined && !/^https?:\/\/[^/]/.test(url)) throw new UsageError(`--${flag} needs an http(s) URL, not "${url}"`);
+  }
   if (o.keepRunning && o.count === undefined) throw new UsageError('--keep-running only makes sense with --count');
   if (o.servicesOnly && o.keepRunning) throw new UsageError('--keep-running keeps the embedded collector up; --services-only has none');
   return o;

@@ -31,6 +31,7 @@ import {
   startSupplier,
 } from './services/trouble.ts';
 import { declareTopology, demoNames } from './topology.ts';
+import { startDemoTracing, type DemoTracing } from './tracing.ts';
 
 /** A problem the person running the demo can fix; main.ts prints only its message. */
 export class DemoError extends Error {
@@ -154,6 +155,9 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
     transport,
   );
 
+  // Spans too, when an OTLP endpoint is configured (docker compose: Jaeger).
+  const tracing: DemoTracing | undefined = options.otlpEndpoint ? startDemoTracing(options.otlpEndpoint) : undefined;
+
   // 4. The services, each its own instrumented connection.
   const connections: ChannelModel[] = [];
   const serviceNames = new Set<string>();
@@ -162,7 +166,11 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
     names,
     tracker,
     async connect(serviceName) {
-      const model = await connect(options.amqpUrl, { serviceName, logger: logger.child({ service: serviceName }) });
+      const model = await connect(options.amqpUrl, {
+        serviceName,
+        logger: logger.child({ service: serviceName }),
+        ...(tracing ? { tracerProvider: tracing.providerFor(serviceName) } : {}),
+      });
       connections.push(model);
       serviceNames.add(serviceName);
       // amqplib emits 'error' then 'close' when the broker goes away; an
@@ -223,6 +231,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
     } else {
       progress.log(`Shipping hops to the collector at ${collectorUrl}`);
     }
+    if (tracing) progress.log(`Spans go to ${tracing.tracesUrl} (OpenTelemetry, one trace per flow).`);
     progress.log(options.count ? `Running ${options.count} round(s) of every flow…` : 'Press Ctrl-C to stop.');
 
     // The progress line: refreshed from the collector, one request at a time.
@@ -293,6 +302,9 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
   } finally {
     closing = true;
     for (const conn of connections.reverse()) await conn.close().catch(() => {});
+    // Spans end on settle or channel close; export what is buffered (an
+    // unreachable endpoint must not hold the shutdown up for long).
+    if (tracing) await Promise.race([tracing.shutdown().catch(() => {}), sleep(5_000)]);
     // Ending the transport flushes its buffer to the collector before the worker exits.
     await endTransport(transport);
     if (ticker) clearInterval(ticker);
