@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ChainDetail, ChainList, ChainSummary, MessageStatus } from '../collector/api-types.ts';
+import { parseDemoArgs, UsageError } from '../demo/options.ts';
 import { deleteTopology, demoNames } from '../demo/topology.ts';
 import { connectBroker, uniqueName, waitFor } from './helpers/broker.ts';
 import { startTestCollector, type TestCollector } from './helpers/collector.ts';
@@ -229,5 +230,44 @@ describe('the demo explains what is missing', () => {
     for (const flag of ['--count', '--port', '--db', '--prefix', '--services-only', '--keep-running']) {
       expect(run.stdout).toContain(flag);
     }
+  });
+});
+
+describe('the demo command line', () => {
+  test('defaults come from the standard environment variables', () => {
+    const o = parseDemoArgs([], {
+      AMQP_URL: 'amqp://u:p@rabbit:5672',
+      HOPTRACE_DB: '/data/h.db',
+      HOPTRACE_URL: 'http://collector:4400',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318',
+    })!;
+    expect(o).toMatchObject({
+      amqpUrl: 'amqp://u:p@rabbit:5672',
+      db: '/data/h.db',
+      collectorUrl: 'http://collector:4400',
+      otlpEndpoint: 'http://jaeger:4318',
+      port: 4400,
+      prefix: 'demo',
+      lostAfterMs: 5_000,
+      stuckAfterMs: 8_000,
+      servicesOnly: false,
+    });
+    expect(o.count).toBeUndefined();
+  });
+
+  test('flags win over the environment', () => {
+    const o = parseDemoArgs(['--count', '3', '--port', '0', '--db', 'x.db', '--prefix', 'mine', '--services-only'], {
+      HOPTRACE_DB: '/data/h.db',
+    })!;
+    expect(o).toMatchObject({ count: 3, port: 0, db: 'x.db', prefix: 'mine', servicesOnly: true });
+  });
+
+  test('nonsense is a usage error that names the flag', () => {
+    expect(() => parseDemoArgs(['--count', '0'], {})).toThrow(/--count/);
+    expect(() => parseDemoArgs(['--port', '70000'], {})).toThrow(/--port/);
+    expect(() => parseDemoArgs(['--keep-running'], {})).toThrow(UsageError);
+    expect(() => parseDemoArgs(['--prefix', 'a b'], {})).toThrow(/--prefix/);
+    expect(() => parseDemoArgs(['--nope'], {})).toThrow(UsageError);
+    expect(parseDemoArgs(['-h'], {})).toBeNull();
   });
 });
