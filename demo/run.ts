@@ -17,7 +17,7 @@ import { CollectorClient } from './collector-client.ts';
 import { FLOW_CATALOGUE, FLOW_NAMES, runFlow, type FlowName, type FlowServices } from './flows.ts';
 import type { DemoOptions } from './options.ts';
 import { formatProgress, formatStatusCounts, ProgressLine } from './progress.ts';
-import { isExpectedFailure, sleep, Tracker, type ServiceContext } from './runtime.ts';
+import { deadline, isExpectedFailure, sleep, Tracker, type ServiceContext } from './runtime.ts';
 import { startAuditService } from './services/audit.ts';
 import { startBarista, startCustomerService, startLoyaltyService } from './services/coffee-shop.ts';
 import { startFamilyAccountService } from './services/family-account.ts';
@@ -60,6 +60,7 @@ export interface DemoResult {
   /** 0 when every flow completed, every hop reached the collector and (embedded collector) every chain got its expected status. */
   exitCode: number;
   collectorUrl: string;
+  /** `--count`; 0 when the demo ran until stopped. */
   rounds: number;
   flows: FlowOutcome[];
   hopsLogged: number;
@@ -127,201 +128,207 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
     collector = await startCollectorOrExplain(options);
     collectorUrl = collector.url;
   }
-  const client = new CollectorClient(collectorUrl, options.token);
-  const hopsAtStart = (await client.storedHops()) ?? 0;
+  try {
+    const client = new CollectorClient(collectorUrl, options.token);
+    const hopsAtStart = (await client.storedHops()) ?? 0;
 
-  // 3. One pino logger for all services; its hop lines go to the collector
-  //    through the hoptrace transport (a worker thread), nothing to the console.
-  let hopsLogged = 0;
-  const targets: pino.TransportTargetOptions[] = [
-    { target: TRANSPORT_TARGET, level: 'info', options: { url: collectorUrl, token: options.token } },
-  ];
-  if (options.logFile) {
-    targets.push({ target: 'pino/file', level: 'info', options: { destination: options.logFile, mkdir: true } });
-  }
-  const transport = pino.transport({ targets });
-  transport.on('error', (err: Error) => progress.log(`hoptrace transport: ${err.message}`));
-  const logger: Logger = pino(
-    {
-      level: 'info',
-      hooks: {
-        logMethod(args, method) {
-          const first = args[0] as unknown;
-          if (first !== null && typeof first === 'object' && 'hop' in first) hopsLogged++;
-          method.apply(this, args);
+    // 3. One pino logger for all services; its hop lines go to the collector
+    //    through the hoptrace transport (a worker thread), nothing to the console.
+    let hopsLogged = 0;
+    const targets: pino.TransportTargetOptions[] = [
+      { target: TRANSPORT_TARGET, level: 'info', options: { url: collectorUrl, token: options.token } },
+    ];
+    if (options.logFile) {
+      targets.push({ target: 'pino/file', level: 'info', options: { destination: options.logFile, mkdir: true } });
+    }
+    const transport = pino.transport({ targets });
+    transport.on('error', (err: Error) => progress.log(`hoptrace transport: ${err.message}`));
+    const logger: Logger = pino(
+      {
+        level: 'info',
+        hooks: {
+          logMethod(args, method) {
+            const first = args[0] as unknown;
+            if (first !== null && typeof first === 'object' && 'hop' in first) hopsLogged++;
+            method.apply(this, args);
+          },
         },
       },
-    },
-    transport,
-  );
-
-  // Spans too, when an OTLP endpoint is configured (docker compose: Jaeger).
-  const tracing: DemoTracing | undefined = options.otlpEndpoint ? startDemoTracing(options.otlpEndpoint) : undefined;
-
-  // 4. The services, each its own instrumented connection.
-  const connections: ChannelModel[] = [];
-  const serviceNames = new Set<string>();
-  const tracker = new Tracker();
-  const ctx: ServiceContext = {
-    names,
-    tracker,
-    async connect(serviceName) {
-      const model = await connect(options.amqpUrl, {
-        serviceName,
-        logger: logger.child({ service: serviceName }),
-        ...(tracing ? { tracerProvider: tracing.providerFor(serviceName) } : {}),
-      });
-      connections.push(model);
-      serviceNames.add(serviceName);
-      // amqplib emits 'error' then 'close' when the broker goes away; an
-      // 'error' without a listener would crash the demo with a stack trace.
-      model.on('error', () => {});
-      model.on('close', (err?: Error) => {
-        if (closing || brokerLost !== undefined) return;
-        brokerLost = `${serviceName}'s connection to RabbitMQ closed${err ? `: ${err.message}` : ''}`;
-        progress.log(`${brokerLost}; stopping the demo.`);
-        stopper.abort();
-      });
-      return model;
-    },
-  };
-
-  // The demo's handlers fail on purpose; their rejections are not bugs.
-  const onUnhandledRejection = (reason: unknown): void => {
-    if (!isExpectedFailure(reason)) throw reason;
-  };
-  process.on('unhandledRejection', onUnhandledRejection);
-
-  const outcomes: FlowOutcome[] = [];
-  const inFlight = new Set<Promise<void>>();
-  let chains = new Map<ChainStatus, number>();
-  let hopsStored: number | undefined;
-  let interrupted = false;
-  let exitCode = 0;
-  let ticker: NodeJS.Timeout | undefined;
-
-  try {
-    // Consumers first, so nothing published below finds an empty queue.
-    await startFamilyAccountService(ctx);
-    await startNotificationService(ctx);
-    await startAuditService(ctx);
-    await startBarista(ctx, 'anna');
-    await startBarista(ctx, 'ben');
-    await startLoyaltyService(ctx);
-    await startDeadLetterMonitor(ctx);
-    await startReceiptPrinter(ctx);
-    await startInventoryService(ctx);
-    const services: FlowServices = {
-      member: await startMemberService(ctx),
-      customer: await startCustomerService(ctx),
-      supplier: await startSupplier(ctx),
-      tracker,
-    };
-
-    progress.log(
-      `hoptrace demo: ${serviceNames.size} services (${connections.length} connections) on ` +
-        `${redactUrl(options.amqpUrl)}, exchanges and queues "${names.prefix}.*"`,
+      transport,
     );
-    if (collector) {
-      progress.log(`Open the UI: ${collectorUrl}   (SQLite: ${options.db})`);
-      progress.log(
-        `A message unreceived for ${options.lostAfterMs / 1000} s counts as lost, one unsettled for ` +
-          `${options.stuckAfterMs / 1000} s as stuck (--lost-after-ms, --stuck-after-ms).`,
-      );
-    } else {
-      progress.log(`Shipping hops to the collector at ${collectorUrl}`);
-    }
-    if (tracing) progress.log(`Spans go to ${tracing.tracesUrl} (OpenTelemetry, one trace per flow).`);
-    progress.log(options.count ? `Running ${options.count} round(s) of every flow…` : 'Press Ctrl-C to stop.');
 
-    // The progress line: refreshed from the collector, one request at a time.
-    let refreshing = false;
-    const refresh = async (): Promise<void> => {
-      if (refreshing) return;
-      refreshing = true;
-      try {
-        const stored = await client.storedHops();
-        hopsStored = stored === undefined ? undefined : stored - hopsAtStart;
-        chains = await client.statusCounts(startedAt).catch(() => chains);
-      } finally {
-        refreshing = false;
-      }
-      draw();
-    };
-    const draw = (): void =>
-      progress.update(
-        formatProgress({
-          flows: outcomes.length,
-          flowErrors: outcomes.filter((o) => o.error).length,
-          hopsLogged,
-          hopsStored,
-          chains,
-          uiUrl: collectorUrl,
-        }),
-      );
-    ticker = setInterval(() => void refresh(), out.isTTY ? 1_000 : 5_000);
-    void refresh();
+    // Spans too, when an OTLP endpoint is configured (docker compose: Jaeger).
+    const tracing: DemoTracing | undefined = options.otlpEndpoint ? startDemoTracing(options.otlpEndpoint) : undefined;
 
-    const start = (flow: FlowName, round: number): Promise<void> => {
-      const outcome: FlowOutcome = { flow, round, correlationId: '', expected: FLOW_CATALOGUE[flow].expect };
-      const p = runFlow(flow, services, (id) => (outcome.correlationId = id))
-        .catch((err: Error) => {
-          outcome.error = err.message;
-        })
-        .finally(() => {
-          outcomes.push(outcome);
-          inFlight.delete(p);
+    // 4. The services, each its own instrumented connection.
+    const connections: ChannelModel[] = [];
+    const serviceNames = new Set<string>();
+    const tracker = new Tracker();
+    const ctx: ServiceContext = {
+      names,
+      tracker,
+      async connect(serviceName) {
+        const model = await connect(options.amqpUrl, {
+          serviceName,
+          logger: logger.child({ service: serviceName }),
+          ...(tracing ? { tracerProvider: tracing.providerFor(serviceName) } : {}),
+        }).catch((cause: unknown) => {
+          throw new DemoError(`${serviceName} could not connect: ${(cause as Error).message}`, { cause });
         });
-      inFlight.add(p);
-      return p;
+        connections.push(model);
+        serviceNames.add(serviceName);
+        // amqplib emits 'error' then 'close' when the broker goes away; an
+        // 'error' without a listener would crash the demo with a stack trace.
+        model.on('error', () => {});
+        model.on('close', (err?: Error) => {
+          if (closing || brokerLost !== undefined) return;
+          brokerLost = `${serviceName}'s connection to RabbitMQ closed${err ? `: ${err.message}` : ''}`;
+          progress.log(`${brokerLost}; stopping the demo.`);
+          stopper.abort();
+        });
+        return model;
+      },
     };
-    const runRound = (round: number): Promise<unknown> => Promise.all(FLOW_NAMES.map((f) => start(f, round)));
 
-    if (options.count !== undefined) {
-      for (let round = 1; round <= options.count && !signal?.aborted; round++) await runRound(round);
-      // Lost and stuck are verdicts of time: let the limits pass.
-      if (!signal?.aborted) await abortableSleep(Math.max(options.lostAfterMs, options.stuckAfterMs) + 1_000, signal);
-    } else {
-      // Every case once, so each status shows up within seconds; then a
-      // steady trickle with one failure case per cycle.
-      await runRound(1);
-      let i = 0;
-      let trouble = 0;
-      while (!signal?.aborted) {
-        await abortableSleep(options.intervalMs, signal);
-        if (signal?.aborted) break;
-        const slot = i++ % (HEALTHY_CYCLE.length + 1);
-        const flow = slot < HEALTHY_CYCLE.length ? HEALTHY_CYCLE[slot] : TROUBLE_FLOWS[trouble++ % TROUBLE_FLOWS.length];
-        void start(flow, 0);
+    // The demo's handlers fail on purpose; their rejections are not bugs.
+    const onUnhandledRejection = (reason: unknown): void => {
+      if (!isExpectedFailure(reason)) throw reason;
+    };
+    process.on('unhandledRejection', onUnhandledRejection);
+
+    const outcomes: FlowOutcome[] = [];
+    const inFlight = new Set<Promise<void>>();
+    let chains = new Map<ChainStatus, number>();
+    let hopsStored: number | undefined;
+    let interrupted = false;
+    let exitCode = 0;
+    let ticker: NodeJS.Timeout | undefined;
+
+    try {
+      // Consumers first, so nothing published below finds an empty queue.
+      await startFamilyAccountService(ctx);
+      await startNotificationService(ctx);
+      await startAuditService(ctx);
+      await startBarista(ctx, 'anna');
+      await startBarista(ctx, 'ben');
+      await startLoyaltyService(ctx);
+      await startDeadLetterMonitor(ctx);
+      await startReceiptPrinter(ctx);
+      await startInventoryService(ctx);
+      const services: FlowServices = {
+        member: await startMemberService(ctx),
+        customer: await startCustomerService(ctx),
+        supplier: await startSupplier(ctx),
+        tracker,
+      };
+
+      progress.log(
+        `hoptrace demo: ${serviceNames.size} services (${connections.length} connections) on ` +
+          `${redactUrl(options.amqpUrl)}, exchanges and queues "${names.prefix}.*"`,
+      );
+      if (collector) {
+        progress.log(`Open the UI: ${collectorUrl}   (SQLite: ${options.db})`);
+        progress.log(
+          `A message unreceived for ${options.lostAfterMs / 1000} s counts as lost, one unsettled for ` +
+            `${options.stuckAfterMs / 1000} s as stuck (--lost-after-ms, --stuck-after-ms).`,
+        );
+      } else {
+        progress.log(`Shipping hops to the collector at ${collectorUrl}`);
       }
+      if (tracing) progress.log(`Spans go to ${tracing.tracesUrl} (OpenTelemetry, one trace per flow).`);
+      progress.log(options.count ? `Running ${options.count} round(s) of every flow…` : 'Press Ctrl-C to stop.');
+
+      // The progress line: refreshed from the collector, one request at a time.
+      let refreshing = false;
+      const refresh = async (): Promise<void> => {
+        if (refreshing) return;
+        refreshing = true;
+        try {
+          const stored = await client.storedHops();
+          hopsStored = stored === undefined ? undefined : stored - hopsAtStart;
+          chains = await client.statusCounts(startedAt).catch(() => chains);
+        } finally {
+          refreshing = false;
+        }
+        draw();
+      };
+      const draw = (): void =>
+        progress.update(
+          formatProgress({
+            flows: outcomes.length,
+            flowErrors: outcomes.filter((o) => o.error).length,
+            hopsLogged,
+            hopsStored,
+            chains,
+            uiUrl: collectorUrl,
+          }),
+        );
+      ticker = setInterval(() => void refresh(), out.isTTY ? 1_000 : 5_000);
+      void refresh();
+
+      const start = (flow: FlowName, round: number): Promise<void> => {
+        const outcome: FlowOutcome = { flow, round, correlationId: '', expected: FLOW_CATALOGUE[flow].expect };
+        const p = runFlow(flow, services, (id) => (outcome.correlationId = id))
+          .catch((err: Error) => {
+            outcome.error = err.message;
+          })
+          .finally(() => {
+            outcomes.push(outcome);
+            inFlight.delete(p);
+          });
+        inFlight.add(p);
+        return p;
+      };
+      const runRound = (round: number): Promise<unknown> => Promise.all(FLOW_NAMES.map((f) => start(f, round)));
+
+      if (options.count !== undefined) {
+        for (let round = 1; round <= options.count && !signal?.aborted; round++) await runRound(round);
+        // Lost and stuck are verdicts of time: let the limits pass.
+        if (!signal?.aborted) await abortableSleep(Math.max(options.lostAfterMs, options.stuckAfterMs) + 1_000, signal);
+      } else {
+        // Every case once, so each status shows up within seconds; then a
+        // steady trickle with one failure case per cycle.
+        await runRound(1);
+        let i = 0;
+        let trouble = 0;
+        while (!signal?.aborted) {
+          await abortableSleep(options.intervalMs, signal);
+          if (signal?.aborted) break;
+          const slot = i++ % (HEALTHY_CYCLE.length + 1);
+          const flow = slot < HEALTHY_CYCLE.length ? HEALTHY_CYCLE[slot] : TROUBLE_FLOWS[trouble++ % TROUBLE_FLOWS.length];
+          void start(flow, 0);
+        }
+      }
+      interrupted = io.signal?.aborted === true;
+
+      // 5. Shut down in order: stop publishing (done), let flows in flight end.
+      await Promise.race([Promise.allSettled([...inFlight]), deadline(3_000)]);
+    } finally {
+      closing = true;
+      for (const conn of connections.reverse()) await conn.close().catch(() => {});
+      // Spans end on settle or channel close; export what is buffered (an
+      // unreachable endpoint must not hold the shutdown up for long).
+      if (tracing) await Promise.race([tracing.shutdown().catch(() => {}), deadline(5_000)]);
+      // The transport ships by itself every second; let it finish while this
+      // thread can still serve the embedded collector, because ending a pino
+      // transport blocks the calling thread until the transport has closed.
+      await pollUntil(
+        async () => ((await client.storedHops()) ?? -1) >= hopsAtStart + hopsLogged,
+        options.count !== undefined ? 20_000 : 5_000,
+      );
+      await endTransport(transport);
+      if (ticker) clearInterval(ticker);
+      process.off('unhandledRejection', onUnhandledRejection);
     }
-    interrupted = io.signal?.aborted === true;
 
-    // 5. Shut down in order: stop publishing (done), let flows in flight end.
-    await Promise.race([Promise.allSettled([...inFlight]), sleep(3_000)]);
-  } finally {
-    closing = true;
-    for (const conn of connections.reverse()) await conn.close().catch(() => {});
-    // Spans end on settle or channel close; export what is buffered (an
-    // unreachable endpoint must not hold the shutdown up for long).
-    if (tracing) await Promise.race([tracing.shutdown().catch(() => {}), sleep(5_000)]);
-    // Ending the transport flushes its buffer to the collector before the worker exits.
-    await endTransport(transport);
-    if (ticker) clearInterval(ticker);
-    process.off('unhandledRejection', onUnhandledRejection);
-  }
-
-  try {
     if (brokerLost !== undefined) {
       progress.done();
       out.write(`The demo stopped because ${brokerLost}.\n`);
       exitCode = 1;
     } else if (options.count !== undefined && !interrupted) {
       // Every hop logged must be stored before the verdict.
-      const target = hopsAtStart + hopsLogged;
-      const reached = await pollUntil(async () => ((await client.storedHops()) ?? 0) >= target, 20_000);
       hopsStored = ((await client.storedHops()) ?? hopsAtStart) - hopsAtStart;
-      if (!reached) {
+      if (hopsStored < hopsLogged) {
         progress.log(`Only ${hopsStored} of ${hopsLogged} hops reached the collector at ${collectorUrl}.`);
         exitCode = 1;
       }
@@ -354,20 +361,20 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
       );
       if (interrupted && options.count !== undefined) exitCode = 130;
     }
+
+    return {
+      exitCode,
+      collectorUrl,
+      rounds: options.count ?? 0,
+      flows: outcomes,
+      hopsLogged,
+      hopsStored,
+      chainsByStatus: Object.fromEntries(chains),
+      interrupted,
+    };
   } finally {
     await collector?.close();
   }
-
-  return {
-    exitCode,
-    collectorUrl,
-    rounds: options.count ?? Math.max(0, ...outcomes.map((o) => o.round)),
-    flows: outcomes,
-    hopsLogged,
-    hopsStored,
-    chainsByStatus: Object.fromEntries(chains),
-    interrupted,
-  };
 }
 
 async function connectOrExplain(url: string): Promise<ChannelModel> {
@@ -432,7 +439,7 @@ async function endTransport(transport: ReturnType<typeof pino.transport>): Promi
       transport.once('close', () => resolve());
       transport.end();
     }),
-    sleep(10_000),
+    deadline(10_000),
   ]);
 }
 

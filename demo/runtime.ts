@@ -95,6 +95,11 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** A deadline to race against: resolves after `ms` without keeping the process alive. */
+export function deadline(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
 /** A random integer in [min, max]. */
 export function between(min: number, max: number): number {
   return min + Math.floor(Math.random() * (max - min + 1));
