@@ -7,13 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import type { MessageStatus } from '../collector/api-types.ts';
 import { FLOW_TIMEOUT_MS, between, type Tracker } from './runtime.ts';
-import { MENU, OFF_MENU_DRINK, type CustomerService } from './services/coffee-shop.ts';
+import { JAMMING_DRINK, MENU, OFF_MENU_DRINK, type CustomerService } from './services/coffee-shop.ts';
 import type { MemberService } from './services/member.ts';
 import type { SupplierService } from './services/trouble.ts';
 
 export const FLOW_NAMES = [
   'loose-coupling',
   'coffee-order',
+  'retried-order',
   'off-menu-order',
   'guest-order',
   'cancel-unrouted',
@@ -31,6 +32,7 @@ export const FLOW_CATALOGUE: Record<FlowName, { expect: MessageStatus; story: st
     story: 'member.auth.reset → family-account → family.member.withdrawn → notification + audit',
   },
   'coffee-order': { expect: 'ok', story: 'customer → orders queue → a barista → coffee.order.ready → customer + loyalty' },
+  'retried-order': { expect: 'ok', story: 'the grinder jams on the first attempt; the barista requeues, the retry succeeds' },
   'off-menu-order': { expect: 'dead-lettered', story: 'a barista throws on an off-menu drink, nacks; the order is dead-lettered' },
   'guest-order': { expect: 'failed', story: "loyalty acks first, then its handler throws for a guest without a card" },
   'cancel-unrouted': { expect: 'unroutable', story: 'coffee.order.cancelled published mandatory; no queue is bound, the broker returns it' },
@@ -85,6 +87,17 @@ export async function runFlow(name: FlowName, s: FlowServices, onStart: (rootId:
         s.tracker.wait(`loyalty:${orderId}`, FLOW_TIMEOUT_MS),
       ]);
       await s.customer.order({ orderId, customer, drink: pick(MENU), loyaltyCard: `card-${customer.toLowerCase()}` }, rootId);
+      await arrived;
+      break;
+    }
+    case 'retried-order': {
+      const customer = pick(CUSTOMERS);
+      const orderId = nextId('order');
+      const arrived = Promise.all([
+        s.tracker.wait(`ready:${orderId}`, FLOW_TIMEOUT_MS),
+        s.tracker.wait(`loyalty:${orderId}`, FLOW_TIMEOUT_MS),
+      ]);
+      await s.customer.order({ orderId, customer, drink: JAMMING_DRINK, loyaltyCard: `card-${customer.toLowerCase()}` }, rootId);
       await arrived;
       break;
     }

@@ -78,7 +78,14 @@ const TRANSPORT_TARGET = fileURLToPath(new URL('../src/transport.ts', import.met
 /** Trouble flows, rotated one at a time into the steady traffic. */
 const TROUBLE_FLOWS = FLOW_NAMES.filter((f) => FLOW_CATALOGUE[f].expect !== 'ok');
 /** The steady rotation: mostly healthy flows, one failure case per cycle. */
-const HEALTHY_CYCLE: FlowName[] = ['loose-coupling', 'coffee-order', 'coffee-order', 'loose-coupling', 'coffee-order'];
+const HEALTHY_CYCLE: FlowName[] = [
+  'loose-coupling',
+  'coffee-order',
+  'coffee-order',
+  'loose-coupling',
+  'coffee-order',
+  'retried-order',
+];
 
 /** `amqp://user:secret@host` → `amqp://user:***@host`, for messages. */
 export function redactUrl(url: string): string {

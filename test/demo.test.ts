@@ -114,8 +114,8 @@ describe('npm run demo --count', () => {
 
   test('exits 0 after printing a summary of every flow', () => {
     expect(run.code, `stdout:\n${run.stdout}\nstderr:\n${run.stderr}`).toBe(0);
-    expect(run.stdout).toContain('2 round(s), 16 flows');
-    for (const flow of ['loose-coupling', 'coffee-order', 'off-menu-order', 'guest-order', 'cancel-unrouted', 'refund-unconsumed', 'receipt-unacked', 'poison-delivery']) {
+    expect(run.stdout).toContain('2 round(s), 18 flows');
+    for (const flow of ['loose-coupling', 'coffee-order', 'retried-order', 'off-menu-order', 'guest-order', 'cancel-unrouted', 'refund-unconsumed', 'receipt-unacked', 'poison-delivery']) {
       expect(run.stdout).toContain(flow);
     }
     expect(run.stdout).not.toContain('✗');
@@ -123,7 +123,7 @@ describe('npm run demo --count', () => {
 
   test('every status the UI knows appears, each flow once per round', async () => {
     const expected = {
-      ok: 4,
+      ok: 6,
       failed: 2,
       'dead-lettered': 2,
       unroutable: 2,
@@ -183,6 +183,18 @@ describe('npm run demo --count', () => {
       const rootReceive = chain.hops.find((h) => h.kind === 'receive' && h.messageId === root.messageId)!;
       expect(rootReceive.seq).toBeLessThan(withdrawnSend.seq);
     }
+  });
+
+  test('an order retried after a passing failure ends ok, marked as redelivered', async () => {
+    const chains = await allChains(collector.url);
+    const retried = chains.filter((c) => c.status === 'ok' && c.redelivered);
+    expect(retried).toHaveLength(2);
+    const chain = await getJson<ChainDetail>(`${collector.url}/api/chains/${encodeURIComponent(retried[0].correlationId)}`);
+    const order = chain.messages.find((m) => m.messageId === chain.correlationId)!;
+    expect(order.redeliveryCount).toBe(1);
+    expect(order.deliveries[0]).toMatchObject({ errors: 1, settle: { outcome: 'ack' } });
+    const failedAttempt = chain.hops.find((h) => h.kind === 'process' && h.outcome === 'error')!;
+    expect(failedAttempt.error?.type).toBe('GrinderJammedError');
   });
 
   test('the dead-lettered order reached the dead-letter queue with its x-death history', async () => {

@@ -6,6 +6,9 @@
  * `coffee.order.ready`, which the customer app and the loyalty program both
  * hear.
  *
+ * An order for a double ristretto jams the grinder the first time: the
+ * barista nacks it with requeue and the retry succeeds (ok, redelivered).
+ *
  * Two things go wrong here on purpose (flow 3):
  * - an order for a drink that is not on the menu makes the barista's handler
  *   throw; the order is nacked without requeue and dead-lettered;
@@ -28,9 +31,16 @@ export interface CoffeeOrder {
 export const MENU = ['flat white', 'cortado', 'oat latte', 'espresso', 'cappuccino', 'filter'] as const;
 /** Ordered on purpose now and then: no barista knows how to make it. */
 export const OFF_MENU_DRINK = 'unicorn frappuccino';
+/** On the menu, but the first attempt always finds the grinder jammed. */
+export const JAMMING_DRINK = 'double ristretto';
 
 export class UnknownDrinkError extends Error {
   override name = 'UnknownDrinkError';
+}
+
+/** A passing problem: trying again later will work. */
+export class GrinderJammedError extends Error {
+  override name = 'GrinderJammedError';
 }
 
 export interface CustomerService {
@@ -90,11 +100,13 @@ export async function startBarista(ctx: ServiceContext, name: string): Promise<v
       if (!msg) return;
       const order = parse<CoffeeOrder>(msg.content);
       try {
-        await makeCoffee(order);
+        await makeCoffee(order, msg.fields.redelivered);
       } catch (err) {
-        // Not retryable: requeueing would fail the same way. Without requeue
-        // the broker moves it to the orders queue's dead-letter exchange.
-        ch.nack(msg, false, false);
+        // A passing problem is requeued and tried again (the broker
+        // redelivers it, perhaps to the other barista). Anything else would
+        // fail the same way again: without requeue the broker moves it to
+        // the orders queue's dead-letter exchange.
+        ch.nack(msg, false, err instanceof GrinderJammedError);
         rethrow(err); // hoptrace records the handler error on the `process` hop
       }
       ch.publish(ctx.names.coffeeExchange, RoutingKeys.ORDER_READY, json({ ...order, barista: name }), {
@@ -109,8 +121,12 @@ export async function startBarista(ctx: ServiceContext, name: string): Promise<v
   );
 }
 
-async function makeCoffee(order: CoffeeOrder): Promise<void> {
-  if (!(MENU as readonly string[]).includes(order.drink)) {
+async function makeCoffee(order: CoffeeOrder, redelivered: boolean): Promise<void> {
+  if (order.drink === JAMMING_DRINK && !redelivered) {
+    await sleep(between(20, 60));
+    throw new GrinderJammedError(`the grinder jammed on order ${order.orderId}; requeueing it`);
+  }
+  if (order.drink !== JAMMING_DRINK && !(MENU as readonly string[]).includes(order.drink)) {
     await sleep(between(10, 40)); // reading the order twice
     throw new UnknownDrinkError(`"${order.drink}" is not on the menu (order ${order.orderId})`);
   }
