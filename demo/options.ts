@@ -63,35 +63,36 @@ export const HELP = `Usage: npm run demo -- [options]      (or: node demo/main.t
 
 Starts the hoptrace collector with its UI on an embedded SQLite file, connects
 demo services to RabbitMQ, and keeps traffic flowing until Ctrl-C: an event
-fanned out to three services, a coffee-shop work queue, and every way a
-message goes wrong (failed, dead-lettered, unroutable, lost, stuck,
-redelivery loop).
+fanned out to three services, a coffee-shop work queue with a retry, and
+every way a message goes wrong (failed, dead-lettered, unroutable, lost,
+stuck, redelivery loop).
 
 Options:
-  --count N          run N rounds of every flow, wait until their hops reached
-                     the collector, print a summary and exit
-  --keep-running     with --count: keep the collector and UI up after the
-                     summary until Ctrl-C
-  --port N           collector port; 0 picks a free one        (default 4400)
-  --host HOST        collector interface                       (default 127.0.0.1)
-  --db FILE          collector SQLite file       (default $HOPTRACE_DB or ./hoptrace.db)
-  --amqp-url URL     RabbitMQ                    (default $AMQP_URL or
-                                                  amqp://guest:guest@localhost:5672)
-  --services-only    no embedded collector: ship hops to --collector-url
-                     (docker compose runs the demo services this way)
-  --collector-url URL  collector for --services-only
-                                       (default $HOPTRACE_URL or http://localhost:4400)
-  --prefix NAME      prefix of every exchange and queue        (default demo)
-  --lost-after-ms N  sent and never received for N ms: lost    (default 5000)
-  --stuck-after-ms N received and never settled for N ms: stuck (default 8000)
-  --interval-ms N    pause between flows when running until Ctrl-C (default 1500)
-  --log FILE         also write every service log line to FILE
-  --otlp-endpoint URL  also send the services' OpenTelemetry spans there
-                     (Jaeger: http://localhost:4318)  (default $OTEL_EXPORTER_OTLP_ENDPOINT;
-                     unset: no spans)
-  --jaeger-url URL   Jaeger UI the collector's UI links traces to
-                                                  (default $HOPTRACE_JAEGER_URL)
-  -h, --help         this text
+  --count N              run N rounds of every flow, wait until their hops
+                         reached the collector, print a summary and exit
+  --keep-running         with --count: keep the collector and UI up after the
+                         summary, until Ctrl-C
+  --port N               collector port, 0 for any free one (default: 4400)
+  --host HOST            collector interface (default: 127.0.0.1)
+  --db FILE              collector SQLite file
+                         (default: $HOPTRACE_DB, else ./hoptrace.db)
+  --amqp-url URL         RabbitMQ
+                         (default: $AMQP_URL, else amqp://guest:guest@localhost:5672)
+  --services-only        no embedded collector: ship hops to --collector-url
+                         (docker compose runs the demo services this way)
+  --collector-url URL    the collector for --services-only
+                         (default: $HOPTRACE_URL, else http://localhost:4400)
+  --prefix NAME          prefix of every exchange and queue (default: demo)
+  --lost-after-ms N      sent, never received for N ms: lost (default: 5000)
+  --stuck-after-ms N     received, never settled for N ms: stuck (default: 8000)
+  --interval-ms N        pause between flows until Ctrl-C (default: 1500)
+  --log FILE             also write every service log line to FILE
+  --otlp-endpoint URL    also export the services' OpenTelemetry spans there,
+                         e.g. Jaeger at http://localhost:4318
+                         (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else no spans)
+  --jaeger-url URL       Jaeger UI the collector's UI links traces to
+                         (default: $HOPTRACE_JAEGER_URL)
+  -h, --help             this text
 
 Environment: AMQP_URL, HOPTRACE_DB, HOPTRACE_URL, HOPTRACE_TOKEN, HOPTRACE_JAEGER_URL,
 OTEL_EXPORTER_OTLP_ENDPOINT.
