@@ -1,7 +1,7 @@
 /**
  * The flows the demo runs, each a business story that ends in one known
  * chain status. A flow resolves once its far end was reached (or, for the
- * failure cases, once the broker settled the publish), and returns the id of
+ * failure cases, once the broker settled the publish), and reports the id of
  * the message that started it: hoptrace makes that the chain's correlation id.
  */
 import { randomUUID } from 'node:crypto';
@@ -59,6 +59,17 @@ const pick = <T>(items: readonly T[]): T => items[between(0, items.length - 1)];
 const nextId = (kind: string): string => `${kind}-${++seq}-${randomUUID().slice(0, 6)}`;
 
 /**
+ * Resolves when every key is signalled. Made before the publish, so a fast
+ * consumer cannot signal first; if the publish then throws, nobody awaits
+ * it, and its timeout must not surface as an unhandled rejection.
+ */
+function arrival(s: FlowServices, ...keys: string[]): Promise<unknown> {
+  const all = Promise.all(keys.map((key) => s.tracker.wait(key, FLOW_TIMEOUT_MS)));
+  all.catch(() => {});
+  return all;
+}
+
+/**
  * Run one flow. `onStart` hears the id of the flow's first message before it
  * is published: hoptrace makes that id the chain's correlation id.
  */
@@ -68,10 +79,7 @@ export async function runFlow(name: FlowName, s: FlowServices, onStart: (rootId:
   switch (name) {
     case 'loose-coupling': {
       const memberId = nextId('member');
-      const arrived = Promise.all([
-        s.tracker.wait(`notified:${memberId}`, FLOW_TIMEOUT_MS),
-        s.tracker.wait(`audited:${memberId}`, FLOW_TIMEOUT_MS),
-      ]);
+      const arrived = arrival(s, `notified:${memberId}`, `audited:${memberId}`);
       await s.member.resetAuth(
         { memberId, familyId: pick(FAMILIES), reason: pick(['password-compromised', 'account-recovery'] as const) },
         rootId,
@@ -82,10 +90,7 @@ export async function runFlow(name: FlowName, s: FlowServices, onStart: (rootId:
     case 'coffee-order': {
       const customer = pick(CUSTOMERS);
       const orderId = nextId('order');
-      const arrived = Promise.all([
-        s.tracker.wait(`ready:${orderId}`, FLOW_TIMEOUT_MS),
-        s.tracker.wait(`loyalty:${orderId}`, FLOW_TIMEOUT_MS),
-      ]);
+      const arrived = arrival(s, `ready:${orderId}`, `loyalty:${orderId}`);
       await s.customer.order({ orderId, customer, drink: pick(MENU), loyaltyCard: `card-${customer.toLowerCase()}` }, rootId);
       await arrived;
       break;
@@ -93,27 +98,21 @@ export async function runFlow(name: FlowName, s: FlowServices, onStart: (rootId:
     case 'retried-order': {
       const customer = pick(CUSTOMERS);
       const orderId = nextId('order');
-      const arrived = Promise.all([
-        s.tracker.wait(`ready:${orderId}`, FLOW_TIMEOUT_MS),
-        s.tracker.wait(`loyalty:${orderId}`, FLOW_TIMEOUT_MS),
-      ]);
+      const arrived = arrival(s, `ready:${orderId}`, `loyalty:${orderId}`);
       await s.customer.order({ orderId, customer, drink: JAMMING_DRINK, loyaltyCard: `card-${customer.toLowerCase()}` }, rootId);
       await arrived;
       break;
     }
     case 'off-menu-order': {
       const orderId = nextId('order');
-      const arrived = s.tracker.wait(`dead-letter:${orderId}`, FLOW_TIMEOUT_MS);
+      const arrived = arrival(s, `dead-letter:${orderId}`);
       await s.customer.order({ orderId, customer: pick(CUSTOMERS), drink: OFF_MENU_DRINK, loyaltyCard: 'card-x' }, rootId);
       await arrived;
       break;
     }
     case 'guest-order': {
       const orderId = nextId('order');
-      const arrived = Promise.all([
-        s.tracker.wait(`ready:${orderId}`, FLOW_TIMEOUT_MS),
-        s.tracker.wait(`loyalty:${orderId}`, FLOW_TIMEOUT_MS),
-      ]);
+      const arrived = arrival(s, `ready:${orderId}`, `loyalty:${orderId}`);
       await s.customer.order({ orderId, customer: 'a guest', drink: pick(MENU) }, rootId);
       await arrived;
       break;
@@ -126,14 +125,14 @@ export async function runFlow(name: FlowName, s: FlowServices, onStart: (rootId:
       break;
     case 'receipt-unacked': {
       const orderId = nextId('order');
-      const arrived = s.tracker.wait(`receipt:${orderId}`, FLOW_TIMEOUT_MS);
+      const arrived = arrival(s, `receipt:${orderId}`);
       await s.customer.printReceipt(orderId, rootId);
       await arrived;
       break;
     }
     case 'poison-delivery': {
       const noteId = nextId('note');
-      const arrived = s.tracker.wait(`inventory:${noteId}`, FLOW_TIMEOUT_MS);
+      const arrived = arrival(s, `inventory:${noteId}`);
       await s.supplier.deliver({ noteId, sku: 'oat-milk-1l', quantity: 'lots' }, rootId);
       await arrived;
       break;
