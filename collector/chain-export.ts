@@ -16,7 +16,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { ChainDetail, ChainHop } from './api-types.ts';
+import { consumerDestination, producerDestination } from '../src/internal/destination.ts';
 import { Attr, JaegerTags, MESSAGING_SYSTEM_RABBITMQ, OperationType, SpanEvents } from '../src/internal/semconv.ts';
+import { CHAIN_EXPORT_SCOPE } from './otlp-hops.ts';
 import { VERSION } from './version.ts';
 
 /** A Jaeger key/value (tag, log field, process tag). */
@@ -123,12 +125,30 @@ interface ExportSpan {
 const KIND = { producer: 4, consumer: 5, settle: 3 } as const;
 const JAEGER_KIND = { producer: 'producer', consumer: 'consumer', settle: 'client' } as const;
 
-/** Not the wrappers' scope (`hoptrace`): these spans follow semconv to the letter (destination = exchange). */
-const SCOPE_NAME = 'hoptrace-chain-export';
+/**
+ * Not the wrappers' scope (`hoptrace`): these spans follow semconv to the letter
+ * (`messaging.destination.name` composed as in `src/internal/destination.ts`).
+ */
+const SCOPE_NAME = CHAIN_EXPORT_SCOPE;
 
-function destinationOf(h: ChainHop | undefined): string {
-  if (!h) return '';
-  return h.exchange ? h.exchange : '<default>';
+/** The exchange the hops name (`''`: the default exchange), undefined when none says. */
+function exchangeOf(hops: ChainHop[]): string | undefined {
+  return firstOf(hops, (h) => h.exchange) ?? (hops.some((h) => h.exchange === '') ? '' : undefined);
+}
+
+/**
+ * `messaging.destination.name` (semconv 1.30+) of a producer span (no queue) or
+ * a consumer-side one, and `hoptrace.exchange` with it, when the exchange is known.
+ * @returns the destination, for the span name (the default exchange's when the exchange is not known)
+ */
+function destinationAttrs(attrs: Attrs, hops: ChainHop[], queue: string | undefined, producer: boolean): string {
+  const exchange = exchangeOf(hops);
+  const routingKey = firstOf(hops, (h) => h.routingKey) ?? '';
+  const destination = producer
+    ? producerDestination(exchange ?? '', routingKey)
+    : consumerDestination(exchange ?? '', routingKey, queue ?? '');
+  if (exchange !== undefined) attrs.push([Attr.MESSAGING_DESTINATION_NAME, destination], [Attr.HOPTRACE_EXCHANGE, exchange]);
+  return destination;
 }
 
 function firstOf<T>(hops: ChainHop[], pick: (h: ChainHop) => T | undefined): T | undefined {
@@ -156,7 +176,6 @@ function messageAttrs(hops: ChainHop[]): Attrs {
     [Attr.HOPTRACE_CORRELATION_ID, first.correlationId],
   ];
   push(attrs, Attr.HOPTRACE_CAUSATION_ID, firstOf(hops, (h) => h.causationId));
-  push(attrs, Attr.MESSAGING_DESTINATION_NAME, firstOf(hops, (h) => h.exchange) ?? (hops.some((h) => h.exchange === '') ? '' : undefined));
   push(attrs, Attr.MESSAGING_RABBITMQ_ROUTING_KEY, firstOf(hops, (h) => h.routingKey));
   push(attrs, Attr.MESSAGING_MESSAGE_BODY_SIZE, firstOf(hops, (h) => h.bodySize));
   push(attrs, Attr.HOPTRACE_MESSAGE_TYPE, firstOf(hops, (h) => h.messageType));
@@ -228,6 +247,7 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
       const start = anchor.ts;
       const end = confirm ? Math.max(confirm.ts, start) : start;
       const attrs = messageAttrs(hops);
+      const destination = destinationAttrs(attrs, hops, undefined, true);
       attrs.push([Attr.MESSAGING_OPERATION_TYPE, OperationType.SEND]);
       const events: ExportEvent[] = [];
       let error: string | undefined;
@@ -248,7 +268,7 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
         role: 'producer',
         traceId: anchor.traceId,
         spanId: claim(anchor.traceId, anchor.spanId, 'producer'),
-        name: `${OperationType.SEND} ${destinationOf(anchor)}`,
+        name: `${OperationType.SEND} ${destination}`,
         service: anchor.service,
         instance: anchor.instance,
         start,
@@ -274,6 +294,7 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
     const end = process ? Math.max(process.ts, start) : start;
     const queue = firstOf(hops, (h) => h.queue);
     const attrs = messageAttrs(hops);
+    const destination = destinationAttrs(attrs, hops, queue, false);
     attrs.push([Attr.MESSAGING_OPERATION_TYPE, process ? OperationType.PROCESS : OperationType.RECEIVE]);
     push(attrs, Attr.HOPTRACE_QUEUE, queue);
     push(attrs, Attr.MESSAGING_RABBITMQ_DELIVERY_TAG, firstOf(hops, (h) => h.deliveryTag));
@@ -300,7 +321,7 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
       role: 'consumer',
       traceId: body.traceId,
       spanId: claim(body.traceId, body.spanId, 'consumer'),
-      name: `${process ? OperationType.PROCESS : OperationType.RECEIVE} ${queue ?? destinationOf(body)}`,
+      name: `${process ? OperationType.PROCESS : OperationType.RECEIVE} ${destination}`,
       service: body.service,
       instance: body.instance,
       start,
@@ -315,6 +336,7 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
 
     if (settle) {
       const sAttrs = messageAttrs([settle]);
+      const settleDestination = destinationAttrs(sAttrs, [settle], queue, false);
       sAttrs.push([Attr.MESSAGING_OPERATION_TYPE, OperationType.SETTLE], [Attr.MESSAGING_OPERATION_NAME, settle.outcome ?? 'ack']);
       push(sAttrs, Attr.HOPTRACE_QUEUE, queue);
       push(sAttrs, Attr.HOPTRACE_SETTLE_OUTCOME, settle.outcome);
@@ -326,7 +348,7 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
         traceId: consumer.traceId,
         spanId: own ? claim(consumer.traceId, settle.spanId, 'settle') : claim(consumer.traceId, deriveSpanId(consumer.traceId, consumer.spanId, 'settle'), 'settle'),
         parent: { traceId: consumer.traceId, spanId: consumer.spanId, resolved: true },
-        name: `${settle.outcome ?? 'ack'} ${queue ?? destinationOf(settle)}`,
+        name: `${settle.outcome ?? 'ack'} ${settleDestination}`,
         service: settle.service,
         instance: settle.instance,
         start: settle.ts,

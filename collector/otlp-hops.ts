@@ -17,7 +17,8 @@
  * Spans that are not messaging spans are skipped.
  */
 import { HOP_SCHEMA_VERSION, type HopError, type HopRecord } from '../src/hop.ts';
-import { Attr, OperationType, SpanEvents } from '../src/internal/semconv.ts';
+import { exchangeOfProducerDestination, parseConsumerDestination } from '../src/internal/destination.ts';
+import { Attr, DEFAULT_EXCHANGE_DESTINATION, OperationType, SpanEvents } from '../src/internal/semconv.ts';
 import { OtlpSpanKind, OtlpStatusCode, type OtlpAttributes, type OtlpResourceSpans, type OtlpSpan } from './otlp-model.ts';
 
 /** Instrumentation scope of the official amqplib instrumentation: its consumer span ends at ack/nack/reject. */
@@ -25,6 +26,9 @@ export const AMQPLIB_INSTRUMENTATION_SCOPE = '@opentelemetry/instrumentation-amq
 
 /** Instrumentation scope of the hoptrace wrappers' own spans (`src/internal/version.ts` LIBRARY_NAME). */
 export const HOPTRACE_SCOPE = 'hoptrace';
+
+/** Instrumentation scope of the spans `chain-export.ts` writes (re-ingested from an exported file). */
+export const CHAIN_EXPORT_SCOPE = 'hoptrace-chain-export';
 
 /** Prefix of message ids made up from span ids when a span carries no message id. */
 export const SYNTHETIC_MESSAGE_ID_PREFIX = 'otel:';
@@ -136,9 +140,40 @@ function serviceOf(resource: OtlpAttributes): { service: string; instance: strin
 }
 
 /** The default exchange, as various instrumentations spell it. */
-function exchangeName(raw: string | undefined): string | undefined {
-  if (raw === undefined) return undefined;
-  return raw === '<default>' || raw === 'amq.default' ? '' : raw;
+function exchangeName(raw: string): string {
+  return raw === '<default>' || raw === DEFAULT_EXCHANGE_DESTINATION ? '' : raw;
+}
+
+/**
+ * Exchange and (consumer side) queue of a messaging span, most explicit first:
+ * `hoptrace.exchange` / `hoptrace.queue` (the wrappers and the chain export
+ * write them); then `messaging.destination.name`, which semconv 1.30+
+ * composes from exchange, routing key and queue (`src/internal/destination.ts`).
+ * Older spans name the bare exchange there (or, legacy, in `messaging.destination`):
+ * the official amqplib instrumentation, and the wrappers and chain export before
+ * they wrote `hoptrace.exchange` (whose consumer-side spans without `hoptrace.queue` named the queue).
+ */
+function whereOf(loc: Located, routingKey: string | undefined): { exchange?: string; queue?: string } {
+  const { span, scope } = loc;
+  const a = span.attributes;
+  const consumer = loc.role !== 'send';
+  let queue = consumer ? text(a, Attr.HOPTRACE_QUEUE) : undefined;
+  if (consumer && queue === undefined && scope === AMQPLIB_INSTRUMENTATION_SCOPE && span.name.endsWith(' process')) {
+    queue = span.name.slice(0, -' process'.length).slice(0, SHORT); // it names consumer spans `${queue} process`
+  }
+  // Whoever writes hoptrace.exchange also writes hoptrace.queue where there is a queue.
+  const explicit = text(a, Attr.HOPTRACE_EXCHANGE);
+  if (explicit !== undefined) return { exchange: exchangeName(explicit), queue };
+  const current = text(a, Attr.MESSAGING_DESTINATION_NAME);
+  if (current === undefined || scope === HOPTRACE_SCOPE || scope === CHAIN_EXPORT_SCOPE) {
+    const bare = current ?? text(a, Attr.LEGACY_MESSAGING_DESTINATION);
+    if (bare === undefined) return { queue };
+    if (scope === HOPTRACE_SCOPE && consumer && queue === undefined) return { queue: bare };
+    return { exchange: exchangeName(bare), queue };
+  }
+  if (!consumer) return { exchange: exchangeName(exchangeOfProducerDestination(current, routingKey)) };
+  const parsed = parseConsumerDestination(current, routingKey, queue);
+  return { exchange: exchangeName(parsed.exchange), queue: parsed.queue };
 }
 
 /**
@@ -363,17 +398,14 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
       if (handler) causation = messageIdOf(handler);
     }
     if (causation) base.causationId = causation;
-    // semconv: the destination is the exchange. The wrappers name the queue there on the consumer side.
-    const destination = text(a, Attr.MESSAGING_DESTINATION_NAME, Attr.LEGACY_MESSAGING_DESTINATION);
-    const destinationIsQueue = loc.scope === HOPTRACE_SCOPE && loc.role !== 'send' && !a.has(Attr.HOPTRACE_QUEUE);
-    const exchange = destinationIsQueue ? undefined : exchangeName(destination);
-    if (exchange !== undefined) base.exchange = exchange;
     const routingKey = text(
       a,
       Attr.RABBITMQ_DESTINATION_ROUTING_KEY,
       Attr.MESSAGING_RABBITMQ_ROUTING_KEY,
       Attr.LEGACY_MESSAGING_RABBITMQ_ROUTING_KEY,
     );
+    const where = whereOf(loc, routingKey);
+    if (where.exchange !== undefined) base.exchange = where.exchange;
     if (routingKey !== undefined) base.routingKey = routingKey;
     const bodySize = integer(a, Attr.MESSAGING_MESSAGE_BODY_SIZE);
     if (bodySize !== undefined) base.bodySize = bodySize;
@@ -402,11 +434,7 @@ export function spansToHops(request: readonly OtlpResourceSpans[]): HopRecord[] 
     }
 
     // Consumer side: the queue, where something says it.
-    let queue = text(a, Attr.HOPTRACE_QUEUE) ?? (destinationIsQueue ? destination : undefined);
-    if (queue === undefined && loc.scope === AMQPLIB_INSTRUMENTATION_SCOPE && span.name.endsWith(' process')) {
-      queue = span.name.slice(0, -' process'.length).slice(0, SHORT); // it names consumer spans `${queue} process`
-    }
-    if (queue !== undefined) base.queue = queue;
+    if (where.queue !== undefined) base.queue = where.queue;
     const deliveryTag = integer(a, Attr.RABBITMQ_MESSAGE_DELIVERY_TAG, Attr.MESSAGING_RABBITMQ_DELIVERY_TAG);
     if (deliveryTag !== undefined) base.deliveryTag = deliveryTag;
     const consumerTag = nonEmpty(a, Attr.HOPTRACE_CONSUMER_TAG);

@@ -123,32 +123,38 @@ describe('chain export', () => {
     const kind = (s: (typeof t1.spans)[number]) => tag(s, 'span.kind');
 
     const orderSend = byId.get(f.s.orderSend)!;
-    expect(orderSend).toMatchObject({ operationName: 'send shop', references: [], startTime: Math.round(1_750_000_000_000.25 * 1000), duration: 1500 });
+    expect(orderSend).toMatchObject({ operationName: 'send shop:order.created', references: [], startTime: Math.round(1_750_000_000_000.25 * 1000), duration: 1500 });
     expect(kind(orderSend)).toBe('producer');
     expect(orderSend.logs[0].fields).toContainEqual({ key: 'event', type: 'string', value: 'hoptrace.confirm' });
 
-    const billing = t1.spans.find((s) => s.operationName === 'process billing.orders')!;
+    const billing = t1.spans.find((s) => s.operationName === 'process shop:order.created:billing.orders')!;
     expect(kind(billing)).toBe('consumer');
     expect(parentOf(billing)).toBe(orderSend);
     expect(billing.duration).toBe(2000);
     expect(tag(billing, 'messaging.message.id')).toBe(f.order);
     expect(tag(billing, 'messaging.rabbitmq.message.delivery_tag')).toBe(1);
+    // semconv 1.30+ composite destination, and the parts on their own.
+    expect(tag(orderSend, 'messaging.destination.name')).toBe('shop:order.created');
+    expect(tag(orderSend, 'hoptrace.exchange')).toBe('shop');
+    expect(tag(billing, 'messaging.destination.name')).toBe('shop:order.created:billing.orders');
+    expect(tag(billing, 'hoptrace.exchange')).toBe('shop');
+    expect(tag(billing, 'hoptrace.queue')).toBe('billing.orders');
 
     const invoiceSend = byId.get(f.s.invoiceSend)!;
     expect(parentOf(invoiceSend)).toBe(billing);
     expect(tag(invoiceSend, 'hoptrace.causation_id')).toBe(f.order);
 
-    const billingAck = t1.spans.find((s) => s.operationName === 'ack billing.orders')!;
+    const billingAck = t1.spans.find((s) => s.operationName === 'ack shop:order.created:billing.orders')!;
     expect(kind(billingAck)).toBe('client');
     expect(parentOf(billingAck)).toBe(billing);
     expect(tag(billingAck, 'error')).toBeUndefined();
 
-    const mailer = t1.spans.find((s) => s.operationName === 'process mailer.invoices')!;
+    const mailer = t1.spans.find((s) => s.operationName === 'process billing:invoice.requested:mailer.invoices')!;
     expect(parentOf(mailer)).toBe(invoiceSend);
     expect(tag(mailer, 'error')).toBe(true);
     const errorLog = mailer.logs.find((l) => l.fields.some((x) => x.key === 'event' && x.value === 'error'))!;
     expect(errorLog.fields).toContainEqual({ key: 'exception.message', type: 'string', value: 'no address' });
-    const nack = t1.spans.find((s) => s.operationName === 'nack mailer.invoices')!;
+    const nack = t1.spans.find((s) => s.operationName === 'nack billing:invoice.requested:mailer.invoices')!;
     expect(tag(nack, 'error')).toBe(true);
     expect(tag(nack, 'hoptrace.settle.requeue')).toBe(false);
   });
@@ -202,6 +208,19 @@ describe('chain export', () => {
     expect(decoded.find((h) => h.kind === 'settle' && h.messageId === f.invoice)).toMatchObject({ outcome: 'nack', requeue: false });
     expect(decoded.find((h) => h.kind === 'return')).toMatchObject({ replyCode: 312, replyText: 'NO_ROUTE' });
     expect(decoded.find((h) => h.kind === 'confirm')).toMatchObject({ outcome: 'ack', durationMs: 1.5 });
+  });
+
+  it('round-trips without the hoptrace.exchange / hoptrace.queue attributes, from the composite destination alone', () => {
+    const otlp = chainToOtlpJson(detail);
+    for (const rs of otlp.resourceSpans) {
+      for (const ss of rs.scopeSpans) {
+        ss.scope.name = 'some-other-instrumentation';
+        for (const span of ss.spans) span.attributes = span.attributes.filter((a) => a.key !== 'hoptrace.exchange' && a.key !== 'hoptrace.queue');
+      }
+    }
+    const decoded = decodeOtlpTraces(Buffer.from(JSON.stringify(otlp)), 'application/json');
+    const key = (h: HopRecord) => [h.kind, h.messageId, h.service, h.queue ?? '', h.exchange ?? ''].join('|');
+    expect(decoded.map(key).sort()).toEqual(f.hops.map(key).sort());
   });
 
   it('is accepted by another collector on POST /v1/traces and rebuilds the same chain there', async () => {

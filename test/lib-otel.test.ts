@@ -11,6 +11,12 @@ import {
 import type { ConsumeMessage } from 'amqplib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { instrument } from '../src/index.ts';
+import {
+  consumerDestination,
+  exchangeOfProducerDestination,
+  parseConsumerDestination,
+  producerDestination,
+} from '../src/internal/destination.ts';
 import { waitFor } from './helpers/broker.ts';
 import { type Fixture, capture, delay, fixture } from './lib-capture.ts';
 
@@ -61,9 +67,10 @@ describe('spans with an OpenTelemetry SDK registered', () => {
     ch.publish(ex, 'order.placed', Buffer.from('{}'));
     await waitFor(() => spans().length === 3, 'three spans');
 
-    const send = named(`send ${ex}`);
-    const process = named(`process ${q}`);
-    const settle = named(`settle ${q}`);
+    // semconv 1.30+: `{exchange}:{routing key}` for the producer, `…:{queue}` on the consumer side.
+    const send = named(`send ${ex}:order.placed`);
+    const process = named(`process ${ex}:order.placed:${q}`);
+    const settle = named(`settle ${ex}:order.placed:${q}`);
     expect(send.kind).toBe(SpanKind.PRODUCER);
     expect(process.kind).toBe(SpanKind.CONSUMER);
     expect(settle.kind).toBe(SpanKind.CLIENT);
@@ -76,27 +83,83 @@ describe('spans with an OpenTelemetry SDK registered', () => {
     expect(send.attributes).toMatchObject({
       'messaging.system': 'rabbitmq',
       'messaging.operation.type': 'send',
-      'messaging.destination.name': ex,
+      'messaging.operation.name': 'send',
+      'messaging.destination.name': `${ex}:order.placed`,
+      'hoptrace.exchange': ex,
       'messaging.rabbitmq.destination.routing_key': 'order.placed',
       'messaging.message.id': hopSend.messageId,
       'messaging.message.conversation_id': hopSend.correlationId,
     });
+    expect(send.attributes['hoptrace.queue']).toBeUndefined();
     expect(process.attributes).toMatchObject({
       'messaging.system': 'rabbitmq',
       'messaging.operation.type': 'process',
-      'messaging.destination.name': q,
+      'messaging.operation.name': 'process',
+      'messaging.destination.name': `${ex}:order.placed:${q}`,
+      'hoptrace.exchange': ex,
+      'hoptrace.queue': q,
       'messaging.rabbitmq.destination.routing_key': 'order.placed',
       'messaging.message.id': hopSend.messageId,
       'messaging.message.conversation_id': hopSend.correlationId,
       'messaging.rabbitmq.message.delivery_tag': 1,
     });
-    expect(settle.attributes).toMatchObject({ 'messaging.operation.type': 'settle', 'messaging.operation.name': 'ack' });
+    expect(settle.attributes).toMatchObject({
+      'messaging.operation.type': 'settle',
+      'messaging.operation.name': 'ack',
+      'messaging.destination.name': `${ex}:order.placed:${q}`,
+      'hoptrace.exchange': ex,
+      'hoptrace.queue': q,
+      'messaging.rabbitmq.destination.routing_key': 'order.placed',
+      'messaging.rabbitmq.message.delivery_tag': 1,
+    });
 
     // Hop ids are the spans' ids.
     expect(hopSend).toMatchObject({ traceId: send.spanContext().traceId, spanId: send.spanContext().spanId });
     expect(cap.hops('receive')[0]).toMatchObject({ spanId: process.spanContext().spanId, parentSpanId: send.spanContext().spanId });
     expect(cap.hops('process')[0]!.spanId).toBe(process.spanContext().spanId);
     expect(cap.hops('settle')[0]).toMatchObject({ spanId: settle.spanContext().spanId, parentSpanId: process.spanContext().spanId });
+    await ch.close();
+  });
+
+  it('names the destination of the default exchange by the queue (routing key and queue written once), amq.default when nothing else', async () => {
+    const cap = capture();
+    const q = await fx.queue('lib.otel.dflt');
+    const ch = instrument(await fx.conn.createChannel(), { logger: cap.logger });
+    await ch.consume(q, (m) => ch.ack(m!));
+    ch.sendToQueue(q, Buffer.from('x'));
+    // Unroutable (no queue is named ""): only the producer span.
+    ch.publish('', '', Buffer.from('nowhere'));
+    await waitFor(() => spans().some((s) => s.name === `settle ${q}`) && spans().some((s) => s.name === `process ${q}`), 'the consumer spans');
+
+    expect(named(`send ${q}`).attributes).toMatchObject({ 'messaging.destination.name': q, 'hoptrace.exchange': '', 'messaging.rabbitmq.destination.routing_key': q });
+    expect(named(`process ${q}`).attributes).toMatchObject({ 'messaging.destination.name': q, 'hoptrace.exchange': '', 'hoptrace.queue': q });
+    expect(named(`settle ${q}`).attributes).toMatchObject({ 'messaging.destination.name': q, 'hoptrace.exchange': '', 'hoptrace.queue': q });
+    const nowhere = named('send amq.default');
+    expect(nowhere.attributes).toMatchObject({ 'messaging.destination.name': 'amq.default', 'hoptrace.exchange': '' });
+    expect(nowhere.attributes['messaging.rabbitmq.destination.routing_key']).toBeUndefined();
+    await ch.close();
+  });
+
+  it('names a publish without routing key by the exchange alone, and get’s receive span by exchange and queue', async () => {
+    const cap = capture();
+    const ex = await fx.exchange('lib.otel.fan', 'fanout');
+    const q = await fx.queue('lib.otel.fanq');
+    await fx.admin.bindQueue(q, ex, '');
+    const ch = instrument(await fx.conn.createChannel(), { logger: cap.logger });
+    ch.publish(ex, '', Buffer.from('x'));
+    const got = await waitFor(async () => (await ch.get(q)) || undefined, 'the message');
+    ch.ack(got);
+    await waitFor(() => spans().some((s) => s.name === `settle ${ex}:${q}`), 'the settle span');
+
+    expect(named(`send ${ex}`).attributes).toMatchObject({ 'messaging.destination.name': ex, 'hoptrace.exchange': ex });
+    const receive = named(`receive ${ex}:${q}`);
+    expect(receive.kind).toBe(SpanKind.CLIENT);
+    expect(receive.attributes).toMatchObject({
+      'messaging.operation.type': 'receive',
+      'messaging.destination.name': `${ex}:${q}`,
+      'hoptrace.exchange': ex,
+      'hoptrace.queue': q,
+    });
     await ch.close();
   });
 
@@ -239,5 +302,46 @@ describe('spans with an OpenTelemetry SDK registered', () => {
     expect(cap.hops('send')[0]!.traceId).toMatch(/^[0-9a-f]{32}$/);
     await ch.close();
     await own.shutdown();
+  });
+});
+
+describe('messaging.destination.name (semconv 1.30+ RabbitMQ note [1])', () => {
+  it('producer: exchange:key, whichever is non-empty, amq.default for the default exchange without a key', () => {
+    expect(producerDestination('shop', 'order.placed')).toBe('shop:order.placed');
+    expect(producerDestination('', 'orders')).toBe('orders'); // sendToQueue('orders')
+    expect(producerDestination('', '')).toBe('amq.default');
+    expect(producerDestination('logs', '')).toBe('logs');
+  });
+
+  it('consumer: exchange:key:queue, empty parts left out, a key equal to the queue written once', () => {
+    expect(consumerDestination('shop', 'order.placed', 'billing')).toBe('shop:order.placed:billing');
+    expect(consumerDestination('', 'orders', 'orders')).toBe('orders');
+    expect(consumerDestination('shop', 'billing', 'billing')).toBe('shop:billing');
+    expect(consumerDestination('logs', '', 'audit')).toBe('logs:audit');
+    expect(consumerDestination('', 'retry', 'orders')).toBe('retry:orders');
+  });
+
+  it('parses back what it composes, and reads a pre-1.30 bare exchange as the exchange', () => {
+    const producers: [string, string][] = [['shop', 'order.placed'], ['', 'orders'], ['', ''], ['logs', ''], ['x', 'x']];
+    for (const [exchange, key] of producers) {
+      expect(exchangeOfProducerDestination(producerDestination(exchange, key), key || undefined)).toBe(exchange);
+    }
+    const consumers: [string, string, string][] = [
+      ['shop', 'order.placed', 'billing'],
+      ['', 'orders', 'orders'],
+      ['shop', 'billing', 'billing'],
+      ['', 'retry', 'orders'],
+      ['b', 'b', 'q'],
+    ];
+    for (const [exchange, key, queue] of consumers) {
+      const d = consumerDestination(exchange, key, queue);
+      expect(parseConsumerDestination(d, key, queue), `${d} knowing the queue`).toEqual({ exchange, queue });
+      expect(parseConsumerDestination(d, key, undefined), `${d} from the routing key alone`).toEqual({ exchange, queue });
+    }
+    expect(parseConsumerDestination('logs:audit', undefined, 'audit')).toEqual({ exchange: 'logs', queue: 'audit' });
+    // pre-1.30: the destination is the exchange
+    expect(exchangeOfProducerDestination('shop', 'order.placed')).toBe('shop');
+    expect(parseConsumerDestination('shop', 'order.placed', 'billing')).toEqual({ exchange: 'shop', queue: 'billing' });
+    expect(parseConsumerDestination('shop', 'order.placed', undefined)).toEqual({ exchange: 'shop' });
   });
 });

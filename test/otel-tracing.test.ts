@@ -30,6 +30,8 @@ interface Flow {
   correlationId: string;
   firstId: string;
   secondId: string;
+  q1: string;
+  q2: string;
 }
 
 /**
@@ -74,6 +76,8 @@ async function runFlow(model: ChannelModel): Promise<Flow> {
     correlationId: String(first!.properties.headers?.['x-correlation-id']),
     firstId: String(first!.properties.messageId),
     secondId: String(second!.properties.messageId),
+    q1,
+    q2,
   };
 }
 
@@ -109,6 +113,14 @@ describe('startTracing', () => {
     expect(send2.parentSpanContext?.spanId).toBe(process1.spanContext().spanId);
     expect(process2.parentSpanContext?.spanId).toBe(send2.spanContext().spanId);
     expect(send1.resource.attributes['service.name']).toBe('otel-test');
+    // Default exchange, routing key = queue: the destination is the queue (semconv 1.30+).
+    expect([send1.name, process1.name, send2.name, process2.name]).toEqual([
+      `send ${flow.q1}`,
+      `process ${flow.q1}`,
+      `send ${flow.q2}`,
+      `process ${flow.q2}`,
+    ]);
+    expect(process1.attributes).toMatchObject({ 'messaging.destination.name': flow.q1, 'hoptrace.exchange': '', 'hoptrace.queue': flow.q1 });
     // W3C trace context went over the wire: the handler's message carried the producer span.
   });
 
@@ -201,6 +213,11 @@ describe('OTLP from the real exporter to the hoptrace collector', () => {
     }
     expect(chain.status).toBe('ok');
     expect(chain.traceIds).toHaveLength(1);
+    // The exchange and queue the collector read back from the spans.
+    for (const h of chain.hops) {
+      expect(h.exchange).toBe('');
+      expect(h.queue).toBe(h.kind === 'send' ? undefined : h.messageId === flow.firstId ? flow.q1 : flow.q2);
+    }
   });
 
   it('takes OTLP/JSON, gzipped, from the http/json exporter too', async () => {

@@ -121,6 +121,8 @@ describe('the official amqplib instrumentation, through OTLP, into chains', () =
     expect(chain.hops.map((h) => h.kind)).toEqual(['send', 'receive', 'process', 'settle']);
     expect(chain.hops.every((h) => h.messageId === `${id}-ok`)).toBe(true);
     expect(chain.hops.find((h) => h.kind === 'receive')?.queue).toBe(queue);
+    // Legacy `messaging.destination` is the bare exchange (here the default one), never a semconv 1.30+ composite.
+    expect(chain.hops.map((h) => h.exchange)).toEqual(['', '', '', '']);
     expect(chain.hops.find((h) => h.kind === 'settle')?.outcome).toBe('ack');
     expect(chain.status).toBe('ok');
 

@@ -13,7 +13,9 @@ const JSON_TYPE = 'application/json';
  * A three-hop flow in the current semantic conventions, on real SDK spans:
  * orders publishes `order.created`; billing consumes it, publishes
  * `invoice.requested` from inside the handler; a failing consumer; plus a
- * span that has nothing to do with messaging.
+ * span that has nothing to do with messaging. Destinations are the semconv
+ * 1.30+ composites (`{exchange}:{routing key}`, `…:{queue}`), without
+ * hoptrace's own `hoptrace.exchange` / `hoptrace.queue`.
  */
 function currentSemconvFlow() {
   const orders = spanLab('orders', { 'host.name': 'box', 'process.pid': 42 });
@@ -21,12 +23,12 @@ function currentSemconvFlow() {
   const ot = orders.provider.getTracer('app');
   const bt = billing.provider.getTracer('app');
 
-  const send = ot.startSpan('send shop', {
+  const send = ot.startSpan('send shop:order.created', {
     kind: SpanKind.PRODUCER,
     attributes: {
       'messaging.system': 'rabbitmq',
       'messaging.operation.type': 'send',
-      'messaging.destination.name': 'shop',
+      'messaging.destination.name': 'shop:order.created',
       'messaging.rabbitmq.destination.routing_key': 'order.created',
       'messaging.message.id': 'msg-1',
       'messaging.message.body.size': 17,
@@ -36,17 +38,16 @@ function currentSemconvFlow() {
   send.end();
 
   const process = bt.startSpan(
-    'process shop',
+    'process shop:order.created:billing.orders',
     {
       kind: SpanKind.CONSUMER,
       attributes: {
         'messaging.system': 'rabbitmq',
         'messaging.operation.type': 'process',
-        'messaging.destination.name': 'shop',
+        'messaging.destination.name': 'shop:order.created:billing.orders',
         'messaging.rabbitmq.destination.routing_key': 'order.created',
         'messaging.message.id': 'msg-1',
         'messaging.rabbitmq.message.delivery_tag': 3,
-        'hoptrace.queue': 'billing.orders',
       },
     },
     extract(headers),
@@ -54,13 +55,13 @@ function currentSemconvFlow() {
   const db = bt.startSpan('SELECT invoices', { kind: SpanKind.CLIENT, attributes: { 'db.system': 'postgresql' } }, trace.setSpan(ROOT_CONTEXT, process));
   db.end();
   const child = bt.startSpan(
-    'send billing',
+    'send billing:invoice.requested',
     {
       kind: SpanKind.PRODUCER,
       attributes: {
         'messaging.system': 'rabbitmq',
         'messaging.operation.type': 'send',
-        'messaging.destination.name': 'billing',
+        'messaging.destination.name': 'billing:invoice.requested',
         'messaging.rabbitmq.destination.routing_key': 'invoice.requested',
         'messaging.message.id': 'msg-2',
       },
@@ -71,7 +72,7 @@ function currentSemconvFlow() {
   process.end();
 
   const failing = bt.startSpan(
-    'process shop',
+    'process shop:order.created:billing.orders',
     {
       kind: SpanKind.CONSUMER,
       attributes: { 'messaging.system': 'rabbitmq', 'messaging.operation.type': 'process', 'messaging.message.id': 'msg-1' },
@@ -142,6 +143,7 @@ describe('decodeOtlpTraces', () => {
       traceId,
       parentSpanId: send.spanContext().spanId,
       messageId: 'msg-1',
+      // Both from the composite destination: the flow's spans carry no hoptrace.queue / hoptrace.exchange.
       queue: 'billing.orders',
       deliveryTag: 3,
       exchange: 'shop',
@@ -268,6 +270,71 @@ describe('decodeOtlpTraces', () => {
     // The error status only reported the nack: the handler did not fail, the settle says what happened.
     expect(hops[2].outcome).toBe('ok');
     expect(hops[3]).toMatchObject({ outcome: 'nack', requeue: false });
+  });
+
+  it('recovers exchange and queue from semconv 1.30+ destinations of the default exchange, with or without a routing key', () => {
+    const lab = spanLab('dflt');
+    const t = lab.provider.getTracer('some-instrumentation');
+    const base = { 'messaging.system': 'rabbitmq' };
+    const span = (name: string, kind: SpanKind, attributes: Record<string, string>) => t.startSpan(name, { kind, attributes: { ...base, ...attributes } }).end();
+    const key = 'messaging.rabbitmq.destination.routing_key';
+    span('send orders', SpanKind.PRODUCER, { 'messaging.operation.type': 'send', 'messaging.destination.name': 'orders', [key]: 'orders', 'messaging.message.id': 'a' });
+    span('send amq.default', SpanKind.PRODUCER, { 'messaging.operation.type': 'send', 'messaging.destination.name': 'amq.default', 'messaging.message.id': 'b' });
+    span('send logs', SpanKind.PRODUCER, { 'messaging.operation.type': 'send', 'messaging.destination.name': 'logs', 'messaging.message.id': 'c' });
+    // key and queue equal: written once
+    span('process orders', SpanKind.CONSUMER, { 'messaging.operation.type': 'process', 'messaging.destination.name': 'orders', [key]: 'orders', 'messaging.message.id': 'a' });
+    span('process shop:billing', SpanKind.CONSUMER, { 'messaging.operation.type': 'process', 'messaging.destination.name': 'shop:billing', [key]: 'billing', 'messaging.message.id': 'd' });
+    span('settle shop:order.created:billing', SpanKind.CLIENT, {
+      'messaging.operation.type': 'settle',
+      'messaging.operation.name': 'ack',
+      'messaging.destination.name': 'shop:order.created:billing',
+      [key]: 'order.created',
+      'messaging.message.id': 'e',
+    });
+    const hops = decodeOtlpTraces(protobufOf(lab.spans()), PB);
+    const where = (id: string, kind: HopRecord['kind']) => {
+      const h = hops.find((x) => x.messageId === id && x.kind === kind)!;
+      return { exchange: h.exchange, queue: h.queue };
+    };
+    expect(where('a', 'send')).toEqual({ exchange: '', queue: undefined });
+    expect(where('b', 'send')).toEqual({ exchange: '', queue: undefined });
+    expect(where('c', 'send')).toEqual({ exchange: 'logs', queue: undefined });
+    expect(where('a', 'receive')).toEqual({ exchange: '', queue: 'orders' });
+    expect(where('d', 'process')).toEqual({ exchange: 'shop', queue: 'billing' });
+    expect(where('e', 'settle')).toEqual({ exchange: 'shop', queue: 'billing' });
+  });
+
+  it('prefers hoptrace.exchange / hoptrace.queue, and reads pre-1.30 and older wrapper spans as before', () => {
+    const lab = spanLab('mixed');
+    const key = 'messaging.rabbitmq.destination.routing_key';
+    const consumer = { 'messaging.system': 'rabbitmq', 'messaging.operation.type': 'process' };
+    // A name the composite could not tell apart: the explicit attributes say it.
+    lab.provider.getTracer('hoptrace').startSpan('process a:b:c:q', {
+      kind: SpanKind.CONSUMER,
+      attributes: { ...consumer, 'messaging.destination.name': 'a:b:c:q', [key]: 'c', 'hoptrace.exchange': 'a:b', 'hoptrace.queue': 'q', 'messaging.message.id': 'new' },
+    }).end();
+    // The wrappers before hoptrace.exchange: the consumer span named the queue, the producer span the exchange.
+    lab.provider.getTracer('hoptrace').startSpan('process jobs', {
+      kind: SpanKind.CONSUMER,
+      attributes: { ...consumer, 'messaging.destination.name': 'jobs', [key]: 'jobs', 'messaging.message.id': 'old' },
+    }).end();
+    lab.provider.getTracer('hoptrace').startSpan('send shop', {
+      kind: SpanKind.PRODUCER,
+      attributes: { 'messaging.system': 'rabbitmq', 'messaging.operation.type': 'send', 'messaging.destination.name': 'shop', [key]: 'shop', 'messaging.message.id': 'old-send' },
+    }).end();
+    // semconv 1.26–1.29: the destination is the bare exchange.
+    lab.provider.getTracer('other').startSpan('process shop', {
+      kind: SpanKind.CONSUMER,
+      attributes: { ...consumer, 'messaging.destination.name': 'shop', [key]: 'order.created', 'messaging.message.id': 'v126' },
+    }).end();
+    const hops = decodeOtlpTraces(protobufOf(lab.spans()), PB);
+    const receive = (id: string) => hops.find((h) => h.messageId === id && h.kind !== 'send')!;
+    expect(receive('new')).toMatchObject({ exchange: 'a:b', queue: 'q' });
+    expect(receive('old')).toMatchObject({ queue: 'jobs' });
+    expect(receive('old').exchange).toBeUndefined();
+    expect(hops.find((h) => h.messageId === 'old-send')).toMatchObject({ kind: 'send', exchange: 'shop' });
+    expect(receive('v126')).toMatchObject({ exchange: 'shop' });
+    expect(receive('v126').queue).toBeUndefined();
   });
 
   it('maps explicit settle spans and receive spans', () => {

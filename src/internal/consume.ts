@@ -21,6 +21,7 @@ import type { HopOutcome, HopRecord } from '../hop.ts';
 import { kDelivery } from './symbols.ts';
 import { type ChannelState, finishSpan } from './channel-state.ts';
 import { Delivery, hopStorage } from './delivery.ts';
+import { consumerDestination } from './destination.ts';
 import { newSpanId, newTraceId, uuidv7 } from './ids.ts';
 import { type Incoming, readIncoming } from './incoming.ts';
 import { Attr, Headers, MESSAGING_SYSTEM_RABBITMQ, OperationType } from './semconv.ts';
@@ -151,21 +152,25 @@ export function receive(
     try {
       const parentCtx = extract(inc);
       const remote = trace.getSpanContext(parentCtx);
+      const { exchange, routingKey } = msg.fields;
+      const destination = consumerDestination(exchange, routingKey, queue);
       const attributes: Attributes = {
         [Attr.MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
         [Attr.MESSAGING_OPERATION_TYPE]: isGet ? OperationType.RECEIVE : OperationType.PROCESS,
-        [Attr.MESSAGING_OPERATION_NAME]: isGet ? 'get' : 'process',
-        [Attr.MESSAGING_DESTINATION_NAME]: queue,
+        [Attr.MESSAGING_OPERATION_NAME]: isGet ? 'get' : OperationType.PROCESS,
+        [Attr.MESSAGING_DESTINATION_NAME]: destination,
+        [Attr.HOPTRACE_EXCHANGE]: exchange,
+        [Attr.HOPTRACE_QUEUE]: queue,
         [Attr.MESSAGING_MESSAGE_ID]: messageId,
         [Attr.MESSAGING_MESSAGE_CONVERSATION_ID]: correlationId,
         [Attr.MESSAGING_RABBITMQ_DELIVERY_TAG]: msg.fields.deliveryTag,
         [Attr.MESSAGING_MESSAGE_BODY_SIZE]: msg.content.length,
         [Attr.HOPTRACE_REDELIVERED]: msg.fields.redelivered,
       };
-      if (msg.fields.routingKey !== '') attributes[Attr.MESSAGING_RABBITMQ_ROUTING_KEY] = msg.fields.routingKey;
+      if (routingKey !== '') attributes[Attr.MESSAGING_RABBITMQ_ROUTING_KEY] = routingKey;
       if (causationId !== undefined) attributes[Attr.HOPTRACE_CAUSATION_ID] = causationId;
       if (inc.deathCount !== undefined) attributes[Attr.HOPTRACE_DEATH_COUNT] = inc.deathCount;
-      const name = `${isGet ? 'receive' : 'process'} ${queue}`;
+      const name = `${isGet ? OperationType.RECEIVE : OperationType.PROCESS} ${destination}`;
       // get is a pull the application makes (CLIENT); a pushed delivery is CONSUMER.
       const kind = isGet ? SpanKind.CLIENT : SpanKind.CONSUMER;
       let s: Span;
@@ -392,18 +397,23 @@ function settleOne(
     const tracer = activeTracer(cfg);
     if (tracer !== undefined) {
       try {
+        const { exchange, routingKey } = d.message.fields;
+        const destination = consumerDestination(exchange, routingKey, d.queue);
         const attributes: Attributes = {
           [Attr.MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
           [Attr.MESSAGING_OPERATION_TYPE]: OperationType.SETTLE,
           [Attr.MESSAGING_OPERATION_NAME]: outcome,
-          [Attr.MESSAGING_DESTINATION_NAME]: d.queue,
+          [Attr.MESSAGING_DESTINATION_NAME]: destination,
+          [Attr.HOPTRACE_EXCHANGE]: exchange,
+          [Attr.HOPTRACE_QUEUE]: d.queue,
           [Attr.MESSAGING_MESSAGE_ID]: d.messageId,
           [Attr.MESSAGING_MESSAGE_CONVERSATION_ID]: d.correlationId,
           [Attr.MESSAGING_RABBITMQ_DELIVERY_TAG]: d.deliveryTag,
           [Attr.HOPTRACE_SETTLE_OUTCOME]: outcome,
         };
+        if (routingKey !== '') attributes[Attr.MESSAGING_RABBITMQ_ROUTING_KEY] = routingKey;
         if (outcome !== 'ack') attributes[Attr.HOPTRACE_REQUEUE] = requeue ?? true;
-        const s = tracer.startSpan(`settle ${d.queue}`, { kind: SpanKind.CLIENT, attributes }, d.otelCtx);
+        const s = tracer.startSpan(`${OperationType.SETTLE} ${destination}`, { kind: SpanKind.CLIENT, attributes }, d.otelCtx);
         const sc = ownSpanContext(s, d.span?.spanContext());
         if (sc !== undefined) {
           spanId = sc.spanId;

@@ -19,6 +19,7 @@ import type { HopRecord } from '../hop.ts';
 import type { ChannelState } from './channel-state.ts';
 import type { Captured } from './config.ts';
 import { type Delivery, hopStorage } from './delivery.ts';
+import { producerDestination } from './destination.ts';
 import { formatTraceParent, newSpanId, newTraceId, uuidv7 } from './ids.ts';
 import { readIncoming } from './incoming.ts';
 import { Attr, Headers, MESSAGING_SYSTEM_RABBITMQ, OperationType } from './semconv.ts';
@@ -130,19 +131,20 @@ function prepare(
       // delivery still knows its consumer span.
       if (store?.otelCtx !== undefined && trace.getSpan(parentCtx) === undefined) parentCtx = store.otelCtx;
       const parent = trace.getSpanContext(parentCtx);
+      const destination = producerDestination(exchange, routingKey);
       const attributes: Attributes = {
         [Attr.MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
         [Attr.MESSAGING_OPERATION_TYPE]: OperationType.SEND,
-        [Attr.MESSAGING_OPERATION_NAME]: 'publish',
-        [Attr.MESSAGING_DESTINATION_NAME]: exchange,
+        [Attr.MESSAGING_OPERATION_NAME]: OperationType.SEND,
+        [Attr.MESSAGING_DESTINATION_NAME]: destination,
+        [Attr.HOPTRACE_EXCHANGE]: exchange,
         [Attr.MESSAGING_MESSAGE_ID]: messageId,
         [Attr.MESSAGING_MESSAGE_CONVERSATION_ID]: correlationId,
       };
       if (routingKey !== '') attributes[Attr.MESSAGING_RABBITMQ_ROUTING_KEY] = routingKey;
       if (Buffer.isBuffer(content)) attributes[Attr.MESSAGING_MESSAGE_BODY_SIZE] = content.length;
       if (causationId !== undefined) attributes[Attr.HOPTRACE_CAUSATION_ID] = causationId;
-      // The default exchange has no name; the routing key is the queue, which says more.
-      const s = tracer.startSpan(`send ${exchange === '' ? routingKey : exchange}`, { kind: SpanKind.PRODUCER, attributes }, parentCtx);
+      const s = tracer.startSpan(`${OperationType.SEND} ${destination}`, { kind: SpanKind.PRODUCER, attributes }, parentCtx);
       const sc = ownSpanContext(s, parent);
       if (sc === undefined) {
         s.end();

@@ -39,6 +39,11 @@ export const Attr = {
   HOPTRACE_CAUSATION_ID: 'hoptrace.causation_id',
   HOPTRACE_CORRELATION_ID: 'hoptrace.correlation_id',
   HOPTRACE_QUEUE: 'hoptrace.queue',
+  /**
+   * The exchange, on its own (`''` for the default exchange): `messaging.destination.name`
+   * is a composite since semconv 1.30 (see `destination.ts`), this needs no parsing.
+   */
+  HOPTRACE_EXCHANGE: 'hoptrace.exchange',
   HOPTRACE_SETTLE_OUTCOME: 'hoptrace.settle.outcome',
   HOPTRACE_REQUEUE: 'hoptrace.settle.requeue',
   HOPTRACE_REDELIVERED: 'hoptrace.redelivered',
@@ -110,6 +115,12 @@ export const OperationType = {
   /** semconv 1.26's push-delivery name, renamed `process` in 1.27; read, never written. */
   DELIVER: 'deliver',
 } as const;
+
+/**
+ * `messaging.destination.name` of a publish to the default exchange without a
+ * routing key (semconv RabbitMQ note [1]); an instrumentation may also write it for the default exchange.
+ */
+export const DEFAULT_EXCHANGE_DESTINATION = 'amq.default';
 
 /** Value of `messaging.system`. */
 export const MESSAGING_SYSTEM_RABBITMQ = 'rabbitmq';
