@@ -133,7 +133,12 @@ function mergeLatest(machine: MachineInfo, fresh: { scenario: Scenario; markdown
     `- Machine: ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, ${machine.os}`,
     `- Node ${machine.node}; RabbitMQ ${machine.rabbitmq} on the same machine`,
     `- Run: ${machine.date}; load average at start ${machine.loadAverage.join(' ')} (1/5/15 min)`,
-    `- Targets are reported, never asserted; ✓/✗ compares the median against the target.`,
+    `- Targets are reported, never asserted; ✓/✗ compares the median (throughput) or the p99 (latency) against the target.`,
+    ...(machine.loadAverage[0] > machine.cores / 2
+      ? [
+          `- **Busy machine**: the load average was ${machine.loadAverage[0]} on ${machine.cores} cores when the run started (other work was running). Absolute numbers are pessimistic and noisier than on an idle machine; the ratios between variants measured side by side in the same rounds are the result to read.`,
+        ]
+      : []),
     '',
     ...bodies.map((b) => `${b}\n`),
   ].join('\n');

@@ -8,6 +8,7 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'node:http';
+import { profileFlags } from './child.ts';
 
 const MAIN = fileURLToPath(new URL('./collector-main.ts', import.meta.url));
 
@@ -54,7 +55,7 @@ export async function startCollectorProcess(options: CollectorProcessOptions): P
   await new Promise((r) => log.once('open', r));
   const child = spawn(
     process.execPath,
-    [...(options.execArgv ?? []), MAIN, String(port), options.db, options.durability ?? 'full'],
+    [...profileFlags(), ...(options.execArgv ?? []), MAIN, String(port), options.db, options.durability ?? 'full'],
     { stdio: ['ignore', log, log] },
   );
   let exited: string | undefined;
