@@ -22,7 +22,7 @@ import { kDelivery } from './symbols.ts';
 import { type ChannelState, finishSpan } from './channel-state.ts';
 import { Delivery, hopStorage } from './delivery.ts';
 import { consumerDestination } from './destination.ts';
-import { newSpanId, newTraceId, uuidv7 } from './ids.ts';
+import { elapsedMs, newSpanId, newTraceId, uuidv7 } from './ids.ts';
 import { type Incoming, readIncoming } from './incoming.ts';
 import { Attr, Headers, MESSAGING_SYSTEM_RABBITMQ, OperationType } from './semconv.ts';
 import { emitHop, telemetryFailed } from './telemetry.ts';
@@ -304,7 +304,7 @@ function processed(chan: ChannelState, d: Delivery, err: unknown, failed: boolea
     const hop = baseHop(cfg, 'process', d.traceId, d.spanId, d.parentSpanId, d.correlationId, d.causationId, d.messageId);
     addDeliveryFields(hop, d, d.message);
     hop.outcome = failed ? 'error' : 'ok';
-    hop.durationMs = performance.now() - d.handlerStartedAt;
+    hop.durationMs = elapsedMs(d.handlerStartedAt);
     if (failed) hop.error = hopError(err);
     if (failed && d.span !== undefined) {
       try {

@@ -100,3 +100,8 @@ export function parseTraceParent(value: string): TraceParent | undefined {
 export function formatTraceParent(traceId: string, spanId: string, traceFlags: number): string {
   return `00-${traceId}-${spanId}-${traceFlags & 1 ? '01' : '00'}`;
 }
+
+/** Milliseconds elapsed since a `performance.now()` reading, to the microsecond (no float noise in logs). */
+export function elapsedMs(since: number): number {
+  return Math.round((performance.now() - since) * 1000) / 1000;
+}

@@ -20,7 +20,7 @@ import type { ChannelState } from './channel-state.ts';
 import type { Captured } from './config.ts';
 import { type Delivery, hopStorage } from './delivery.ts';
 import { producerDestination } from './destination.ts';
-import { formatTraceParent, newSpanId, newTraceId, uuidv7 } from './ids.ts';
+import { elapsedMs, formatTraceParent, newSpanId, newTraceId, uuidv7 } from './ids.ts';
 import { readIncoming } from './incoming.ts';
 import { Attr, Headers, MESSAGING_SYSTEM_RABBITMQ, OperationType } from './semconv.ts';
 import { emitHop, telemetryFailed } from './telemetry.ts';
@@ -307,7 +307,7 @@ function confirmed(chan: ChannelState, o: Outgoing, err: unknown): void {
   hop.exchange = o.exchange;
   hop.routingKey = o.routingKey;
   hop.outcome = err === null || err === undefined ? 'ack' : 'nack';
-  hop.durationMs = performance.now() - o.startedAt;
+  hop.durationMs = elapsedMs(o.startedAt);
   if (hop.outcome === 'nack') hop.error = hopError(err);
   emitHop(
     cfg,
