@@ -34,7 +34,7 @@ const ICONS: Record<BadgeStatus, string> = {
   'redelivery-loop': '⟳',
   unroutable: '⊘',
   lost: '?',
-  stuck: '⏸',
+  stuck: '‖', // U+2016: in every common font (U+23F8 ⏸ is missing from DejaVu, the Linux default)
   redelivered: '↻',
   'in-flight': '…',
   ok: '✓',
