@@ -25,9 +25,19 @@ const LABELS: Record<Variant, string> = {
   'hoptrace-sdk': 'hoptrace + OTel SDK',
   'otel-amqplib-sdk': 'instrumentation-amqplib + OTel SDK',
   'hoptrace-transport': 'hoptrace, no SDK, transport → collector',
+  'hoptrace-silent': '(diagnostic) hoptrace, no SDK, hop logs off',
+  'hoptrace-sdk-silent': '(diagnostic) hoptrace + OTel SDK, hop logs off',
 };
 
-const VARIANTS: Variant[] = ['plain', 'hoptrace', 'hoptrace-sdk', 'otel-amqplib-sdk', 'hoptrace-transport'];
+const VARIANTS: Variant[] = [
+  'plain',
+  'hoptrace',
+  'hoptrace-sdk',
+  'otel-amqplib-sdk',
+  'hoptrace-transport',
+  'hoptrace-silent',
+  'hoptrace-sdk-silent',
+];
 
 interface Sizes {
   rounds: number;
@@ -39,7 +49,7 @@ interface Sizes {
 function sizes(quick: boolean): Sizes {
   return quick
     ? { rounds: 1, roundtripMessages: 1_000, publishMessages: 1_000, warmupMessages: 200 }
-    : { rounds: 5, roundtripMessages: 25_000, publishMessages: 25_000, warmupMessages: 3_000 };
+    : { rounds: 5, roundtripMessages: 40_000, publishMessages: 40_000, warmupMessages: 4_000 };
 }
 
 /** A round's result; for the transport row also the hops the collector gained meanwhile. */
@@ -47,7 +57,7 @@ type RunResult = RoundtripOutput & { hopsDelivered?: number };
 type Runs = Map<Variant, (RunResult | undefined)[]>;
 
 async function run(ctx: BenchContext): Promise<ScenarioResult> {
-  const size = sizes(ctx.quick);
+  const size = { ...sizes(ctx.quick), ...(ctx.rounds ? { rounds: ctx.rounds } : {}) };
   const failures = new Map<Variant, string>();
   let collector: CollectorProcess | undefined;
   try {
@@ -200,7 +210,7 @@ function tables(runs: Runs, size: Sizes, failures: Map<Variant, string>): Table[
         phase === 'roundtrip'
           ? `${fmtInt(size.roundtripMessages)} persistent messages (${fmtInt(size.warmupMessages)} more to warm up) through one durable queue, at most 300 in flight, publisher on a ConfirmChannel and consumer acking each message, both in one process; timed until every message was acked and every publish confirmed.`
           : `${fmtInt(size.publishMessages)} persistent messages sent with sendToQueue on a plain channel, waiting only for \`drain\`; timed until the durable queue holds them all.`,
-        `Each variant ran in a fresh child process, ${rounds}, variants interleaved (order rotated per round). msg/s: median (min–max) over rounds, ±: relative stdev; vs plain: median (min–max) of the per-round ratio to plain amqplib in the same round. CPU: process user+system time per message (every thread of that process; the broker and the collector are other processes and not in it). Alloc: V8 heap bytes allocated per message, reconstructed from GC statistics (Node has no allocation counter; Buffer contents are off-heap and not counted). Hop logs go to pino.destination('/dev/null'), except the transport row.`,
+        `Each variant ran in a fresh child process, ${rounds}, variants interleaved (order rotated per round). msg/s: median (min–max) over rounds, ±: relative stdev; vs plain: median (min–max) of the per-round ratio to plain amqplib in the same round. CPU: process user+system time per message (every thread of that process; the broker and the collector are other processes and not in it). Alloc: V8 heap bytes allocated per message, reconstructed from GC statistics (Node has no allocation counter; Buffer contents are off-heap and not counted). Hop logs go to pino.destination('/dev/null'), except the transport row (pino.transport with hoptrace/transport to a collector in its own process). The two diagnostic rows set the hop logger to level \`silent\` (hop records are still built, not serialized or written), to show what the logging costs and what the rest of hoptrace costs.`,
       ],
       columns: ['variant', 'msg/s', '±', 'vs plain', 'CPU/msg', 'alloc/msg', 'made', 'target', 'met'],
       rows,

@@ -20,7 +20,15 @@ import { startAllocationMeter } from './lib/alloc.ts';
 import { workerMain } from './lib/child.ts';
 import type { BenchSdk } from './lib/otel-sdk.ts';
 
-export type Variant = 'plain' | 'hoptrace' | 'hoptrace-sdk' | 'otel-amqplib-sdk' | 'hoptrace-transport';
+export type Variant =
+  | 'plain'
+  | 'hoptrace'
+  | 'hoptrace-sdk'
+  | 'otel-amqplib-sdk'
+  | 'hoptrace-transport'
+  /** Diagnostic rows: the same with the hop logger at level `silent`, to separate logging from the rest. */
+  | 'hoptrace-silent'
+  | 'hoptrace-sdk-silent';
 
 export interface RoundtripInput {
   variant: Variant;
@@ -96,7 +104,7 @@ type AmqpModule = typeof import('amqplib');
 async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper: Wrapper; logBytes: () => Promise<number> }> {
   const require = createRequire(import.meta.url);
   let sdk: BenchSdk | undefined;
-  if (input.variant === 'hoptrace-sdk' || input.variant === 'otel-amqplib-sdk') {
+  if (input.variant === 'hoptrace-sdk' || input.variant === 'hoptrace-sdk-silent' || input.variant === 'otel-amqplib-sdk') {
     const { registerSdk } = await import('./lib/otel-sdk.ts');
     sdk = registerSdk();
   }
@@ -151,12 +159,21 @@ async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper
       written += n;
     });
   }
-  const logger = pino((transport ?? destination)!);
+  // Level `silent` turns pino's info/warn/error into no-ops: hoptrace still builds every hop record.
+  const logger = pino({ level: input.variant.endsWith('-silent') ? 'silent' : 'info' }, (transport ?? destination)!);
   const options = { serviceName: 'bench', logger };
   return {
     amqp,
-    // pino.destination() writes asynchronously: flush before reading the byte count.
-    logBytes: () => new Promise<number>((resolve) => logger.flush(() => resolve(written))),
+    // pino.destination() writes asynchronously: wait until SonicBoom has
+    // nothing buffered or in flight (its internal fields) before reading the count.
+    logBytes: async () => {
+      const boom = destination as unknown as { _writing?: boolean; _len?: number } | undefined;
+      const deadline = Date.now() + 5_000;
+      while (boom && (boom._writing || (boom._len ?? 0) > 0) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return written;
+    },
     wrapper: {
       wrap: (c) => instrument(c, options) as typeof c,
       hops: () => (hoptrace.telemetryStats as () => { hops: number })().hops,

@@ -5,6 +5,7 @@
  *
  *   --quick   tiny sizes and one round: a smoke run of the harness, not a
  *             result; its tables go to stdout and bench/results/quick.json only.
+ *   --rounds=N  rounds of the repeated scenarios (roundtrip; default 5).
  *   --list    name the scenarios and exit.
  *
  * A run of some scenarios replaces only their sections of latest.md; each
@@ -31,7 +32,7 @@ const LATEST = join(RESULTS, 'latest.md');
 
 function usage(): string {
   return [
-    'usage: npm run bench [-- [--quick] [SCENARIO...]]',
+    'usage: npm run bench [-- [--quick] [--rounds=N] [SCENARIO...]]',
     '',
     ...SCENARIOS.map((s) => `  ${s.name.padEnd(10)} ${s.description}`),
   ].join('\n');
@@ -50,6 +51,12 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const selected = names.length > 0 ? SCENARIOS.filter((s) => names.includes(s.name)) : SCENARIOS;
+  const roundsArg = argv.find((a) => a.startsWith('--rounds='));
+  const rounds = roundsArg ? Number(roundsArg.slice('--rounds='.length)) : undefined;
+  if (rounds !== undefined && !(Number.isInteger(rounds) && rounds > 0)) {
+    console.error(`--rounds must be a positive integer, got ${roundsArg}`);
+    return 2;
+  }
   const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 
   const machine = await machineInfo();
@@ -60,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
   const cacheDir = fileURLToPath(new URL('./.cache/', import.meta.url));
   mkdirSync(cacheDir, { recursive: true });
   mkdirSync(RESULTS, { recursive: true });
-  const ctx: BenchContext = { quick, amqpUrl: AMQP_URL, tmpDir, cacheDir };
+  const ctx: BenchContext = { quick, rounds, amqpUrl: AMQP_URL, tmpDir, cacheDir };
 
   const sections: { scenario: Scenario; markdown: string }[] = [];
   const raw: Record<string, unknown> = {};

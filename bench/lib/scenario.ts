@@ -7,6 +7,8 @@ import type { Table } from './table.ts';
 export interface BenchContext {
   /** `--quick`: tiny sizes, one round: a smoke run, not a result. */
   quick: boolean;
+  /** `--rounds=N`: override the number of rounds where a scenario repeats. */
+  rounds?: number;
   amqpUrl: string;
   /** Scratch directory for this run (databases, logs); removed at the end. */
   tmpDir: string;
