@@ -145,6 +145,8 @@ async function runImport(args: string[]): Promise<number> {
     summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS),
     // An import can be re-run, and closing the database checkpoints (and syncs) the WAL anyway.
     durability: 'normal',
+    // Each chain is summarized once, when the store closes, not once per batch that touched it.
+    summaries: 'deferred',
   });
   try {
     const result = await importFiles(store, positionals, {

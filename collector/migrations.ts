@@ -60,6 +60,15 @@ export const MIGRATIONS: readonly string[] = [
   -- retention: least recently updated first
   CREATE INDEX chains_updated ON chains (updated_at);
   `,
+  // 2: chains whose hops changed since their summary was written. Marked in the
+  // ingest transaction, so a crash between a commit and the summary rebuild
+  // loses nothing: the next open rebuilds them. updated_at: the last ingest.
+  `
+  CREATE TABLE dirty_chains (
+    correlation_id TEXT    PRIMARY KEY,
+    updated_at     INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** Bring a database up to the newest schema. Refuses a database newer than this code. */

@@ -28,7 +28,7 @@ import { opsRoutes } from './routes/ops-routes.ts';
 import { uiRoutes } from './routes/ui-routes.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { Store } from './store.ts';
-import { startSweep } from './sweep.ts';
+import { startSummaryFlush, startSweep } from './sweep.ts';
 import { VERSION } from './version.ts';
 
 /** Options of {@link startCollector}. Every one has a default; environment variables fill in where named. */
@@ -148,6 +148,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
       path: options.db ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH,
       summarize: createSummarizer(engine),
       durability: options.durability,
+      // Off the request path: a 202 waits for the hops' commit, not for the chain rebuilds.
+      summaries: 'deferred',
     });
 
   const ctx: CollectorContext = {
@@ -205,6 +207,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
   });
 
   const stopSweep = startSweep(ctx, sweepIntervalMs);
+  const stopSummaries = startSummaryFlush(ctx);
   const stopRetention = startRetention(store, options.retention, logger);
   const address = server.address() as AddressInfo;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -214,7 +217,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      await Promise.all([stopSweep(), stopRetention()]);
+      await Promise.all([stopSweep(), stopSummaries(), stopRetention()]);
       ctx.live.close();
       await new Promise<void>((done) => {
         const force = setTimeout(() => server.closeAllConnections(), 5_000);

@@ -4,7 +4,19 @@
  *
  * Durability: `synchronous=FULL` by default, so a `202` means the hops are on
  * disk and survive a power cut, not only a process crash. In WAL mode that is
- * one fsync per transaction, and a request is one transaction.
+ * one fsync per transaction.
+ *
+ * Group commit: the writes asked for in one turn of the event loop (the
+ * requests whose bodies arrived while the previous commit held the thread)
+ * share one transaction and one fsync, each inside a savepoint of its own, so
+ * one failing write is rolled back alone and every caller still hears only
+ * after the commit.
+ *
+ * Chain summaries are rebuilt from the chain's hops either in the write's own
+ * transaction (`summaries: 'inline'`) or later (`'deferred'`): the write only
+ * marks the chain dirty, durably, and {@link SqliteStore.flushSummaries} (or
+ * any read of summaries) rebuilds each dirty chain once, however many writes
+ * touched it in between.
  */
 import { hash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -39,6 +51,38 @@ export interface SqliteStoreOptions {
   durability?: 'full' | 'normal';
   /** How long a write waits for another process holding the lock (e.g. an import running beside the collector). @default 10_000 */
   busyTimeoutMs?: number;
+  /**
+   * When chain summaries are rebuilt. `inline`: inside each write's
+   * transaction ({@link InsertResult.changes} lists them). `deferred`: a write
+   * marks its chains dirty in its transaction and returns no changes; they
+   * are rebuilt by `flushSummaries()` (the collector calls it every few
+   * hundred ms and announces what changed), before any read of summaries
+   * (`listChains`, `chainSummary`, `stats`, the sweep, retention) and on
+   * close: once per chain for many writes, off the write's path.
+   * @default 'inline'
+   * @example new SqliteStore({ path, summarize, summaries: 'deferred' })
+   */
+  summaries?: 'inline' | 'deferred';
+}
+
+/** Hops one group commit writes at most; the rest of the queue goes into the next transaction. */
+const GROUP_COMMIT_MAX_HOPS = 20_000;
+/** Dirty chains rebuilt per transaction by a flush (bounds how long one holds the write lock). */
+const FLUSH_CHUNK = 2_000;
+/** Changes kept for the next `flushSummaries()` from flushes that reads did; beyond this, live events are dropped. */
+const MAX_PENDING_CHANGES = 10_000;
+
+interface QueuedWrite {
+  hops: readonly HopRecord[];
+  receivedAt: number;
+  resolve: (result: InsertResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Wrap an error thrown in a write as the store's error (validation and store errors pass as they are). */
+function writeError(err: unknown): Error {
+  if (err instanceof StoreError || err instanceof ValidationError) return err;
+  return new StoreError(`store write failed: ${(err as Error).message}`, { cause: err });
 }
 
 /**
@@ -116,11 +160,22 @@ export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
   readonly #summarize: ChainSummarizer;
   readonly #statements = new Map<string, StatementSync>();
+  readonly #deferred: boolean;
   #closed = false;
   #hopCount: number;
   #chainCount: number;
+  /** Writes waiting for the next group commit. */
+  #queue: QueuedWrite[] = [];
+  #commitScheduled = false;
+  /** False only when dirty_chains is known to be empty: reads then skip the flush. */
+  #dirty: boolean;
+  /** Changes from flushes done by reads, handed out by the next `flushSummaries()`. */
+  readonly #pendingChanges = new Map<string, ChainChange>();
 
   readonly #insertHop: StatementSync;
+  readonly #markDirty: StatementSync;
+  readonly #dirtyBatch: StatementSync;
+  readonly #clearDirty: StatementSync;
   readonly #chainHops: StatementSync;
   readonly #chainRow: StatementSync;
   readonly #upsertChain: StatementSync;
@@ -129,6 +184,7 @@ export class SqliteStore implements Store {
   constructor(options: SqliteStoreOptions) {
     this.path = options.path === ':memory:' ? options.path : resolve(options.path);
     this.#summarize = options.summarize;
+    this.#deferred = options.summaries === 'deferred';
     if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
     try {
       this.#db = new DatabaseSync(this.path, { timeout: options.busyTimeoutMs ?? 10_000 });
@@ -156,6 +212,13 @@ export class SqliteStore implements Store {
          checked_at = excluded.checked_at, summary = excluded.summary`,
     );
     this.#markChecked = db.prepare('UPDATE chains SET checked_at = ?, settled = ? WHERE correlation_id = ?');
+    this.#markDirty = db.prepare(
+      `INSERT INTO dirty_chains (correlation_id, updated_at) VALUES (?, ?)
+       ON CONFLICT (correlation_id) DO UPDATE SET updated_at = max(updated_at, excluded.updated_at)`,
+    );
+    this.#dirtyBatch = db.prepare('SELECT correlation_id, updated_at FROM dirty_chains LIMIT ?');
+    this.#clearDirty = db.prepare('DELETE FROM dirty_chains WHERE correlation_id = ?');
+    this.#dirty = db.prepare('SELECT 1 FROM dirty_chains LIMIT 1').get() !== undefined;
     this.#hopCount = (db.prepare('SELECT count(*) AS n FROM hops').get() as { n: number }).n;
     this.#chainCount = (db.prepare('SELECT count(*) AS n FROM chains').get() as { n: number }).n;
   }
@@ -189,8 +252,7 @@ export class SqliteStore implements Store {
       } catch {
         // the failed statement may already have rolled back
       }
-      if (err instanceof StoreError || err instanceof ValidationError) throw err;
-      throw new StoreError(`store write failed: ${(err as Error).message}`, { cause: err });
+      throw writeError(err);
     }
   }
 
@@ -227,40 +289,184 @@ export class SqliteStore implements Store {
     return { type: before ? 'changed' : 'new', chain: summary };
   }
 
-  async insertHops(hops: readonly HopRecord[], receivedAt: number): Promise<InsertResult> {
-    const result = this.#transaction(() => {
-      let duplicates = 0;
-      const touched = new Set<string>();
-      for (const hop of hops) {
-        const json = canonicalJson(hop);
-        const r = this.#insertHop.run(
-          dedupeKey(json),
-          hop.correlationId,
-          hop.messageId,
-          hop.traceId,
-          hop.service,
-          hop.kind,
-          hop.ts,
-          receivedAt,
-          hop.exchange ?? null,
-          hop.routingKey ?? null,
-          hop.queue ?? null,
-          json,
-        );
-        if (r.changes === 0) duplicates++;
-        else touched.add(hop.correlationId);
+  insertHops(hops: readonly HopRecord[], receivedAt: number): Promise<InsertResult> {
+    try {
+      this.#open();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ hops, receivedAt, resolve, reject });
+      if (!this.#commitScheduled) {
+        this.#commitScheduled = true;
+        // After the I/O callbacks of this turn: every request parsed meanwhile joins this commit.
+        setImmediate(this.#commitQueue);
       }
-      const changes: ChainChange[] = [];
+    });
+  }
+
+  readonly #commitQueue = (): void => {
+    this.#commitScheduled = false;
+    while (this.#queue.length > 0) {
+      let n = 0;
+      let hops = 0;
+      while (n < this.#queue.length && (n === 0 || hops + this.#queue[n].hops.length <= GROUP_COMMIT_MAX_HOPS)) {
+        hops += this.#queue[n].hops.length;
+        n++;
+      }
+      this.#commitGroup(this.#queue.splice(0, n));
+    }
+  };
+
+  /** Write queued batches in one transaction, each in a savepoint; settle each caller after the commit. */
+  #commitGroup(group: readonly QueuedWrite[]): void {
+    const outcomes: (InsertResult | Error)[] = [];
+    const failAll = (err: unknown) => {
+      const e = writeError(err);
+      for (const w of group) w.reject(e);
+    };
+    let db: DatabaseSync;
+    try {
+      db = this.#open();
+      db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      failAll(err);
+      return;
+    }
+    for (const w of group) {
+      db.exec('SAVEPOINT hoptrace_write');
+      try {
+        outcomes.push(this.#writeHops(w.hops, w.receivedAt));
+        db.exec('RELEASE hoptrace_write');
+      } catch (err) {
+        if (!db.isTransaction) {
+          // SQLite rolled the whole transaction back (I/O error, disk full): nothing of the group is written.
+          failAll(err);
+          return;
+        }
+        db.exec('ROLLBACK TO hoptrace_write');
+        db.exec('RELEASE hoptrace_write');
+        outcomes.push(writeError(err));
+      }
+    }
+    try {
+      db.exec('COMMIT');
+    } catch (err) {
+      try {
+        db.exec('ROLLBACK');
+      } catch {
+        // already rolled back
+      }
+      failAll(err);
+      return;
+    }
+    group.forEach((w, i) => {
+      const outcome = outcomes[i];
+      if (outcome instanceof Error) {
+        w.reject(outcome);
+        return;
+      }
+      // Counters move only once the transaction has committed.
+      this.#hopCount += outcome.accepted - outcome.duplicates;
+      this.#chainCount += outcome.changes.filter((c) => c.type === 'new').length;
+      w.resolve(outcome);
+    });
+  }
+
+  /** One caller's batch, inside the group's transaction: insert, then summarize or mark dirty. */
+  #writeHops(hops: readonly HopRecord[], receivedAt: number): InsertResult {
+    let duplicates = 0;
+    const touched = new Set<string>();
+    for (const hop of hops) {
+      const json = canonicalJson(hop);
+      const r = this.#insertHop.run(
+        dedupeKey(json),
+        hop.correlationId,
+        hop.messageId,
+        hop.traceId,
+        hop.service,
+        hop.kind,
+        hop.ts,
+        receivedAt,
+        hop.exchange ?? null,
+        hop.routingKey ?? null,
+        hop.queue ?? null,
+        json,
+      );
+      if (r.changes === 0) duplicates++;
+      else touched.add(hop.correlationId);
+    }
+    const changes: ChainChange[] = [];
+    if (this.#deferred) {
+      for (const correlationId of touched) this.#markDirty.run(correlationId, receivedAt);
+      if (touched.size > 0) this.#dirty = true;
+    } else {
       for (const correlationId of touched) {
         const change = this.#refreshChain(correlationId, receivedAt, receivedAt);
         if (change) changes.push(change);
       }
-      return { accepted: hops.length, duplicates, changes };
-    });
-    // Counters move only once the transaction has committed.
-    this.#hopCount += result.accepted - result.duplicates;
-    this.#chainCount += result.changes.filter((c) => c.type === 'new').length;
-    return result;
+    }
+    return { accepted: hops.length, duplicates, changes };
+  }
+
+  /**
+   * Rebuild every dirty chain's summary, in transactions of {@link FLUSH_CHUNK}
+   * chains. A chain whose rebuild throws is left with its old summary (its
+   * next hop marks it again) and the first such error is returned, so one bad
+   * chain never blocks the others or the reads.
+   */
+  #flushDirty(now: number): { changes: ChainChange[]; error?: Error } {
+    const changes: ChainChange[] = [];
+    let error: Error | undefined;
+    while (this.#dirty) {
+      const done = this.#transaction(() => {
+        const rows = this.#dirtyBatch.all(FLUSH_CHUNK) as unknown as { correlation_id: string; updated_at: number }[];
+        const out: ChainChange[] = [];
+        for (const { correlation_id, updated_at } of rows) {
+          try {
+            const change = this.#refreshChain(correlation_id, now, updated_at);
+            if (change) out.push(change);
+          } catch (err) {
+            error ??= new StoreError(`cannot summarize chain "${correlation_id}": ${(err as Error).message}`, { cause: err });
+          }
+          this.#clearDirty.run(correlation_id);
+        }
+        return { out, empty: rows.length < FLUSH_CHUNK };
+      });
+      this.#chainCount += done.out.filter((c) => c.type === 'new').length;
+      for (const c of done.out) changes.push(c);
+      if (done.empty) this.#dirty = false;
+    }
+    return { changes, error };
+  }
+
+  /** Before a read of summaries: bring them up to date, keeping the changes for the next `flushSummaries()`. */
+  #freshSummaries(): void {
+    if (!this.#dirty) return;
+    for (const change of this.#flushDirty(Date.now()).changes) this.#keepChange(change);
+  }
+
+  #keepChange(change: ChainChange): void {
+    const id = change.chain.correlationId;
+    const before = this.#pendingChanges.get(id);
+    if (!before && this.#pendingChanges.size >= MAX_PENDING_CHANGES) return;
+    this.#pendingChanges.set(id, before?.type === 'new' ? { type: 'new', chain: change.chain } : change);
+  }
+
+  /**
+   * Rebuild the summaries of chains written since their last rebuild, and
+   * return what changed since the last call (also changes made by reads
+   * that brought summaries up to date in between), once per chain.
+   * @throws StoreError when a chain could not be summarized (the others are)
+   */
+  async flushSummaries(now: number): Promise<ChainChange[]> {
+    this.#open();
+    const { changes, error } = this.#flushDirty(now);
+    for (const change of changes) this.#keepChange(change);
+    const out = [...this.#pendingChanges.values()];
+    this.#pendingChanges.clear();
+    if (error) throw error;
+    return out;
   }
 
   async chainHops(correlationId: string): Promise<StoredHop[]> {
@@ -270,12 +476,14 @@ export class SqliteStore implements Store {
 
   async chainSummary(correlationId: string): Promise<ChainSummary | undefined> {
     this.#open();
+    this.#freshSummaries();
     const row = this.#chainRow.get(correlationId) as ChainRow | undefined;
     return row ? (JSON.parse(row.summary) as ChainSummary) : undefined;
   }
 
   async listChains(query: ChainQuery): Promise<ChainList> {
     this.#open();
+    this.#freshSummaries();
     const where: string[] = [];
     const params: (string | number)[] = [];
     if (query.status && query.status.length > 0) {
@@ -426,6 +634,7 @@ export class SqliteStore implements Store {
 
   async refreshUnsettled(now: number, limit: number): Promise<ChainChange[]> {
     this.#open();
+    this.#freshSummaries();
     const ids = this.#prepared(
       'SELECT correlation_id FROM chains WHERE settled = 0 ORDER BY checked_at LIMIT ?',
     ).all(limit) as { correlation_id: string }[];
@@ -468,6 +677,7 @@ export class SqliteStore implements Store {
 
   async applyRetention(policy: RetentionPolicy, now: number): Promise<RetentionResult> {
     this.#open();
+    this.#freshSummaries();
     const total: RetentionResult = { deletedChains: 0, deletedHops: 0 };
     const add = (r: RetentionResult) => {
       total.deletedChains += r.deletedChains;
@@ -478,6 +688,8 @@ export class SqliteStore implements Store {
     if (policy.maxAgeMs !== undefined) {
       const old = this.#prepared('SELECT correlation_id FROM chains WHERE updated_at < ? ORDER BY updated_at LIMIT ?');
       for (;;) {
+        // A chain that got a hop since the last chunk is no longer idle: its summary says so first.
+        this.#freshSummaries();
         const ids = (old.all(now - policy.maxAgeMs, CHUNK) as { correlation_id: string }[]).map((r) => r.correlation_id);
         if (ids.length === 0) break;
         add(this.#deleteChains(ids));
@@ -501,11 +713,20 @@ export class SqliteStore implements Store {
   }
 
   async stats(): Promise<StoreStats> {
+    this.#open();
+    this.#freshSummaries();
     return { hops: this.#hopCount, chains: this.#chainCount, bytes: this.#usedBytes() };
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // Finish pending work: queued writes are committed, dirty chains summarized.
+    this.#commitQueue();
+    try {
+      this.#flushDirty(Date.now());
+    } catch {
+      // they stay marked dirty; the next open rebuilds them
+    }
     this.#closed = true;
     try {
       this.#db.exec('PRAGMA optimize');

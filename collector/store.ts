@@ -11,8 +11,9 @@ import type { ChainList, ChainStatus, ChainSummary, StoredHop, Topology } from '
 
 /**
  * Rebuilds one chain's summary from all its stored hops. The store calls it
- * for every chain a write touched, inside the same transaction, so a chain's
- * summary never disagrees with its hops.
+ * for every chain a write touched: inside the same transaction, or (deferred)
+ * once for many writes before the next read of summaries and on a timer, so
+ * the summaries a read returns never disagree with the committed hops.
  */
 export type ChainSummarizer = (
   correlationId: string,
@@ -42,7 +43,7 @@ export interface InsertResult {
   accepted: number;
   /** Of those, records already stored (same dedupe key): not written again. */
   duplicates: number;
-  /** Chains that got at least one new hop, once each. */
+  /** Chains that got at least one new hop, once each; empty when summaries are deferred (see `flushSummaries`). */
   changes: ChainChange[];
 }
 
@@ -87,10 +88,17 @@ export interface StoreStats {
 export interface Store {
   /**
    * Write hops in one transaction (all or nothing), skip ones already stored,
-   * and refresh the summary of every chain that got a new hop. Resolves only
-   * after the transaction is committed.
+   * and refresh the summary of every chain that got a new hop (or mark it for
+   * `flushSummaries`). Resolves only after the transaction is committed;
+   * concurrent calls may share one commit.
    */
   insertHops(hops: readonly HopRecord[], receivedAt: number): Promise<InsertResult>;
+  /**
+   * Rebuild the summaries that writes left to be rebuilt, and return every
+   * summary change since the last call that was not already returned by
+   * `insertHops` or `refreshUnsettled`: what the live events announce.
+   */
+  flushSummaries(now: number): Promise<ChainChange[]>;
   /** Every hop of a chain, by timestamp; empty when the chain is unknown. */
   chainHops(correlationId: string): Promise<StoredHop[]>;
   /** The stored summary of a chain. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -126,6 +126,96 @@ describe('SQLite store', () => {
       for (const id of survivors) expect(await store.chainHops(id)).toHaveLength(25);
       expect(await store.chainHops('c-00')).toEqual([]);
     } finally {
+      await store.close();
+    }
+  });
+
+  it('with deferred summaries a write marks its chain and the flush summarizes it once, announcing it as new', async () => {
+    const store = new SqliteStore({ path: dbPath(), summarize, summaries: 'deferred' });
+    try {
+      const now = Date.now();
+      const [send, ...rest] = messageHops({ correlationId: randomUUID(), ts: now });
+      expect(await store.insertHops([send], now)).toEqual({ accepted: 1, duplicates: 0, changes: [] });
+      expect(await store.insertHops(rest, now + 5)).toEqual({ accepted: 3, duplicates: 0, changes: [] });
+      const changes = await store.flushSummaries(now + 10);
+      // Two writes, one rebuild: one event, with every hop in it and the last ingest as updatedAt.
+      expect(changes).toEqual([
+        { type: 'new', chain: expect.objectContaining({ correlationId: send.correlationId, hopCount: 4, updatedAt: now + 5 }) },
+      ]);
+      expect(await store.flushSummaries(now + 20)).toEqual([]);
+      expect(await store.stats()).toMatchObject({ hops: 4, chains: 1 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('with deferred summaries a read sees every committed hop, and the flush still announces what that read rebuilt', async () => {
+    const store = new SqliteStore({ path: dbPath(), summarize, summaries: 'deferred' });
+    try {
+      const hop = makeHop();
+      await store.insertHops([hop], Date.now());
+      const list = await store.listChains({ limit: 10 });
+      expect(list.items.map((c) => c.correlationId)).toEqual([hop.correlationId]);
+      expect((await store.chainSummary(hop.correlationId))?.hopCount).toBe(1);
+      expect(await store.flushSummaries(Date.now())).toEqual([
+        { type: 'new', chain: expect.objectContaining({ correlationId: hop.correlationId }) },
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a crash after the commit and before the summary loses nothing: the reopened store rebuilds the summary', async () => {
+    const path = dbPath();
+    const crashed = join(dir, `${randomUUID()}.db`);
+    const store = new SqliteStore({ path, summarize, summaries: 'deferred' });
+    const hops = messageHops({ correlationId: randomUUID() });
+    await store.insertHops(hops, Date.now());
+    // The files as a power cut would leave them: committed WAL frames, no summary written yet.
+    copyFileSync(path, crashed);
+    copyFileSync(`${path}-wal`, `${crashed}-wal`);
+    await store.close();
+    const raw = new DatabaseSync(crashed);
+    expect(raw.prepare('SELECT count(*) AS n FROM chains').get()).toEqual({ n: 0 });
+    expect(raw.prepare('SELECT correlation_id FROM dirty_chains').all()).toEqual([{ correlation_id: hops[0].correlationId }]);
+    raw.close();
+    const reopened = new SqliteStore({ path: crashed, summarize });
+    try {
+      expect(await reopened.chainSummary(hops[0].correlationId)).toMatchObject({ hopCount: 4, status: 'ok' });
+      expect(await reopened.stats()).toMatchObject({ hops: 4, chains: 1 });
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('concurrent writes share a commit, each resolving after it, and a failing one is rolled back alone', async () => {
+    const failing: ChainSummarizer = (id, hops, times) => {
+      if (id === 'bad-chain') throw new Error('engine blew up');
+      return summarize(id, hops, times);
+    };
+    const path = dbPath();
+    const store = new SqliteStore({ path, summarize: failing });
+    const reader = new DatabaseSync(path);
+    const stored = (id: string) => (reader.prepare('SELECT count(*) AS n FROM hops WHERE correlation_id = ?').get(id) as { n: number }).n;
+    try {
+      const a = messageHops({ correlationId: 'chain-a' });
+      const bad = messageHops({ correlationId: 'bad-chain' });
+      const c = messageHops({ correlationId: 'chain-c' });
+      // Another connection sees each write's hops by the time its promise settles: it was committed.
+      const settled = await Promise.allSettled(
+        [a, bad, c].map((hops) => store.insertHops(hops, Date.now()).then((r) => ({ ...r, visible: stored(hops[0].correlationId) }))),
+      );
+      expect(settled[0]).toMatchObject({ status: 'fulfilled', value: { accepted: 4, duplicates: 0, visible: 4 } });
+      expect(settled[1]).toMatchObject({ status: 'rejected', reason: { code: 'HOPTRACE_ERR_STORE' } });
+      expect(settled[2]).toMatchObject({ status: 'fulfilled', value: { accepted: 4, duplicates: 0, visible: 4 } });
+      expect(stored('bad-chain')).toBe(0);
+      expect(await store.stats()).toMatchObject({ hops: 8, chains: 2 });
+      // The same hop in two concurrent writes is stored once.
+      const hop = makeHop();
+      const twice = await Promise.all([store.insertHops([hop], Date.now()), store.insertHops([hop], Date.now())]);
+      expect(twice.map((r) => r.duplicates)).toEqual([0, 1]);
+    } finally {
+      reader.close();
       await store.close();
     }
   });
