@@ -130,6 +130,14 @@ interface ChainRow {
   updated_at: number;
 }
 
+/** chain_tags prefixes (migration 3). */
+const TAG_SERVICE = 's:';
+const TAG_STATUS = 't:';
+const TAG_EXCHANGE = 'x:';
+const TAG_ROUTING_KEY = 'r:';
+/** Tag filters with more entries than this are equally bad drivers: counting stops there. */
+const DRIVER_COUNT_CAP = 5_000;
+
 const wrapList = (items: readonly string[]): string => LIST_SEP + items.join(LIST_SEP) + LIST_SEP;
 
 function encodeCursor(startTs: number, correlationId: string): string {
@@ -180,6 +188,8 @@ export class SqliteStore implements Store {
   readonly #chainRow: StatementSync;
   readonly #upsertChain: StatementSync;
   readonly #markChecked: StatementSync;
+  readonly #deleteTags: StatementSync;
+  readonly #insertTag: StatementSync;
 
   constructor(options: SqliteStoreOptions) {
     this.path = options.path === ':memory:' ? options.path : resolve(options.path);
@@ -192,6 +202,9 @@ export class SqliteStore implements Store {
       this.#db.exec(`PRAGMA synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
       this.#db.exec('PRAGMA temp_store = MEMORY');
       this.#db.exec('PRAGMA cache_size = -65536');
+      // Checkpoint every ~40 MB of WAL rather than 4: an index page written by many commits in a row
+      // is copied into the database once per checkpoint, not once per few commits.
+      this.#db.exec('PRAGMA wal_autocheckpoint = 10000');
       migrate(this.#db);
     } catch (cause) {
       throw new StoreError(`cannot open the hoptrace database at ${this.path}: ${(cause as Error).message}`, { cause });
@@ -212,6 +225,8 @@ export class SqliteStore implements Store {
          checked_at = excluded.checked_at, summary = excluded.summary`,
     );
     this.#markChecked = db.prepare('UPDATE chains SET checked_at = ?, settled = ? WHERE correlation_id = ?');
+    this.#deleteTags = db.prepare('DELETE FROM chain_tags WHERE correlation_id = ?');
+    this.#insertTag = db.prepare('INSERT OR IGNORE INTO chain_tags (tag, start_ts, correlation_id) VALUES (?, ?, ?)');
     this.#markDirty = db.prepare(
       `INSERT INTO dirty_chains (correlation_id, updated_at) VALUES (?, ?)
        ON CONFLICT (correlation_id) DO UPDATE SET updated_at = max(updated_at, excluded.updated_at)`,
@@ -261,6 +276,20 @@ export class SqliteStore implements Store {
     return rows.map((r) => ({ ...(JSON.parse(r.json) as HopRecord), id: r.id, receivedAt: r.received_at }));
   }
 
+  /** The chain's rows in chain_tags (see migration 3), rewritten with its summary. */
+  #writeTags(correlationId: string, summary: ChainSummary, hops: readonly StoredHop[]): void {
+    const tags = new Set<string>();
+    for (const s of summary.services) tags.add(`${TAG_SERVICE}${s}`);
+    tags.add(`${TAG_STATUS}${summary.status}`);
+    for (const p of summary.problems) tags.add(`${TAG_STATUS}${p}`);
+    for (const h of hops) {
+      if (h.exchange !== undefined && h.exchange !== null) tags.add(`${TAG_EXCHANGE}${h.exchange}`);
+      if (h.routingKey !== undefined && h.routingKey !== null) tags.add(`${TAG_ROUTING_KEY}${h.routingKey}`);
+    }
+    this.#deleteTags.run(correlationId);
+    for (const tag of tags) this.#insertTag.run(tag, summary.startTs, correlationId);
+  }
+
   /** Rebuild a chain's summary and write it. Returns the change, or undefined when nothing changed. */
   #refreshChain(correlationId: string, now: number, updatedAt: number | undefined): ChainChange | undefined {
     const before = this.#chainRow.get(correlationId) as ChainRow | undefined;
@@ -286,6 +315,7 @@ export class SqliteStore implements Store {
       now,
       json,
     );
+    this.#writeTags(correlationId, summary, hops);
     return { type: before ? 'changed' : 'new', chain: summary };
   }
 
@@ -484,51 +514,59 @@ export class SqliteStore implements Store {
   async listChains(query: ChainQuery): Promise<ChainList> {
     this.#open();
     this.#freshSummaries();
+    // Each filter on a chain's lists is a set of chain_tags values, any of which matches.
+    const tagFilters: string[][] = [];
+    if (query.status && query.status.length > 0) tagFilters.push([...new Set(query.status)].map((s) => TAG_STATUS + s));
+    if (query.service !== undefined) tagFilters.push([TAG_SERVICE + query.service]);
+    if (query.exchange !== undefined) tagFilters.push([TAG_EXCHANGE + query.exchange]);
+    if (query.routingKey !== undefined) tagFilters.push([TAG_ROUTING_KEY + query.routingKey]);
+    const driver = this.#driverFilter(tagFilters, query);
+
+    // With a driver: walk that tag's index range newest first (the chains' start order), testing
+    // the other filters by primary-key lookups. Without one: walk the chains newest first.
+    const t = driver ? 'd' : 'c';
     const where: string[] = [];
     const params: (string | number)[] = [];
-    if (query.status && query.status.length > 0) {
-      where.push(`(${query.status.map(() => 'instr(statuses, ?) > 0').join(' OR ')})`);
-      for (const s of query.status) params.push(LIST_SEP + s + LIST_SEP);
+    if (driver) {
+      where.push('d.tag = ?');
+      params.push(driver[0]);
     }
-    if (query.service !== undefined) {
-      where.push('instr(services, ?) > 0');
-      params.push(LIST_SEP + query.service + LIST_SEP);
-    }
-    if (query.exchange !== undefined) {
-      where.push('correlation_id IN (SELECT correlation_id FROM hops WHERE exchange = ?)');
-      params.push(query.exchange);
-    }
-    if (query.routingKey !== undefined) {
-      where.push('correlation_id IN (SELECT correlation_id FROM hops WHERE routing_key = ?)');
-      params.push(query.routingKey);
+    for (const tags of tagFilters) {
+      if (tags === driver) continue;
+      where.push(
+        `EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag IN (${tags.map(() => '?').join(', ')})
+           AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id)`,
+      );
+      params.push(...tags);
     }
     if (query.q !== undefined) {
       // Exact or prefix: a range scan on each id's index ('\uffff' sorts after every id character).
       const end = query.q + '\uffff';
       where.push(
-        `((correlation_id >= ? AND correlation_id < ?)
-          OR correlation_id IN (SELECT correlation_id FROM hops WHERE message_id >= ? AND message_id < ?)
-          OR correlation_id IN (SELECT correlation_id FROM hops WHERE trace_id >= ? AND trace_id < ?))`,
+        `((c.correlation_id >= ? AND c.correlation_id < ?)
+          OR c.correlation_id IN (SELECT correlation_id FROM hops WHERE message_id >= ? AND message_id < ?)
+          OR c.correlation_id IN (SELECT correlation_id FROM hops WHERE trace_id >= ? AND trace_id < ?))`,
       );
       params.push(query.q, end, query.q, end, query.q, end);
     }
     if (query.from !== undefined) {
-      where.push('start_ts >= ?');
+      where.push(`${t}.start_ts >= ?`);
       params.push(query.from);
     }
     if (query.to !== undefined) {
-      where.push('start_ts <= ?');
+      where.push(`${t}.start_ts <= ?`);
       params.push(query.to);
     }
     if (query.cursor !== undefined) {
       const [startTs, correlationId] = decodeCursor(query.cursor);
-      where.push('(start_ts < ? OR (start_ts = ? AND correlation_id < ?))');
-      params.push(startTs, startTs, correlationId);
+      where.push(`(${t}.start_ts, ${t}.correlation_id) < (?, ?)`);
+      params.push(startTs, correlationId);
     }
     const sql =
-      'SELECT correlation_id, start_ts, summary FROM chains' +
+      `SELECT c.correlation_id, c.start_ts, c.summary FROM ` +
+      (driver ? 'chain_tags d JOIN chains c ON c.correlation_id = d.correlation_id' : 'chains c') +
       (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-      ' ORDER BY start_ts DESC, correlation_id DESC LIMIT ?';
+      ` ORDER BY ${t}.start_ts DESC, ${t}.correlation_id DESC LIMIT ?`;
     params.push(query.limit + 1);
     const rows = this.#prepared(sql).all(...params) as unknown as {
       correlation_id: string;
@@ -541,6 +579,29 @@ export class SqliteStore implements Store {
       items: page.map((r) => JSON.parse(r.summary) as ChainSummary),
       nextCursor: rows.length > query.limit && last ? encodeCursor(last.start_ts, last.correlation_id) : null,
     };
+  }
+
+  /**
+   * The tag filter to walk: one of a single value (a chain appears once in its
+   * range, in list order), the one with the fewest chains in the time window
+   * when there are several. Undefined when no filter has a single value.
+   */
+  #driverFilter(tagFilters: string[][], query: ChainQuery): string[] | undefined {
+    const single = tagFilters.filter((tags) => tags.length === 1);
+    if (single.length <= 1) return single[0];
+    const count = this.#prepared(
+      `SELECT count(*) AS n FROM (SELECT 1 FROM chain_tags WHERE tag = ? AND start_ts >= ? AND start_ts <= ? LIMIT ${DRIVER_COUNT_CAP})`,
+    );
+    let best = single[0];
+    let bestCount = Infinity;
+    for (const tags of single) {
+      const n = (count.get(tags[0], query.from ?? -Infinity, query.to ?? Infinity) as { n: number }).n;
+      if (n < bestCount) {
+        best = tags;
+        bestCount = n;
+      }
+    }
+    return best;
   }
 
   async messageChains(messageId: string): Promise<string[]> {
@@ -653,12 +714,15 @@ export class SqliteStore implements Store {
   #deleteChains(ids: readonly string[]): RetentionResult {
     const delHops = this.#prepared('DELETE FROM hops WHERE correlation_id = ?');
     const delChain = this.#prepared('DELETE FROM chains WHERE correlation_id = ?');
+    const delDirty = this.#clearDirty;
     const result = this.#transaction(() => {
       let deletedHops = 0;
       let deletedChains = 0;
       for (const id of ids) {
         deletedHops += Number(delHops.run(id).changes);
         deletedChains += Number(delChain.run(id).changes);
+        this.#deleteTags.run(id);
+        delDirty.run(id);
       }
       return { deletedHops, deletedChains };
     });

@@ -220,6 +220,60 @@ describe('SQLite store', () => {
     }
   });
 
+  it('a database written at schema version 1 migrates, and every list filter finds its chains', async () => {
+    // The hops and summaries of a current store, copied into a file at schema version 1.
+    const current = dbPath();
+    const store = new SqliteStore({ path: current, summarize });
+    const a = messageHops({ correlationId: 'chain-a' }, { publisher: 'orders', consumer: 'billing', exchange: 'shop', routingKey: 'order.paid' });
+    const b = messageHops({ correlationId: 'chain-b' }, { publisher: 'orders', consumer: 'ledger', exchange: 'audit', routingKey: 'entry.new' });
+    await store.insertHops([...a, ...b], Date.now());
+    await store.close();
+    const old = dbPath();
+    const db = new DatabaseSync(old);
+    db.exec(MIGRATIONS[0]);
+    db.exec('PRAGMA user_version = 1');
+    db.exec(`ATTACH '${current}' AS cur`);
+    db.exec(`INSERT INTO hops SELECT id, dedupe_key, correlation_id, message_id, trace_id, service, kind, ts, received_at, exchange, routing_key, queue, json FROM cur.hops;
+             INSERT INTO chains SELECT * FROM cur.chains;`);
+    db.exec('DETACH cur');
+    db.close();
+    const migrated = new SqliteStore({ path: old, summarize });
+    try {
+      const ids = async (q: Omit<Parameters<SqliteStore['listChains']>[0], 'limit'>) =>
+        (await migrated.listChains({ limit: 10, ...q })).items.map((c) => c.correlationId);
+      expect(await ids({ service: 'billing' })).toEqual(['chain-a']);
+      expect(await ids({ service: 'orders' })).toHaveLength(2);
+      expect(await ids({ exchange: 'audit' })).toEqual(['chain-b']);
+      expect(await ids({ routingKey: 'order.paid' })).toEqual(['chain-a']);
+      expect(await ids({ status: ['ok'], service: 'ledger', exchange: 'audit' })).toEqual(['chain-b']);
+      expect(await ids({ status: ['failed'] })).toEqual([]);
+    } finally {
+      await migrated.close();
+    }
+  });
+
+  it('two list filters together page newest first without repeating or skipping a chain', async () => {
+    const store = new SqliteStore({ path: dbPath(), summarize, summaries: 'deferred' });
+    try {
+      const base = 1_700_000_000_000;
+      const hops = Array.from({ length: 30 }, (_, i) =>
+        messageHops({ correlationId: `c-${String(i).padStart(2, '0')}`, ts: base + i * 1000 }, { consumer: i % 3 === 0 ? 'ledger' : 'billing' }),
+      ).flat();
+      await store.insertHops(hops, Date.now());
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.listChains({ status: ['ok'], service: 'ledger', limit: 4, cursor });
+        seen.push(...page.items.map((c) => c.correlationId));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      const expected = Array.from({ length: 30 }, (_, i) => i).filter((i) => i % 3 === 0).reverse().map((i) => `c-${String(i).padStart(2, '0')}`);
+      expect(seen).toEqual(expected);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('stores 50,000 hops in batches of 1,000 and reports the rate', async () => {
     const store = new SqliteStore({ path: dbPath(), summarize });
     try {
