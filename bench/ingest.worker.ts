@@ -54,6 +54,13 @@ export interface IngestOutput {
   requests?: number;
   /** Request latency percentiles (http), ms. */
   latency?: { p50: number; p99: number };
+  /**
+   * After the last hop was committed: how long until every chain summary
+   * was up to date (the collector rebuilds summaries off the write path).
+   * http: the latency of a `GET /api/chains?limit=1`, which brings pending
+   * summaries up to date first; store: a final `flushSummaries()`.
+   */
+  catchUpMs?: number;
 }
 
 export function generateHops(input: Pick<IngestInput, 'hops' | 'seed' | 'startTs' | 'chainGapMs'>): HopRecord[] {
@@ -103,7 +110,8 @@ function ceiling(input: IngestInput, hops: HopRecord[]): IngestOutput {
 }
 
 async function store(input: IngestInput, hops: HopRecord[]): Promise<IngestOutput> {
-  const s = new SqliteStore({ path: input.db!, summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS) });
+  // Deferred summaries, as the collector and `hoptrace import` open the store.
+  const s = new SqliteStore({ path: input.db!, summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS), summaries: 'deferred' });
   const batch = input.batch ?? 1000;
   const report = progressEvery(5_000);
   const t0 = performance.now();
@@ -112,8 +120,11 @@ async function store(input: IngestInput, hops: HopRecord[]): Promise<IngestOutpu
     report(() => `ingest: store direct ${i.toLocaleString('en-US')} / ${hops.length.toLocaleString('en-US')}`);
   }
   const wallMs = performance.now() - t0;
+  const t1 = performance.now();
+  await s.flushSummaries(Date.now());
+  const catchUpMs = performance.now() - t1;
   await s.close();
-  return { hops: hops.length, wallMs };
+  return { hops: hops.length, wallMs, catchUpMs };
 }
 
 async function http(input: IngestInput): Promise<IngestOutput> {
@@ -177,11 +188,21 @@ async function http(input: IngestInput): Promise<IngestOutput> {
   const t0 = performance.now();
   await Promise.all(Array.from({ length: input.concurrency ?? 8 }, lane));
   const wallMs = performance.now() - t0;
+  const t1 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    request(new URL('/api/chains?limit=1', input.url), { agent }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`GET /api/chains answered ${res.statusCode}`))));
+    })
+      .on('error', reject)
+      .end();
+  });
+  const catchUpMs = performance.now() - t1;
   agent.destroy();
   if (accepted !== total) throw new Error(`the collector accepted ${accepted} of ${total} hops`);
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  return { hops: accepted, wallMs, requests, latency: { p50: at(0.5), p99: at(0.99) } };
+  return { hops: accepted, wallMs, requests, latency: { p50: at(0.5), p99: at(0.99) }, catchUpMs };
 }
 
 async function main(input: IngestInput): Promise<IngestOutput> {
