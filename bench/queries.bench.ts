@@ -182,22 +182,18 @@ function tables(results: QueryResult[], f: StoreFacts, size: Sizes): Table[] {
           ],
     ),
   };
-  const hopsBytes = f.objects.filter((o) => o.name === 'hops' || o.name.startsWith('hops_')).reduce((s, o) => s + o.bytes, 0);
-  const chainBytes = f.objects.filter((o) => o.name === 'chains' || o.name.startsWith('chains_')).reduce((s, o) => s + o.bytes, 0);
+  const objects = f.objects.filter((o) => o.bytes > 64 * 1024);
+  const rest = f.objects.filter((o) => o.bytes <= 64 * 1024).reduce((sum, o) => sum + o.bytes, 0);
   const bytes: Table = {
     title: 'Store size per hop',
     notes: [
-      `SQLite file of the ${fmtInt(f.hops)}-hop store after a WAL checkpoint; per-object sizes from SQLite's dbstat. The hop record's canonical JSON averages ${fmtInt(f.jsonBytes)} bytes (generated records carry headers and properties, as the library writes them).`,
+      `SQLite file of the ${fmtInt(f.hops)}-hop store after a WAL checkpoint; per table and index from SQLite's dbstat. The hop record's canonical JSON averages ${fmtInt(f.jsonBytes)} bytes (generated records carry headers and properties, as the library writes them).`,
     ],
     columns: ['what', 'bytes', 'per hop'],
     rows: [
       ['whole file', fmtBytes(f.fileBytes), fmtBytes(f.fileBytes / f.hops)],
-      ['hops table (incl. JSON)', fmtBytes(f.objects.find((o) => o.name === 'hops')?.bytes ?? NaN), fmtBytes((f.objects.find((o) => o.name === 'hops')?.bytes ?? NaN) / f.hops)],
-      ['hops indexes', fmtBytes(hopsBytes - (f.objects.find((o) => o.name === 'hops')?.bytes ?? 0)), fmtBytes((hopsBytes - (f.objects.find((o) => o.name === 'hops')?.bytes ?? 0)) / f.hops)],
-      ['chains table + indexes', fmtBytes(chainBytes), fmtBytes(chainBytes / f.hops)],
-      ...f.objects
-        .filter((o) => o.name.startsWith('hops_'))
-        .map((o) => [`  index ${o.name}`, fmtBytes(o.bytes), fmtBytes(o.bytes / f.hops)]),
+      ...objects.map((o) => [`  ${o.name}`, fmtBytes(o.bytes), fmtBytes(o.bytes / f.hops)]),
+      ...(rest > 0 ? [['  everything else', fmtBytes(rest), fmtBytes(rest / f.hops)]] : []),
     ],
   };
   return [latency, bytes];
