@@ -139,7 +139,7 @@ function mergeLatest(machine: MachineInfo, fresh: { scenario: Scenario; markdown
     '',
     `- Machine: ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, ${machine.os}`,
     `- Node ${machine.node}; RabbitMQ ${machine.rabbitmq} on the same machine`,
-    `- Run: ${machine.date}; load average at start ${machine.loadAverage.join(' ')} (1/5/15 min)`,
+    `- Run: ${machine.date}; load average at start ${machine.loadAverage.join(' ')} (1/5/15 min); commit ${machine.commit}`,
     `- Targets are reported, never asserted; ✓/✗ compares the median (throughput) or the p99 (latency) against the target.`,
     ...(machine.loadAverage[0] > machine.cores / 2
       ? [

@@ -18,6 +18,21 @@ export interface MachineInfo {
   os: string;
   date: string;
   loadAverage: number[];
+  /** Commit measured, with a note when src/ or collector/ had uncommitted changes. */
+  commit: string;
+}
+
+/** The commit the benchmarks ran against; the tree's own files are what was measured. */
+export async function gitCommit(): Promise<string> {
+  const run = promisify(execFile);
+  try {
+    const cwd = new URL('../../', import.meta.url);
+    const { stdout: head } = await run('git', ['rev-parse', '--short', 'HEAD'], { cwd });
+    const { stdout: dirty } = await run('git', ['status', '--porcelain', '--', 'src', 'collector', 'bench'], { cwd });
+    return head.trim() + (dirty.trim() ? ' (with uncommitted changes in src/, collector/ or bench/)' : '');
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
 }
 
 /** RabbitMQ's version: what the broker itself announces on connect, else `rabbitmqctl version`. */
@@ -49,5 +64,6 @@ export async function machineInfo(): Promise<MachineInfo> {
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     date: new Date().toISOString(),
     loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    commit: await gitCommit(),
   };
 }
