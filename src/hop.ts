@@ -134,9 +134,20 @@ export interface HopRecord {
   /** Body length in bytes. */
   bodySize?: number;
 
-  /** Message headers, every value rendered as a string and capped in length. */
+  /**
+   * Message headers, every value rendered as a string and capped in length,
+   * except those whose value this record already holds: `traceparent` when
+   * it is `00-{traceId}-{spanId}-01` (send) or `00-{traceId}-{parentSpanId}-01`
+   * (receive), and the correlation / causation id headers when they equal
+   * `correlationId` / `causationId`. Absent when no other header is left.
+   */
   headers?: Record<string, string>;
-  /** AMQP basic properties. */
+  /**
+   * AMQP basic properties, except those this record already holds:
+   * `messageId`, `contentType`, `type` (as `messageType`), `appId` when it
+   * equals `service`, and on a send hop a `timestamp` equal to
+   * `Math.floor(ts / 1000)`. Absent when none is left.
+   */
   properties?: HopProperties;
 
   /** Captured body (only when payload capture is on), after redaction, truncated. */

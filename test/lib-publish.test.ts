@@ -63,8 +63,12 @@ describe('publish and sendToQueue', () => {
     });
     expect(send!.causationId).toBeUndefined();
     expect(headers.traceparent).toBe(`00-${send!.traceId}-${send!.spanId}-01`);
-    expect(send!.headers?.['x-correlation-id']).toBe(properties.messageId);
-    expect(send!.properties).toMatchObject({ messageId: properties.messageId, appId: 'member-service', type: 'member.joined' });
+    // The hop does not repeat what its own fields hold: traceparent and
+    // x-correlation-id are traceId/spanId and correlationId; messageId, type,
+    // contentType, appId (= service) and the stamped timestamp (= ts) likewise.
+    expect(send!.headers).toBeUndefined();
+    expect(send!.properties).toBeUndefined();
+    expect(Math.floor(send!.ts / 1000)).toBe(properties.timestamp);
     expect(send!.instance).toMatch(/\/\d+$/);
     expect(typeof send!.ts).toBe('number');
     await raw.close();
@@ -115,7 +119,12 @@ describe('publish and sendToQueue', () => {
     expect(p.headers!['x-correlation-id']).toBe('flow-1');
     expect(p.headers!['x-causation-id']).toBe('cmd-9');
     expect(p.headers!.traceparent).toBe(traceparent);
-    expect(cap.hops('send')[0]).toMatchObject({ messageId: 'order-42', correlationId: 'flow-1', causationId: 'cmd-9' });
+    const send = cap.hops('send')[0]!;
+    expect(send).toMatchObject({ messageId: 'order-42', correlationId: 'flow-1', causationId: 'cmd-9' });
+    // What the hop's own fields do not hold is recorded as it went out: the
+    // caller's traceparent names another span than the hop's.
+    expect(send.headers).toEqual({ traceparent });
+    expect(send.properties).toEqual({ appId: 'legacy-app', timestamp: 1_700_000_000 });
     await raw.close();
   });
 
@@ -166,6 +175,32 @@ describe('publish and sendToQueue', () => {
     expect(long!.payloadTruncated).toBe(true);
     expect(short!.payload).toBe('short ***');
     expect(short!.payloadTruncated).toBeUndefined();
+    await raw.close();
+  });
+
+  it('record on send and receive hops the headers and properties their own fields do not hold', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const ch = instrument(raw, { logger: cap.logger, serviceName: 'producer' });
+    const consumerCap = capture();
+    const sub = instrument(await fx.conn.createChannel(), { logger: consumerCap.logger, serviceName: 'consumer' });
+    const q = await fx.queue('lib.pub.dedupe');
+    await sub.consume(q, (m) => m && sub.ack(m));
+    ch.sendToQueue(q, Buffer.from('x'), {
+      persistent: true,
+      type: 'order.placed',
+      headers: { tenant: 'acme', tracestate: 'vendor=1' },
+    });
+    await waitFor(() => consumerCap.hops('receive').length === 1, 'the receive hop');
+    const send = cap.hops('send')[0]!;
+    expect(send.headers).toEqual({ tenant: 'acme', tracestate: 'vendor=1' });
+    expect(send.properties).toEqual({ deliveryMode: 2 });
+    const receive = consumerCap.hops('receive')[0]!;
+    expect(receive).toMatchObject({ traceId: send.traceId, parentSpanId: send.spanId, correlationId: send.messageId });
+    expect(receive.headers).toEqual({ tenant: 'acme', tracestate: 'vendor=1' });
+    // appId names the producer, not this service; the timestamp is the producer's.
+    expect(receive.properties).toEqual({ deliveryMode: 2, appId: 'producer', timestamp: Math.floor(send.ts / 1000) });
+    await sub.close();
     await raw.close();
   });
 

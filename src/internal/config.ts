@@ -41,7 +41,13 @@ export interface Config {
   onHop: (hop: HopRecord) => void;
   readonly consumerLink: boolean;
   readonly settleTimeoutMs: number;
-  readonly renderHeaders: (headers: Record<string, unknown> | undefined) => Record<string, string> | undefined;
+  /** Headers for a hop, leaving out those the hop's own fields carry (see {@link renderHeaders}). */
+  readonly renderHeaders: (
+    cfg: Config,
+    headers: Record<string, unknown> | undefined,
+    hop: HopRecord,
+    traceparentSpanId: string | undefined,
+  ) => Record<string, string> | undefined;
   /** The tracer given by `tracerProvider`; undefined means "ask the global provider". */
   readonly fixedTracer: Tracer | undefined;
   /** Failure kinds already reported (report once). */
@@ -254,16 +260,51 @@ function resolveCapture(opt: HoptraceOptions['capturePayload']): CaptureFn {
   };
 }
 
-/** Headers as strings: at most 32, each value at most 256 characters. */
-export function renderHeaders(headers: Record<string, unknown> | undefined): Record<string, string> | undefined {
+/**
+ * Headers as a hop records them: strings, at most 32, each value at most 256
+ * characters, leaving out the headers whose value the hop already holds in
+ * its own fields, so every line does not say the same ids twice:
+ * `traceparent` when it is exactly `00-{traceId}-{traceparentSpanId}-01`
+ * (the hop's `spanId` on send, its `parentSpanId` on receive), and the
+ * correlation and causation id headers when they equal `correlationId` and
+ * `causationId`. A header that differs (a malformed or unsampled
+ * traceparent, a non-string id) is recorded as it came.
+ */
+export function renderHeaders(
+  cfg: Config,
+  headers: Record<string, unknown> | undefined,
+  hop: HopRecord,
+  traceparentSpanId: string | undefined,
+): Record<string, string> | undefined {
   if (headers === undefined || headers === null || typeof headers !== 'object') return undefined;
-  const out: Record<string, string> = {};
+  let out: Record<string, string> | undefined;
   let n = 0;
   for (const key in headers) {
+    const v = headers[key];
+    if (typeof v === 'string' && carriedByHop(cfg, key, v, hop, traceparentSpanId)) continue;
     if (n++ === MAX_RECORDED_HEADERS) break;
-    out[key] = renderValue(headers[key]);
+    (out ??= {})[key] = renderValue(v);
   }
-  return n === 0 ? undefined : out;
+  return out;
+}
+
+function carriedByHop(cfg: Config, key: string, value: string, hop: HopRecord, traceparentSpanId: string | undefined): boolean {
+  if (key === cfg.correlationHeader) return value === hop.correlationId;
+  if (key === cfg.causationHeader) return value === hop.causationId;
+  return key === Headers.TRACEPARENT && isTraceParentOf(value, hop.traceId, traceparentSpanId);
+}
+
+/** `value === \`00-${traceId}-${spanId}-01\`` without building the string. */
+function isTraceParentOf(value: string, traceId: string, spanId: string | undefined): boolean {
+  return (
+    spanId !== undefined &&
+    value.length === 55 &&
+    value.startsWith('00-') &&
+    value.startsWith(traceId, 3) &&
+    value.charCodeAt(35) === 45 /* - */ &&
+    value.startsWith(spanId, 36) &&
+    value.endsWith('-01')
+  );
 }
 
 function renderValue(v: unknown): string {

@@ -235,9 +235,10 @@ export function receive(
   if (typeof props.type === 'string') hop.messageType = props.type;
   if (typeof props.contentType === 'string') hop.contentType = props.contentType;
   hop.bodySize = msg.content.length;
-  const rendered = cfg.renderHeaders(headers);
+  const rendered = cfg.renderHeaders(cfg, headers, hop, parentSpanId);
   if (rendered !== undefined) hop.headers = rendered;
-  hop.properties = hopProperties(props);
+  const properties = hopProperties(props, hop, false);
+  if (properties !== undefined) hop.properties = properties;
   const captured = cfg.capture(
     cfg,
     msg.content,

@@ -54,6 +54,8 @@ class Outgoing {
   readonly store: Delivery | undefined;
   readonly bodySize: number | undefined;
   readonly captured: Captured | undefined;
+  /** Date.now() when prepared: the AMQP timestamp hoptrace stamps and the send hop's `ts`. */
+  readonly ts: number;
   startedAt: number;
 
   constructor(
@@ -71,6 +73,7 @@ class Outgoing {
     store: Delivery | undefined,
     bodySize: number | undefined,
     captured: Captured | undefined,
+    ts: number,
   ) {
     this.exchange = exchange;
     this.routingKey = routingKey;
@@ -86,6 +89,7 @@ class Outgoing {
     this.store = store;
     this.bodySize = bodySize;
     this.captured = captured;
+    this.ts = ts;
     this.startedAt = 0;
   }
 }
@@ -178,8 +182,9 @@ function prepare(
   // The caller's headers win. for-in like amqplib, which serialises inherited keys too.
   if (callerHeaders !== undefined) for (const key in callerHeaders) headers[key] = callerHeaders[key];
 
+  const now = Date.now();
   const finalOptions: Options.Publish = { ...options, headers, messageId };
-  if (options?.timestamp === undefined) finalOptions.timestamp = Math.floor(Date.now() / 1000);
+  if (options?.timestamp === undefined) finalOptions.timestamp = Math.floor(now / 1000);
   if (options?.appId === undefined) finalOptions.appId = cfg.service;
 
   const captured = cfg.capture(
@@ -207,21 +212,25 @@ function prepare(
     store,
     Buffer.isBuffer(content) ? content.length : undefined,
     captured,
+    now,
   );
 }
 
 function sendHop(chan: ChannelState, o: Outgoing): HopRecord {
   const cfg = chan.cfg;
   const hop = baseHop(cfg, 'send', o.traceId, o.spanId, o.parentSpanId, o.correlationId, o.causationId, o.messageId);
+  // The same instant as the AMQP timestamp, so the hop need not repeat it (hopProperties).
+  hop.ts = o.ts;
   hop.exchange = o.exchange;
   hop.routingKey = o.routingKey;
   const opts = o.options;
   if (typeof opts.type === 'string') hop.messageType = opts.type;
   if (typeof opts.contentType === 'string') hop.contentType = opts.contentType;
   if (o.bodySize !== undefined) hop.bodySize = o.bodySize;
-  const headers = cfg.renderHeaders(o.headers);
+  const headers = cfg.renderHeaders(cfg, o.headers, hop, o.spanId);
   if (headers !== undefined) hop.headers = headers;
-  hop.properties = hopProperties(opts);
+  const properties = hopProperties(opts, hop, true);
+  if (properties !== undefined) hop.properties = properties;
   if (o.captured !== undefined) {
     hop.payload = o.captured.payload;
     if (o.captured.truncated) hop.payloadTruncated = true;

@@ -126,24 +126,34 @@ type PropertySource = {
   appId?: unknown;
 };
 
-/** AMQP basic properties as recorded, from publish options or a delivered message. */
-export function hopProperties(p: PropertySource): HopProperties {
-  const out: HopProperties = {};
-  if (typeof p.contentType === 'string') out.contentType = p.contentType;
-  if (typeof p.contentEncoding === 'string') out.contentEncoding = p.contentEncoding;
+/**
+ * AMQP basic properties as a hop records them, from publish options or a
+ * delivered message, leaving out what the hop's own fields already hold:
+ * `messageId` (= `messageId`), `contentType` (= `contentType`), `type`
+ * (= `messageType`), `appId` when it equals `service`, and on a send hop
+ * a `timestamp` equal to `Math.floor(ts / 1000)` (the one hoptrace stamps
+ * when the caller gave none). `undefined` when nothing is left. Call after
+ * the hop's own fields are set.
+ */
+export function hopProperties(p: PropertySource, hop: HopRecord, isSend: boolean): HopProperties | undefined {
+  let out: HopProperties | undefined;
+  if (typeof p.contentType === 'string' && p.contentType !== hop.contentType) (out ??= {}).contentType = p.contentType;
+  if (typeof p.contentEncoding === 'string') (out ??= {}).contentEncoding = p.contentEncoding;
   // Publish options say `persistent` (amqplib's preferred spelling) or `deliveryMode`.
-  if (p.persistent !== undefined) out.deliveryMode = p.persistent ? 2 : 1;
-  else if (typeof p.deliveryMode === 'number') out.deliveryMode = p.deliveryMode;
-  else if (p.deliveryMode === true) out.deliveryMode = 2;
-  if (typeof p.priority === 'number') out.priority = p.priority;
-  if (typeof p.correlationId === 'string') out.correlationId = p.correlationId;
-  if (typeof p.replyTo === 'string') out.replyTo = p.replyTo;
-  if (typeof p.expiration === 'string' || typeof p.expiration === 'number') out.expiration = String(p.expiration);
-  if (typeof p.messageId === 'string') out.messageId = p.messageId;
-  if (typeof p.timestamp === 'number') out.timestamp = p.timestamp;
-  if (typeof p.type === 'string') out.type = p.type;
-  if (typeof p.userId === 'string') out.userId = p.userId;
-  if (typeof p.appId === 'string') out.appId = p.appId;
+  if (p.persistent !== undefined) (out ??= {}).deliveryMode = p.persistent ? 2 : 1;
+  else if (typeof p.deliveryMode === 'number') (out ??= {}).deliveryMode = p.deliveryMode;
+  else if (p.deliveryMode === true) (out ??= {}).deliveryMode = 2;
+  if (typeof p.priority === 'number') (out ??= {}).priority = p.priority;
+  if (typeof p.correlationId === 'string') (out ??= {}).correlationId = p.correlationId;
+  if (typeof p.replyTo === 'string') (out ??= {}).replyTo = p.replyTo;
+  if (typeof p.expiration === 'string' || typeof p.expiration === 'number') (out ??= {}).expiration = String(p.expiration);
+  if (typeof p.messageId === 'string' && p.messageId !== hop.messageId) (out ??= {}).messageId = p.messageId;
+  if (typeof p.timestamp === 'number' && !(isSend && p.timestamp === Math.floor(hop.ts / 1000))) {
+    (out ??= {}).timestamp = p.timestamp;
+  }
+  if (typeof p.type === 'string' && p.type !== hop.messageType) (out ??= {}).type = p.type;
+  if (typeof p.userId === 'string') (out ??= {}).userId = p.userId;
+  if (typeof p.appId === 'string' && p.appId !== hop.service) (out ??= {}).appId = p.appId;
   return out;
 }
 
