@@ -1,14 +1,18 @@
 /**
  * The SQLite schema, as an append-only list of migrations. `PRAGMA
  * user_version` holds how many have been applied; each runs in its own
- * transaction. Never edit a released migration: add the next one.
+ * transaction. Never edit a released migration: add the next one. A
+ * migration is SQL, or a function for data SQL alone cannot compute.
  */
 import type { DatabaseSync } from 'node:sqlite';
+import { EdgeTally, encodeWaits, messageContributions, TOPOLOGY_HOP_COLUMNS, type TopologyHop } from './topology-buckets.ts';
 
 /** Delimiter of the `services` and `statuses` list columns (never inside a name). */
 export const LIST_SEP = '\u001f';
 
-export const MIGRATIONS: readonly string[] = [
+export type Migration = string | ((db: DatabaseSync) => void);
+
+export const MIGRATIONS: readonly Migration[] = [
   // 1: hops and chain summaries.
   `
   CREATE TABLE hops (
@@ -108,7 +112,46 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX hops_exchange;
   DROP INDEX hops_routing_key;
   `,
+  // 4: topology per minute and edge (see topology-buckets.ts), filled from the stored hops.
+  (db) => {
+    db.exec(`
+    CREATE TABLE topology_buckets (
+      -- bucket start, epoch ms, a multiple of TOPOLOGY_BUCKET_MS
+      bucket    INTEGER NOT NULL,
+      -- node ids as in the API: service:NAME, exchange:NAME, queue:NAME
+      from_node TEXT    NOT NULL,
+      to_node   TEXT    NOT NULL,
+      count     INTEGER NOT NULL,
+      errors    INTEGER NOT NULL,
+      -- queue-wait histogram (encodeWaits), on queue → service edges
+      waits     TEXT,
+      PRIMARY KEY (bucket, from_node, to_node)
+    ) WITHOUT ROWID;
+    `);
+    fillTopologyBuckets(db);
+  },
 ];
+
+/** Add every stored message's topology contributions to topology_buckets (empty before). */
+function fillTopologyBuckets(db: DatabaseSync): void {
+  const tally = new EdgeTally();
+  let message: string | undefined;
+  let hops: TopologyHop[] = [];
+  const rows = db.prepare(`SELECT message_id, ${TOPOLOGY_HOP_COLUMNS} FROM hops ORDER BY message_id`).iterate() as Iterable<
+    TopologyHop & { message_id: string }
+  >;
+  for (const row of rows) {
+    if (row.message_id !== message) {
+      if (hops.length > 0) tally.addContributions(messageContributions(hops), 1, true);
+      message = row.message_id;
+      hops = [];
+    }
+    hops.push(row);
+  }
+  if (hops.length > 0) tally.addContributions(messageContributions(hops), 1, true);
+  const insert = db.prepare('INSERT INTO topology_buckets (bucket, from_node, to_node, count, errors, waits) VALUES (?, ?, ?, ?, ?, ?)');
+  for (const e of tally.changed()) insert.run(e.bucket, e.from, e.to, e.count, e.errors, encodeWaits(e.waits));
+}
 
 /** Bring a database up to the newest schema. Refuses a database newer than this code. */
 export function migrate(db: DatabaseSync): void {
@@ -122,7 +165,9 @@ export function migrate(db: DatabaseSync): void {
   for (let v = current; v < MIGRATIONS.length; v++) {
     db.exec('BEGIN IMMEDIATE');
     try {
-      db.exec(MIGRATIONS[v]);
+      const migration = MIGRATIONS[v];
+      if (typeof migration === 'string') db.exec(migration);
+      else migration(db);
       db.exec(`PRAGMA user_version = ${v + 1}`);
       db.exec('COMMIT');
     } catch (err) {

@@ -24,8 +24,17 @@ import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ErrorCodes, StoreError, ValidationError } from '../src/errors.ts';
 import type { HopRecord } from '../src/hop.ts';
-import type { ChainList, ChainSummary, StoredHop, Topology, TopologyEdge, TopologyNode } from './api-types.ts';
+import type { ChainList, ChainSummary, StoredHop, Topology } from './api-types.ts';
 import { LIST_SEP, migrate } from './migrations.ts';
+import {
+  EdgeTally,
+  encodeWaits,
+  addEncodedWaits,
+  messageContributions,
+  TOPOLOGY_BUCKET_MS,
+  TOPOLOGY_HOP_COLUMNS,
+  type TopologyHop,
+} from './topology-buckets.ts';
 import type {
   ChainChange,
   ChainQuery,
@@ -158,9 +167,17 @@ function decodeCursor(cursor: string): [number, string] {
   });
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
-  return sorted[i];
+/** The topology fields of a hop being written (as {@link TOPOLOGY_HOP_COLUMNS} reads them back). */
+function topologyHop(hop: HopRecord): TopologyHop {
+  return {
+    kind: hop.kind,
+    service: hop.service,
+    exchange: hop.exchange ?? null,
+    queue: hop.queue ?? null,
+    ts: hop.ts,
+    outcome: hop.outcome ?? null,
+    deathCount: hop.deathCount ?? null,
+  };
 }
 
 export class SqliteStore implements Store {
@@ -190,6 +207,11 @@ export class SqliteStore implements Store {
   readonly #markChecked: StatementSync;
   readonly #deleteTags: StatementSync;
   readonly #insertTag: StatementSync;
+  readonly #messageTopologyHops: StatementSync;
+  readonly #batchTopologyHops: StatementSync;
+  readonly #bucketRow: StatementSync;
+  readonly #upsertBucket: StatementSync;
+  readonly #deleteBucket: StatementSync;
 
   constructor(options: SqliteStoreOptions) {
     this.path = options.path === ':memory:' ? options.path : resolve(options.path);
@@ -231,6 +253,16 @@ export class SqliteStore implements Store {
       `INSERT INTO dirty_chains (correlation_id, updated_at) VALUES (?, ?)
        ON CONFLICT (correlation_id) DO UPDATE SET updated_at = max(updated_at, excluded.updated_at)`,
     );
+    this.#messageTopologyHops = db.prepare(`SELECT correlation_id, ${TOPOLOGY_HOP_COLUMNS} FROM hops WHERE message_id = ?`);
+    this.#batchTopologyHops = db.prepare(
+      `SELECT message_id, ${TOPOLOGY_HOP_COLUMNS} FROM hops WHERE message_id IN (SELECT value FROM json_each(?))`,
+    );
+    this.#bucketRow = db.prepare('SELECT count, errors, waits FROM topology_buckets WHERE bucket = ? AND from_node = ? AND to_node = ?');
+    this.#upsertBucket = db.prepare(
+      `INSERT INTO topology_buckets (bucket, from_node, to_node, count, errors, waits) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (bucket, from_node, to_node) DO UPDATE SET count = excluded.count, errors = excluded.errors, waits = excluded.waits`,
+    );
+    this.#deleteBucket = db.prepare('DELETE FROM topology_buckets WHERE bucket = ? AND from_node = ? AND to_node = ?');
     this.#dirtyBatch = db.prepare('SELECT correlation_id, updated_at FROM dirty_chains LIMIT ?');
     this.#clearDirty = db.prepare('DELETE FROM dirty_chains WHERE correlation_id = ?');
     this.#dirty = db.prepare('SELECT 1 FROM dirty_chains LIMIT 1').get() !== undefined;
@@ -407,6 +439,12 @@ export class SqliteStore implements Store {
   #writeHops(hops: readonly HopRecord[], receivedAt: number): InsertResult {
     let duplicates = 0;
     const touched = new Set<string>();
+    // Each message's stored hops before this write: its topology contributions are replaced, not added to.
+    const messages = new Map<string, { before: TopologyHop[]; added: TopologyHop[] }>();
+    for (const hop of hops) if (!messages.has(hop.messageId)) messages.set(hop.messageId, { before: [], added: [] });
+    // One statement for the batch: far cheaper than one lookup per message.
+    const stored = this.#batchTopologyHops.all(JSON.stringify([...messages.keys()])) as unknown as (TopologyHop & { message_id: string })[];
+    for (const h of stored) messages.get(h.message_id)!.before.push(h);
     for (const hop of hops) {
       const json = canonicalJson(hop);
       const r = this.#insertHop.run(
@@ -424,8 +462,18 @@ export class SqliteStore implements Store {
         json,
       );
       if (r.changes === 0) duplicates++;
-      else touched.add(hop.correlationId);
+      else {
+        touched.add(hop.correlationId);
+        messages.get(hop.messageId)!.added.push(topologyHop(hop));
+      }
     }
+    const tally = new EdgeTally();
+    for (const { before, added } of messages.values()) {
+      if (added.length === 0) continue;
+      tally.addContributions(messageContributions(before), -1, true);
+      tally.addContributions(messageContributions([...before, ...added]), 1, true);
+    }
+    this.#applyToBuckets(tally);
     const changes: ChainChange[] = [];
     if (this.#deferred) {
       for (const correlationId of touched) this.#markDirty.run(correlationId, receivedAt);
@@ -437,6 +485,21 @@ export class SqliteStore implements Store {
       }
     }
     return { accepted: hops.length, duplicates, changes };
+  }
+
+  /** Add bucketed changes to topology_buckets, deleting rows left empty. */
+  #applyToBuckets(tally: EdgeTally): void {
+    for (const e of tally.changed()) {
+      const row = this.#bucketRow.get(e.bucket, e.from, e.to) as { count: number; errors: number; waits: string | null } | undefined;
+      const count = (row?.count ?? 0) + e.count;
+      if (count <= 0) {
+        this.#deleteBucket.run(e.bucket, e.from, e.to);
+        continue;
+      }
+      const waits = e.waits;
+      addEncodedWaits(waits, row?.waits ?? null);
+      this.#upsertBucket.run(e.bucket, e.from, e.to, count, (row?.errors ?? 0) + e.errors, encodeWaits(waits));
+    }
   }
 
   /**
@@ -612,85 +675,44 @@ export class SqliteStore implements Store {
     return rows.map((r) => r.correlation_id);
   }
 
+  /**
+   * Sums the buckets the window covers whole; the partial buckets at its two
+   * ends are computed from the hops, counting the contributions (see
+   * topology-buckets.ts) whose time falls inside the window, so any window
+   * gets the same counts as summing per message would.
+   */
   async topology(from: number, to: number): Promise<Topology> {
     this.#open();
-    const nodes = new Map<string, TopologyNode>();
-    const edges = new Map<string, TopologyEdge & { waits: number[] }>();
-    const node = (kind: TopologyNode['kind'], name: string): string => {
-      const id = `${kind}:${name}`;
-      if (!nodes.has(id)) nodes.set(id, { id, kind, label: kind === 'exchange' && name === '' ? '(default)' : name });
-      return id;
-    };
-    const edge = (fromId: string, toId: string) => {
-      const key = `${fromId}\u0000${toId}`;
-      let e = edges.get(key);
-      if (!e) {
-        e = { from: fromId, to: toId, count: 0, errorCount: 0, errorRate: 0, waits: [] };
-        edges.set(key, e);
-      }
-      return e;
-    };
-
-    // Publishes: service → exchange. A publish failed when it came back (return) or the broker nacked it.
-    const sends = this.#prepared(
-      `SELECT s.service, coalesce(s.exchange, '') AS exchange, count(DISTINCT s.message_id) AS n,
-         count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM hops f WHERE f.message_id = s.message_id
-           AND (f.kind = 'return' OR (f.kind = 'confirm' AND json_extract(f.json, '$.outcome') = 'nack')))
-           THEN s.message_id END) AS errors
-       FROM hops s WHERE s.kind = 'send' AND s.ts >= ? AND s.ts <= ?
-       GROUP BY s.service, coalesce(s.exchange, '')`,
-    ).all(from, to) as { service: string; exchange: string; n: number; errors: number }[];
-    for (const r of sends) {
-      const e = edge(node('service', r.service), node('exchange', r.exchange));
-      e.count += r.n;
-      e.errorCount += r.errors;
+    const tally = new EdgeTally();
+    // Whole buckets: [lo, hi). Edges: [from, lo) and [hi, to].
+    const lo = Math.ceil(from / TOPOLOGY_BUCKET_MS) * TOPOLOGY_BUCKET_MS;
+    const hi = Math.floor(to / TOPOLOGY_BUCKET_MS) * TOPOLOGY_BUCKET_MS;
+    if (lo < hi) {
+      // Summed in SQLite; an edge's histograms come back as one JSON array of them, parsed once.
+      const rows = this.#prepared(
+        `SELECT from_node, to_node, sum(count) AS count, sum(errors) AS errors, '[' || group_concat(waits) || ']' AS waits
+         FROM topology_buckets WHERE bucket >= ? AND bucket < ? GROUP BY from_node, to_node`,
+      ).all(lo, hi) as { from_node: string; to_node: string; count: number; errors: number; waits: string | null }[];
+      for (const r of rows) tally.addRow(r.from_node, r.to_node, r.count, r.errors, r.waits);
+      this.#tallyFromHops(tally, from, lo, false);
+      this.#tallyFromHops(tally, hi, to, true);
+    } else {
+      this.#tallyFromHops(tally, from, to, true);
     }
+    return tally.toTopology(from, to);
+  }
 
-    // Deliveries: exchange → queue → service, one per (message, queue, consumer service).
-    const deliveries = this.#prepared(
-      `SELECT r.service, coalesce(r.exchange, '') AS exchange, coalesce(r.queue, '') AS queue, r.message_id,
-         min(r.ts) AS received, max(coalesce(json_extract(r.json, '$.deathCount'), 0)) AS deaths,
-         (SELECT min(s.ts) FROM hops s WHERE s.message_id = r.message_id AND s.kind = 'send') AS sent,
-         EXISTS (SELECT 1 FROM hops f WHERE f.message_id = r.message_id AND f.service = r.service
-           AND coalesce(f.queue, '') = coalesce(r.queue, '')
-           AND ((f.kind = 'process' AND json_extract(f.json, '$.outcome') = 'error')
-             OR (f.kind = 'settle' AND json_extract(f.json, '$.outcome') IN ('nack', 'reject')))) AS failed
-       FROM hops r WHERE r.kind = 'receive' AND r.ts >= ? AND r.ts <= ?
-       GROUP BY r.message_id, r.service, coalesce(r.queue, ''), coalesce(r.exchange, '')`,
-    ).all(from, to) as {
-      service: string;
-      exchange: string;
-      queue: string;
-      message_id: string;
-      received: number;
-      deaths: number;
-      sent: number | null;
-      failed: number;
-    }[];
-    for (const r of deliveries) {
-      const q = node('queue', r.queue);
-      const routed = edge(node('exchange', r.exchange), q);
-      routed.count++;
-      if (r.deaths > 0) routed.errorCount++;
-      const consumed = edge(q, node('service', r.service));
-      consumed.count++;
-      if (r.failed) consumed.errorCount++;
-      if (r.sent !== null) consumed.waits.push(Math.max(0, r.received - r.sent));
+  /** Add the contributions timed in [start, end) (or [start, end]) from the hops of the messages sent or received then. */
+  #tallyFromHops(tally: EdgeTally, start: number, end: number, endInclusive: boolean): void {
+    if (end < start || (end === start && !endInclusive)) return;
+    const ids = this.#prepared(
+      `SELECT DISTINCT message_id FROM hops WHERE ts >= ? AND ts ${endInclusive ? '<=' : '<'} ? AND kind IN ('send', 'receive')`,
+    ).all(start, end) as { message_id: string }[];
+    const inWindow = (t: number) => t >= start && (endInclusive ? t <= end : t < end);
+    for (const { message_id } of ids) {
+      const hops = this.#messageTopologyHops.all(message_id) as unknown as TopologyHop[];
+      tally.addContributions(messageContributions(hops).filter((c) => inWindow(c.ts)), 1, false);
     }
-
-    const windowSec = Math.max(0.001, (to - from) / 1000);
-    const out: TopologyEdge[] = [];
-    for (const { waits, ...e } of edges.values()) {
-      e.errorRate = e.count > 0 ? e.errorCount / e.count : 0;
-      e.ratePerSec = e.count / windowSec;
-      if (waits.length > 0) {
-        waits.sort((a, b) => a - b);
-        e.queueWaitP50Ms = percentile(waits, 0.5);
-        e.queueWaitP95Ms = percentile(waits, 0.95);
-      }
-      out.push(e);
-    }
-    return { nodes: [...nodes.values()], edges: out, from, to };
   }
 
   async refreshUnsettled(now: number, limit: number): Promise<ChainChange[]> {
@@ -710,20 +732,30 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Delete whole chains (hops and summary), in one transaction. */
+  /** Delete whole chains (hops, summary, tags, topology contributions), in one transaction. */
   #deleteChains(ids: readonly string[]): RetentionResult {
     const delHops = this.#prepared('DELETE FROM hops WHERE correlation_id = ?');
     const delChain = this.#prepared('DELETE FROM chains WHERE correlation_id = ?');
     const delDirty = this.#clearDirty;
+    const chainMessages = this.#prepared('SELECT DISTINCT message_id FROM hops WHERE correlation_id = ?');
     const result = this.#transaction(() => {
       let deletedHops = 0;
       let deletedChains = 0;
+      // The deleted hops' topology contributions go with them: each message's before and after.
+      const tally = new EdgeTally();
       for (const id of ids) {
+        for (const { message_id } of chainMessages.all(id) as { message_id: string }[]) {
+          const hops = this.#messageTopologyHops.all(message_id) as unknown as (TopologyHop & { correlation_id: string })[];
+          tally.addContributions(messageContributions(hops), -1, true);
+          const kept = hops.filter((h) => h.correlation_id !== id);
+          if (kept.length > 0) tally.addContributions(messageContributions(kept), 1, true);
+        }
         deletedHops += Number(delHops.run(id).changes);
         deletedChains += Number(delChain.run(id).changes);
         this.#deleteTags.run(id);
         delDirty.run(id);
       }
+      this.#applyToBuckets(tally);
       return { deletedHops, deletedChains };
     });
     this.#hopCount -= result.deletedHops;

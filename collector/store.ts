@@ -107,7 +107,12 @@ export interface Store {
   listChains(query: ChainQuery): Promise<ChainList>;
   /** Correlation ids of the chains holding hops of this message (normally one). */
   messageChains(messageId: string): Promise<string[]>;
-  /** Observed service → exchange → queue → service edges over hops with `from ≤ ts ≤ to`. */
+  /**
+   * Observed service → exchange → queue → service edges with `from ≤ ts ≤ to`:
+   * a publish counts at its message's first send from that service to that
+   * exchange, a delivery at its first receive by that service from that queue
+   * (see `topology-buckets.ts`).
+   */
   topology(from: number, to: number): Promise<Topology>;
   /**
    * Re-summarize up to `limit` chains that are not settled (in flight, so

@@ -230,7 +230,7 @@ describe('SQLite store', () => {
     await store.close();
     const old = dbPath();
     const db = new DatabaseSync(old);
-    db.exec(MIGRATIONS[0]);
+    db.exec(MIGRATIONS[0] as string);
     db.exec('PRAGMA user_version = 1');
     db.exec(`ATTACH '${current}' AS cur`);
     db.exec(`INSERT INTO hops SELECT id, dedupe_key, correlation_id, message_id, trace_id, service, kind, ts, received_at, exchange, routing_key, queue, json FROM cur.hops;
