@@ -83,17 +83,54 @@ export interface TraceParent {
   traceFlags: number;
 }
 
-// version 00 exactly; future versions may append fields after a dash (W3C §3.2.4).
-const TRACEPARENT_RE = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+/** Value of a lowercase hex digit's char code, or -1. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48; // 0-9
+  if (c >= 97 && c <= 102) return c - 87; // a-f
+  return -1;
+}
 
-/** Parse a `traceparent` header; `undefined` when it is not valid W3C. */
-export function parseTraceParent(value: string): TraceParent | undefined {
-  const m = TRACEPARENT_RE.exec(value.trim());
-  if (m === null) return undefined;
-  const version = m[1]!;
-  if (version === 'ff' || (version === '00' && m[5] !== undefined)) return undefined;
-  if (m[2] === ZERO_TRACE_ID || m[3] === ZERO_SPAN_ID) return undefined;
-  return { traceId: m[2]!, spanId: m[3]!, traceFlags: parseInt(m[4]!, 16) };
+function isLowerHex(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (hexValue(s.charCodeAt(i)) < 0) return false;
+  return true;
+}
+
+/**
+ * Parse a `traceparent` header; `undefined` when it is not valid W3C:
+ * `vv-{32 hex}-{16 hex}-ff`, version `00` exactly, a later version possibly
+ * followed by `-` and more (W3C §3.2.4), never version `ff` or all-zero ids.
+ * A char loop: it runs on every delivery, and a regex match costs more.
+ */
+export function parseTraceParent(raw: string): TraceParent | undefined {
+  const value = raw.trim();
+  const n = value.length;
+  if (
+    n < 55 ||
+    value.charCodeAt(2) !== 45 /* - */ ||
+    value.charCodeAt(35) !== 45 ||
+    value.charCodeAt(52) !== 45 ||
+    !isLowerHex(value, 0, 2) ||
+    !isLowerHex(value, 3, 35) ||
+    !isLowerHex(value, 36, 52) ||
+    !isLowerHex(value, 53, 55)
+  ) {
+    return undefined;
+  }
+  const v0 = value.charCodeAt(0);
+  const v1 = value.charCodeAt(1);
+  if (v0 === 102 && v1 === 102) return undefined; // ff
+  if (n > 55) {
+    if (v0 === 48 && v1 === 48) return undefined; // 00 has nothing after the flags
+    if (value.charCodeAt(55) !== 45) return undefined;
+    for (let i = 56; i < n; i++) {
+      const c = value.charCodeAt(i);
+      if (c === 10 || c === 13 || c === 0x2028 || c === 0x2029) return undefined; // line breaks
+    }
+  }
+  const traceId = value.slice(3, 35);
+  const spanId = value.slice(36, 52);
+  if (traceId === ZERO_TRACE_ID || spanId === ZERO_SPAN_ID) return undefined;
+  return { traceId, spanId, traceFlags: hexValue(value.charCodeAt(53)) * 16 + hexValue(value.charCodeAt(54)) };
 }
 
 /** Format a version-00 `traceparent`. */
