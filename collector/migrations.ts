@@ -130,6 +130,11 @@ export const MIGRATIONS: readonly Migration[] = [
     `);
     fillTopologyBuckets(db);
   },
+  // 5: a flag tag in chain_tags for the chains list's redelivered filter: any delivery was a redelivery.
+  `
+  INSERT OR IGNORE INTO chain_tags (tag, start_ts, correlation_id)
+  SELECT 'f:redelivered', start_ts, correlation_id FROM chains WHERE json_extract(summary, '$.redelivered') = 1;
+  `,
 ];
 
 /** Add every stored message's topology contributions to topology_buckets (empty before). */

@@ -62,6 +62,18 @@ export function epochMs(): Param<number | undefined> {
   };
 }
 
+/** `true` or `false`; undefined when absent. */
+export function flag(): Param<boolean | undefined> {
+  return {
+    parse(raw, name) {
+      const v = single(raw, name);
+      if (v === undefined || v === '') return undefined;
+      if (v !== 'true' && v !== 'false') throw invalid(name, 'be true or false');
+      return v === 'true';
+    },
+  };
+}
+
 /** One of a fixed set of values, with a default. */
 export function choice<const V extends string>(values: readonly V[], fallback: V): Param<V> {
   return {

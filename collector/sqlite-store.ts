@@ -35,15 +35,16 @@ import {
   TOPOLOGY_HOP_COLUMNS,
   type TopologyHop,
 } from './topology-buckets.ts';
-import type {
-  ChainChange,
-  ChainQuery,
-  ChainSummarizer,
-  InsertResult,
-  RetentionPolicy,
-  RetentionResult,
-  Store,
-  StoreStats,
+import {
+  REDELIVERED_FILTER,
+  type ChainChange,
+  type ChainQuery,
+  type ChainSummarizer,
+  type InsertResult,
+  type RetentionPolicy,
+  type RetentionResult,
+  type Store,
+  type StoreStats,
 } from './store.ts';
 
 export interface SqliteStoreOptions {
@@ -144,6 +145,8 @@ const TAG_SERVICE = 's:';
 const TAG_STATUS = 't:';
 const TAG_EXCHANGE = 'x:';
 const TAG_ROUTING_KEY = 'r:';
+/** chain_tags flags (migration 5): `f:redelivered`, any delivery of the chain was a redelivery. */
+const TAG_REDELIVERED = 'f:redelivered';
 /** Tag filters with more entries than this are equally bad drivers: counting stops there. */
 const DRIVER_COUNT_CAP = 5_000;
 
@@ -314,6 +317,7 @@ export class SqliteStore implements Store {
     for (const s of summary.services) tags.add(`${TAG_SERVICE}${s}`);
     tags.add(`${TAG_STATUS}${summary.status}`);
     for (const p of summary.problems) tags.add(`${TAG_STATUS}${p}`);
+    if (summary.redelivered) tags.add(TAG_REDELIVERED);
     for (const h of hops) {
       if (h.exchange !== undefined && h.exchange !== null) tags.add(`${TAG_EXCHANGE}${h.exchange}`);
       if (h.routingKey !== undefined && h.routingKey !== null) tags.add(`${TAG_ROUTING_KEY}${h.routingKey}`);
@@ -579,7 +583,10 @@ export class SqliteStore implements Store {
     this.#freshSummaries();
     // Each filter on a chain's lists is a set of chain_tags values, any of which matches.
     const tagFilters: string[][] = [];
-    if (query.status && query.status.length > 0) tagFilters.push([...new Set(query.status)].map((s) => TAG_STATUS + s));
+    if (query.status && query.status.length > 0) {
+      tagFilters.push([...new Set(query.status)].map((s) => (s === REDELIVERED_FILTER ? TAG_REDELIVERED : TAG_STATUS + s)));
+    }
+    if (query.redelivered === true) tagFilters.push([TAG_REDELIVERED]);
     if (query.service !== undefined) tagFilters.push([TAG_SERVICE + query.service]);
     if (query.exchange !== undefined) tagFilters.push([TAG_EXCHANGE + query.exchange]);
     if (query.routingKey !== undefined) tagFilters.push([TAG_ROUTING_KEY + query.routingKey]);
@@ -601,6 +608,10 @@ export class SqliteStore implements Store {
            AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id)`,
       );
       params.push(...tags);
+    }
+    if (query.redelivered === false) {
+      where.push(`NOT EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ? AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id)`);
+      params.push(TAG_REDELIVERED);
     }
     if (query.q !== undefined) {
       // Exact or prefix: a range scan on each id's index ('\uffff' sorts after every id character).

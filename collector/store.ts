@@ -47,10 +47,15 @@ export interface InsertResult {
   changes: ChainChange[];
 }
 
+/** In {@link ChainQuery.status}: chains where any delivery was a redelivery (not a status: a flag of the summary). */
+export const REDELIVERED_FILTER = 'redelivered';
+
 /** Filters of `GET /api/chains`, already validated. */
 export interface ChainQuery {
-  /** Chain status or any of its problems is one of these. */
-  status?: ChainStatus[];
+  /** Chain status or any of its problems is one of these, or (`redelivered`) the chain had a redelivery. */
+  status?: (ChainStatus | typeof REDELIVERED_FILTER)[];
+  /** true: only chains where any delivery was a redelivery; false: only chains without one. */
+  redelivered?: boolean;
   service?: string;
   exchange?: string;
   routingKey?: string;

@@ -327,6 +327,38 @@ describe('collector HTTP API', () => {
     }
   });
 
+  it('the chains list filters chains with a redelivery by redelivered=true|false, or as status=redelivered ORed with statuses', async () => {
+    const c = await collector();
+    const t0 = Date.now() - 60_000;
+    const plain = messageHops({ correlationId: 'plain', ts: t0 });
+    const redelivered = messageHops({ correlationId: 'redelivered', ts: t0 + 1000 });
+    // A second delivery of the same message, flagged by the broker as a redelivery, then acked.
+    const again = redelivered.slice(1).map((h) => ({ ...h, ts: h.ts + 50, deliveryTag: 2, ...(h.kind === 'receive' ? { redelivered: true } : {}) }));
+    const failed = messageHops({ correlationId: 'failed', ts: t0 + 2000 });
+    failed[2] = { ...failed[2], outcome: 'error', error: { type: 'TypeError', message: 'boom' } };
+    failed[3] = { ...failed[3], outcome: 'reject', requeue: false };
+    expect((await postHops(c.url, [...plain, ...redelivered, ...again, ...failed])).status).toBe(202);
+
+    const names = async (q: string) => {
+      const res = await getJson(c.url, `/api/chains?${q}`);
+      expect(res.status, q).toBe(200);
+      return (res.body as ChainList).items.map((i) => i.correlationId);
+    };
+    expect(await names('redelivered=true')).toEqual(['redelivered']);
+    expect(await names('status=redelivered')).toEqual(['redelivered']);
+    expect(await names('redelivered=false')).toEqual(['failed', 'plain']);
+    expect(await names('status=failed,redelivered')).toEqual(['failed', 'redelivered']);
+    expect(await names('status=failed&status=redelivered')).toEqual(['failed', 'redelivered']);
+    expect(await names('status=failed&redelivered=true')).toEqual([]);
+    expect(await names('status=ok&redelivered=true&service=billing')).toEqual(['redelivered']);
+    expect(await names('status=ok&redelivered=false')).toEqual(['plain']);
+    for (const bad of ['redelivered=yes', 'redelivered=true&redelivered=false']) {
+      const res = await getJson(c.url, `/api/chains?${bad}`);
+      expect(res.status, bad).toBe(400);
+      expectErrorBody(res.body, 400, 'HOPTRACE_ERR_INVALID_QUERY');
+    }
+  });
+
   it('live clients get a "new" event when a chain is ingested and a "changed" event when it grows', async () => {
     const c = await collector();
     const controller = new AbortController();

@@ -252,6 +252,30 @@ describe('SQLite store', () => {
     }
   });
 
+  it('a database at schema version 4 migrates and the redelivered filter finds the chains it already held', async () => {
+    const current = dbPath();
+    const store = new SqliteStore({ path: current, summarize });
+    const plain = messageHops({ correlationId: 'chain-plain' });
+    const twice = messageHops({ correlationId: 'chain-twice' });
+    const again = twice.slice(1).map((h) => ({ ...h, ts: h.ts + 50, deliveryTag: 2, ...(h.kind === 'receive' ? { redelivered: true } : {}) }));
+    await store.insertHops([...plain, ...twice, ...again], Date.now());
+    await store.close();
+    // The same file as version 4 wrote it: no redelivered tags.
+    const db = new DatabaseSync(current);
+    db.exec("DELETE FROM chain_tags WHERE tag LIKE 'f:%'; PRAGMA user_version = 4;");
+    db.close();
+    const migrated = new SqliteStore({ path: current, summarize });
+    try {
+      const ids = async (q: Omit<Parameters<SqliteStore['listChains']>[0], 'limit'>) =>
+        (await migrated.listChains({ limit: 10, ...q })).items.map((c) => c.correlationId);
+      expect(await ids({ redelivered: true })).toEqual(['chain-twice']);
+      expect(await ids({ redelivered: false })).toEqual(['chain-plain']);
+      expect(await ids({ status: ['redelivered'] })).toEqual(['chain-twice']);
+    } finally {
+      await migrated.close();
+    }
+  });
+
   it('two list filters together page newest first without repeating or skipping a chain', async () => {
     const store = new SqliteStore({ path: dbPath(), summarize, summaries: 'deferred' });
     try {

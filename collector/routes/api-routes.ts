@@ -17,10 +17,19 @@ import { bearerAuth } from '../auth.ts';
 import { buildChain } from '../chain-engine.ts';
 import { chainToJaeger, chainToOtlpJson } from '../chain-export.ts';
 import type { CollectorContext } from '../context.ts';
-import { choice, choices, compileQuery, epochMs, integer, text } from '../query-schema.ts';
+import { choice, choices, compileQuery, epochMs, flag, integer, text } from '../query-schema.ts';
+import { REDELIVERED_FILTER } from '../store.ts';
 
+/**
+ * `GET /api/chains`. `status`: chain statuses or problems, repeated or
+ * comma-separated, any of which matches; `redelivered` among them matches a
+ * chain where any delivery was a redelivery (`status=failed,redelivered`:
+ * failed OR redelivered). `redelivered=true|false`: only chains with / without
+ * a redelivery, combined with the other filters by AND.
+ */
 const listQuery = compileQuery({
-  status: choices(STATUS_SEVERITY),
+  status: choices([...STATUS_SEVERITY, REDELIVERED_FILTER]),
+  redelivered: flag(),
   service: text(),
   exchange: text(),
   routingKey: text(),
@@ -58,6 +67,7 @@ export function apiRoutes(ctx: CollectorContext): Router {
     const q = listQuery(req.query);
     const list: ChainList = await ctx.store.listChains({
       status: q.status,
+      redelivered: q.redelivered,
       service: q.service,
       exchange: q.exchange,
       routingKey: q.routingKey,
