@@ -114,6 +114,16 @@ describe('chains list', () => {
     await until(() => rowIds(page)).toEqual([fixtures[1].correlationId]);
   });
 
+  it('the redelivered filter shows exactly the chains with a redelivery, as the collector selects them', async () => {
+    const api = (await getJson(collector.url, '/api/chains?status=redelivered')).body as ChainList;
+    expect(api.items.map((c) => c.correlationId)).toContain(fixtures[2].correlationId);
+    expect(api.items.every((c) => c.redelivered)).toBe(true);
+    await page.goto(`${collector.url}/`);
+    await page.locator('[data-chain-row]').first().waitFor();
+    await page.getByTestId('filter-status').selectOption('redelivered');
+    await until(() => rowIds(page)).toEqual(api.items.map((c) => c.correlationId));
+  });
+
   it('a chain ingested while the list is open appears without a reload', async () => {
     await page.goto(`${collector.url}/`);
     await page.locator('[data-chain-row]').first().waitFor();

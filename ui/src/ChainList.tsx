@@ -67,8 +67,8 @@ function timeWindow(filters: Filters, now: number): { from?: number; to?: number
 function toQuery(filters: Filters, now: number): ChainQuery {
   return {
     q: filters.q.trim() || undefined,
-    // The collector filters by chain status; "redelivered" is a flag on the summary, filtered here.
-    status: filters.status && filters.status !== 'redelivered' ? filters.status : undefined,
+    // `status=redelivered` is the collector's filter for chains with any redelivery.
+    status: filters.status || undefined,
     service: filters.service || undefined,
     ...timeWindow(filters, now),
     limit: PAGE_SIZE,
@@ -92,11 +92,6 @@ function matches(chain: ChainSummary, filters: Filters, now: number): boolean {
   if (from !== undefined && chain.startTs < from) return false;
   if (to !== undefined && chain.startTs > to) return false;
   return true;
-}
-
-/** Filters the collector has no parameter for, applied to each page. */
-function keep(items: ChainSummary[], filters: Filters): ChainSummary[] {
-  return filters.status === 'redelivered' ? items.filter((c) => c.redelivered) : items;
 }
 
 type Load = { state: 'loading' } | { state: 'error'; error: Error } | { state: 'ready' };
@@ -141,7 +136,7 @@ export function ChainList({ params }: { params: URLSearchParams }) {
     setActive(-1);
     api.chains(toQuery(filters, Date.now()), controller.signal).then(
       (list) => {
-        setItems(keep(list.items, filters));
+        setItems(list.items);
         setCursor(list.nextCursor);
         setMoreError(undefined);
         setLoad({ state: 'ready' });
@@ -200,7 +195,7 @@ export function ChainList({ params }: { params: URLSearchParams }) {
       (list) => {
         setItems((current) => {
           const seen = new Set(current.map((c) => c.correlationId));
-          return [...current, ...keep(list.items, filters).filter((c) => !seen.has(c.correlationId))];
+          return [...current, ...list.items.filter((c) => !seen.has(c.correlationId))];
         });
         setCursor(list.nextCursor);
         setMoreError(undefined);
