@@ -172,7 +172,9 @@ export function HopDetail({ hop, message, skew, config }: Props) {
         {hop.headers && Object.keys(hop.headers).length ? (
           <Fields rows={Object.entries(hop.headers).map(([key, value]) => [key, value])} />
         ) : (
-          <p class="muted">none recorded</p>
+          // Hops leave out the headers that only repeat their own ids (traceparent,
+          // x-correlation-id, x-causation-id): those are under Ids.
+          <p class="muted">no headers besides hoptrace's own ids (shown under Ids)</p>
         )}
       </Section>
 
