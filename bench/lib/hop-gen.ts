@@ -12,8 +12,9 @@
  * (lost), a delivery never settled (stuck), a redelivery. Services have small
  * clock offsets, as real hosts do.
  *
- * Records carry what the library writes (headers, properties, body size,
- * AMQP addressing), so bytes per hop in the store are representative.
+ * Records carry what the library writes (application headers, the AMQP
+ * properties that are not hop fields, body size, addressing), so bytes per
+ * hop in the store are representative.
  */
 import type { HopRecord } from '../../src/hop.ts';
 import { seededRandom } from './stats.ts';
@@ -67,6 +68,7 @@ const LONG_CHILD = 9;
 const SKEW: Record<string, number> = { barista: 4, billing: -7, notification: 12, ledger: 2, warehouse: -3, audit: 25 };
 
 const HEX = '0123456789abcdef';
+const TENANTS = ['acme', 'globex', 'initech', 'umbrella', 'hooli'];
 
 export class HopGenerator {
   readonly #random: () => number;
@@ -160,20 +162,13 @@ export class HopGenerator {
     const sendSpan = this.#hex(16);
     const bodySize = 180 + ((this.#random() * 900) | 0);
     const publisherInstance = this.#instance(flow.publisher);
-    const traceparent = `00-${ctx.traceId}-${sendSpan}-01`;
-    const headers: Record<string, string> = {
-      traceparent,
-      'x-correlation-id': ctx.correlationId,
-    };
-    if (causationId) headers['x-causation-id'] = causationId;
-    const properties = {
-      contentType: 'application/json',
-      deliveryMode: 2,
-      messageId,
-      timestamp: Math.floor(sendTs / 1000),
-      type: flow.type,
-      appId: flow.publisher,
-    };
+    // As the library records them: the application's own headers only (hoptrace's
+    // traceparent and id headers are already fields of the hop), and the AMQP
+    // properties that are not fields of the hop either.
+    const headers: Record<string, string> | undefined =
+      this.#random() < 0.6 ? { 'x-tenant': TENANTS[(this.#random() * TENANTS.length) | 0], 'x-schema-version': '3' } : undefined;
+    const sendProperties = { deliveryMode: 2 };
+    const properties = { deliveryMode: 2, timestamp: Math.floor(sendTs / 1000) };
     const common = {
       v: 1 as const,
       traceId: ctx.traceId,
@@ -195,8 +190,8 @@ export class HopGenerator {
       spanId: sendSpan,
       ...(parentSpanId ? { parentSpanId } : {}),
       ...(causationId ? { causationId } : {}),
-      headers,
-      properties,
+      ...(headers ? { headers } : {}),
+      properties: sendProperties,
     });
     if (force?.confirm || this.#random() < 0.7) {
       const latency = this.#between(0.4, 6);
@@ -244,7 +239,7 @@ export class HopGenerator {
           parentSpanId: sendSpan,
           ...(causationId ? { causationId } : {}),
         };
-        ctx.hops.push({ ...delivery, kind: 'receive', ts: t + skewC, redelivered: attempt > 0, headers, properties });
+        ctx.hops.push({ ...delivery, kind: 'receive', ts: t + skewC, redelivered: attempt > 0, ...(headers ? { headers } : {}), properties });
         if (stuck) break;
         const handling = this.#between(0.3, 120);
         processStart = t + 0.05;
@@ -293,7 +288,7 @@ export class HopGenerator {
           parentSpanId: sendSpan,
           ...(causationId ? { causationId } : {}),
         };
-        ctx.hops.push({ ...dlq, kind: 'receive', ts: dlqTs, redelivered: false, deathCount: 1, death, headers, properties });
+        ctx.hops.push({ ...dlq, kind: 'receive', ts: dlqTs, redelivered: false, deathCount: 1, death, ...(headers ? { headers } : {}), properties });
         ctx.hops.push({ ...dlq, kind: 'process', ts: dlqTs + 1.5, outcome: 'ok', durationMs: 1.4 });
         ctx.hops.push({ ...dlq, kind: 'settle', ts: dlqTs + 1.7, outcome: 'ack' });
         return { messageId, spanId: processSpan, processStart };
