@@ -89,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
         };
       }
       const seconds = Math.round((Date.now() - started) / 1000);
-      const markdown = section(scenario, result.tables, command, seconds, machine);
+      const markdown = section(scenario, result.tables, command, started, seconds, os.loadavg());
       console.log(`\n${markdown}\n`);
       sections.push({ scenario, markdown });
       raw[scenario.name] = result.raw;
@@ -111,12 +111,13 @@ async function main(argv: string[]): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
-function section(scenario: Scenario, tables: Table[], command: string, seconds: number, machine: MachineInfo): string {
+function section(scenario: Scenario, tables: Table[], command: string, started: number, seconds: number, loadAtEnd: number[]): string {
+  const load = loadAtEnd.map((l) => Math.round(l * 100) / 100).join(' ');
   return [
     `<!-- scenario:${scenario.name} -->`,
     `## ${scenario.name}`,
     '',
-    `\`${command}\` — ${machine.date.slice(0, 16).replace('T', ' ')} UTC, ${seconds} s, load average at start ${machine.loadAverage.join(' ')}`,
+    `\`${command}\` — started ${new Date(started).toISOString().slice(0, 16).replace('T', ' ')} UTC, took ${seconds} s, load average at its end ${load}`,
     '',
     tables.map(renderTable).join('\n\n'),
     `<!-- /scenario:${scenario.name} -->`,
