@@ -81,7 +81,8 @@ export async function cachedStore(cacheDir: string, hops: number): Promise<Cache
     if (f.startsWith(`hops-${label}-`) && f !== name) rmSync(join(cacheDir, f), { force: true });
   }
   progress(`store: building ${name} (${hops.toLocaleString('en-US')} hops through SqliteStore.insertHops; cached for later runs)`);
-  const tmp = `${path}.building`;
+  // Ends in .db so an interrupted build (and its -wal/-shm) stays covered by .gitignore's *.db patterns.
+  const tmp = path.replace(/\.db$/, '.building.db');
   for (const suffix of ['', '-wal', '-shm']) rmSync(tmp + suffix, { force: true });
   const build = await runWorker<BuildInput, BuildOutput>(
     new URL('./build-db.worker.ts', import.meta.url),
