@@ -177,7 +177,7 @@ function tables(runs: Runs, size: Sizes, failures: Map<Variant, string>): Table[
       const delivered = outs.reduce((s, o) => s + (o.hopsDelivered ?? 0), 0);
       const errors = outs.reduce((s, o) => s + (o.telemetryErrors ?? 0), 0);
       const extra = [
-        first.spans === undefined ? '' : `${fmtNum(first.spans / first.messages)} spans`,
+        first.spans === undefined ? '' : `${fmtNum(first.spans / first.messages)} span${first.spans === first.messages ? '' : 's'}`,
         outs[0].spansDroppedShare ? `${fmtPct(outs[0].spansDroppedShare)} of spans dropped by the batch queue` : '',
         first.hops === undefined ? '' : `${fmtNum(first.hops / first.messages)} hop${first.hops === first.messages ? '' : 's'}`,
         phase === 'roundtrip' && outs[0].logBytesPerHop ? `${fmtBytes(outs[0].logBytesPerHop)}/hop line` : '',

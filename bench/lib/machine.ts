@@ -28,7 +28,8 @@ export async function gitCommit(): Promise<string> {
   try {
     const cwd = new URL('../../', import.meta.url);
     const { stdout: head } = await run('git', ['rev-parse', '--short', 'HEAD'], { cwd });
-    const { stdout: dirty } = await run('git', ['status', '--porcelain', '--', 'src', 'collector', 'bench'], { cwd });
+    // Tracked files only: bench/results/ (this run's output) is untracked and says nothing about the code.
+    const { stdout: dirty } = await run('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src', 'collector', 'bench'], { cwd });
     return head.trim() + (dirty.trim() ? ' (with uncommitted changes in src/, collector/ or bench/)' : '');
   } catch {
     return 'unknown (not a git checkout)';
