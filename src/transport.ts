@@ -31,8 +31,15 @@ export interface TransportOptions {
   url?: string;
   /** Bearer token the collector requires. @default process.env.HOPTRACE_TOKEN */
   token?: string;
-  /** Records per request; a full batch is sent at once. @default 500 */
+  /** Records per request; a full batch is sent at once. @default 1000 */
   batchSize?: number;
+  /**
+   * Requests in flight at once. The collector commits concurrent requests together (one fsync),
+   * so a few in flight multiply what one transport can ship. While the collector fails, a
+   * single request retries with backoff, whatever this says.
+   * @default 4
+   */
+  maxInFlight?: number;
   /** A partial batch is sent after at most this long. @default 1000 */
   flushIntervalMs?: number;
   /** Records held while the collector is slow or down; beyond it the oldest are dropped. @default 10_000 */
@@ -70,7 +77,8 @@ export default async function hoptraceTransport(options: TransportOptions = {}) 
   const shipper = new HopShipper({
     url,
     token: (options.token ?? process.env[Env.HOPTRACE_TOKEN]) || undefined,
-    batchSize: count('batchSize', options.batchSize, 500, 1),
+    batchSize: count('batchSize', options.batchSize, 1000, 1),
+    maxInFlight: count('maxInFlight', options.maxInFlight, 4, 1),
     flushIntervalMs: count('flushIntervalMs', options.flushIntervalMs, 1000, 1),
     maxBufferRecords: count('maxBufferRecords', options.maxBufferRecords, 10_000, 1),
     maxRetryDelayMs: count('maxRetryDelayMs', options.maxRetryDelayMs, 30_000, 1),

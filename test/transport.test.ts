@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -41,6 +42,60 @@ function hopLogger(options: Record<string, unknown>) {
 
 async function storedHops(c: TestCollector): Promise<number> {
   return (await getJson(c.url, '/healthz')).body.hops as number;
+}
+
+/**
+ * An HTTP proxy in front of a collector that counts the requests in flight (and their peak), and
+ * answers 503 while `failing` is set, so a test sees the transport's concurrency and retries.
+ */
+async function countingProxy(target: () => string | undefined) {
+  const state = { failing: false, inFlight: 0, peak: 0, failed: 0, forwarded: 0 };
+  const server = createHttpServer(async (req, res) => {
+    state.inFlight++;
+    state.peak = Math.max(state.peak, state.inFlight);
+    try {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      // Hold each request a little, so concurrent ones overlap at the proxy.
+      await new Promise((r) => setTimeout(r, 20));
+      const url = target();
+      if (state.failing || !url) {
+        state.failed++;
+        res.writeHead(503, { 'content-type': 'application/json' }).end('{"message":"failing on purpose"}');
+        return;
+      }
+      const headers: Record<string, string> = {};
+      for (const name of ['content-type', 'authorization', 'x-hoptrace-dropped']) {
+        const value = req.headers[name];
+        if (typeof value === 'string') headers[name] = value;
+      }
+      const upstream = await fetch(url + req.url, { method: req.method, headers, body: Buffer.concat(chunks) });
+      state.forwarded++;
+      res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'text/plain' });
+      res.end(await upstream.text());
+    } finally {
+      state.inFlight--;
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    state,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+/** A counter's value in the collector's /metrics (0 when it has not been rendered yet). */
+async function metric(c: TestCollector, name: string): Promise<number> {
+  const text = await (await fetch(`${c.url}/metrics`)).text();
+  const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+  return match ? Number(match[1]) : 0;
 }
 
 describe('hoptrace pino transport', () => {
@@ -127,6 +182,67 @@ describe('hoptrace pino transport', () => {
     expect(child.stderr()).toContain('closed: 5 hop records delivered, 15 dropped in total');
     const metrics = await (await fetch(`${c.url}/metrics`)).text();
     expect(metrics).toMatch(/^hoptrace_transport_dropped_total 15$/m);
+  });
+
+  it('with maxInFlight 4, a burst larger than one batch arrives complete', async () => {
+    const c = await startTestCollector();
+    open.push(c);
+    const proxy = await countingProxy(() => c.url);
+    try {
+      const { logger, close } = hopLogger({ url: proxy.url, batchSize: 50, maxInFlight: 4, flushIntervalMs: 20 });
+      const hops = Array.from({ length: 1_000 }, () => makeHop());
+      for (const hop of hops) logger.info({ hop }, 'hop');
+      await waitFor(async () => (await storedHops(c)) === 1_000, 'all 1000 hops at the collector');
+      await close();
+      expect(await storedHops(c)).toBe(1_000);
+      expect(await metric(c, 'hoptrace_hops_duplicate_total')).toBe(0);
+      // 20 batches of 50: several went at once, never more than maxInFlight.
+      expect(proxy.state.forwarded).toBeGreaterThanOrEqual(20);
+      expect(proxy.state.peak).toBeGreaterThan(1);
+      expect(proxy.state.peak).toBeLessThanOrEqual(4);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a failing collector with several batches buffered retries them all once it is back (nothing lost, nothing duplicated in the store)', async () => {
+    const c = await startTestCollector();
+    open.push(c);
+    const proxy = await countingProxy(() => c.url);
+    proxy.state.failing = true;
+    try {
+      const { logger, close } = hopLogger({
+        url: proxy.url,
+        batchSize: 10,
+        maxInFlight: 4,
+        flushIntervalMs: 20,
+        maxRetryDelayMs: 100,
+        dropReportIntervalMs: 0,
+      });
+      const hops = Array.from({ length: 95 }, () => makeHop());
+      for (const hop of hops) logger.info({ hop }, 'hop');
+      await waitFor(() => proxy.state.failed >= 6, 'a few failed attempts');
+      // The shared backoff: from now on while failing, one request at a time probes the collector.
+      proxy.state.peak = proxy.state.inFlight;
+      await waitFor(() => proxy.state.failed >= 10, 'more failed attempts');
+      expect(proxy.state.peak).toBeLessThanOrEqual(1);
+      expect(await storedHops(c)).toBe(0);
+      proxy.state.failing = false;
+      proxy.state.peak = proxy.state.inFlight;
+      await waitFor(async () => (await storedHops(c)) === 95, 'all 95 buffered hops at the collector');
+      await close();
+      for (const hop of [hops[0], hops[47], hops[94]]) {
+        expect((await getJson(c.url, `/api/chains/${hop.correlationId}`)).status).toBe(200);
+      }
+      expect(await storedHops(c)).toBe(95);
+      // Every record reached the collector exactly once: no batch was sent twice once it was back.
+      expect(await metric(c, 'hoptrace_hops_ingested_total')).toBe(95);
+      expect(await metric(c, 'hoptrace_hops_duplicate_total')).toBe(0);
+      expect(await metric(c, 'hoptrace_transport_dropped_total')).toBe(0);
+      expect(proxy.state.peak).toBeLessThanOrEqual(4);
+    } finally {
+      await proxy.close();
+    }
   });
 });
 
