@@ -146,6 +146,8 @@ export function receive(
   let spanId = '';
   let parentSpanId: string | undefined;
   let traceFlags = 1;
+  // Spans only: the settle span reuses it, so it is computed once per delivery.
+  let destination: string | undefined;
 
   const tracer = activeTracer(cfg);
   if (tracer !== undefined) {
@@ -153,7 +155,7 @@ export function receive(
       const parentCtx = extract(inc);
       const remote = trace.getSpanContext(parentCtx);
       const { exchange, routingKey } = msg.fields;
-      const destination = consumerDestination(exchange, routingKey, queue);
+      destination = consumerDestination(exchange, routingKey, queue);
       const attributes: Attributes = {
         [Attr.MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
         [Attr.MESSAGING_OPERATION_TYPE]: isGet ? OperationType.RECEIVE : OperationType.PROCESS,
@@ -219,6 +221,7 @@ export function receive(
     otelCtx,
     queue,
     consumerTag,
+    destination,
     isGet,
     noAck,
   );
@@ -399,7 +402,7 @@ function settleOne(
     if (tracer !== undefined) {
       try {
         const { exchange, routingKey } = d.message.fields;
-        const destination = consumerDestination(exchange, routingKey, d.queue);
+        const destination = d.destination ?? consumerDestination(exchange, routingKey, d.queue);
         const attributes: Attributes = {
           [Attr.MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
           [Attr.MESSAGING_OPERATION_TYPE]: OperationType.SETTLE,

@@ -29,6 +29,8 @@ export class Delivery {
   readonly otelCtx: Context | undefined;
   readonly queue: string;
   readonly consumerTag: string | undefined;
+  /** Semconv `messaging.destination.name` of the consumer span (spans only), reused by the settle span. */
+  readonly destination: string | undefined;
   readonly deliveryTag: number;
   /** performance.now() at receive (the settle timeout counts from here). */
   readonly startedAt: number;
@@ -54,6 +56,7 @@ export class Delivery {
     otelCtx: Context | undefined,
     queue: string,
     consumerTag: string | undefined,
+    destination: string | undefined,
     handlerDone: boolean,
     settled: boolean,
   ) {
@@ -72,6 +75,7 @@ export class Delivery {
     this.otelCtx = otelCtx;
     this.queue = queue;
     this.consumerTag = consumerTag;
+    this.destination = destination;
     this.deliveryTag = message.fields.deliveryTag;
     this.startedAt = performance.now();
     this.handlerStartedAt = this.startedAt;
