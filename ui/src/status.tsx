@@ -1,16 +1,11 @@
 /** Status badges: one colour per status, the word always written out (never colour alone). */
-import type { MessageStatus } from '../../collector/api-types.ts';
+import { STATUS_SEVERITY, type MessageStatus } from '../../collector/api-types.ts';
 
 export type BadgeStatus = MessageStatus | 'redelivered';
 
-/** Every status the filters offer, worst first (mirrors STATUS_SEVERITY, plus `redelivered`). */
+/** Every status the filters offer, worst first: the collector's severity order, `redelivered` before the healthy ones. */
 export const FILTER_STATUSES: readonly BadgeStatus[] = [
-  'dead-lettered',
-  'failed',
-  'redelivery-loop',
-  'unroutable',
-  'lost',
-  'stuck',
+  ...STATUS_SEVERITY.filter((status) => status !== 'in-flight' && status !== 'ok'),
   'redelivered',
   'in-flight',
   'ok',
