@@ -8,19 +8,19 @@
  * fields, DESIGN.md "Field names are fixed; more fields may be added").
  */
 import { ErrorCodes, ValidationError } from '../src/errors.ts';
-import { HOP_KINDS, HOP_LOG_KEY, HOP_SCHEMA_VERSION, type HopRecord } from '../src/hop.ts';
+import {
+  HOP_KINDS,
+  HOP_LOG_KEY,
+  HOP_RECORD_V2,
+  HOP_RECORD_V2_KINDS,
+  HOP_SCHEMA_VERSION,
+  HopLimits,
+  type HopRecord,
+  type HopRecordV2,
+} from '../src/hop.ts';
+import { expandRecordV2 } from './hop-v2.ts';
 
-/** Length caps, in UTF-16 code units. Generous: they stop junk, not real messages. */
-export const HopLimits = {
-  /** service, instance, ids, consumer tag, content type, message type, outcome-ish strings. */
-  SHORT: 1024,
-  /** error message, reply text, one header value. */
-  MEDIUM: 64 * 1024,
-  /** error stack, captured payload. */
-  LONG: 1024 * 1024,
-  /** Entries in `headers`, `death`, `routingKeys`. */
-  ENTRIES: 1000,
-} as const;
+export { HopLimits };
 
 /** A failed check: the dotted field path and what it must be. */
 interface Failure {
@@ -186,28 +186,93 @@ const REQUIRED = ['v', 'kind', 'ts', 'service', 'instance', 'traceId', 'spanId',
 
 const checkHop = object(HOP_FIELDS, REQUIRED);
 
-/** Result of {@link checkHopRecord}: the record, or why it is not one. */
-export type HopCheck = { ok: true; hop: HopRecord } | { ok: false; field: string; reason: string };
+/** Fields of a version-2 record ({@link HopRecordV2}); the shared ones have the version-1 checks. */
+const V2_FIELDS: Record<string, Check> = {
+  v: oneOf([HOP_RECORD_V2]),
+  kind: oneOf(HOP_RECORD_V2_KINDS),
+  ts: HOP_FIELDS.ts,
+  service: HOP_FIELDS.service,
+  instance: HOP_FIELDS.instance,
+  traceId: HOP_FIELDS.traceId,
+  spanId: HOP_FIELDS.spanId,
+  parentSpanId: HOP_FIELDS.parentSpanId,
+  messageId: HOP_FIELDS.messageId,
+  correlationId: HOP_FIELDS.correlationId,
+  causationId: HOP_FIELDS.causationId,
+  bodySize: HOP_FIELDS.bodySize,
+  contentType: HOP_FIELDS.contentType,
+  messageType: HOP_FIELDS.messageType,
+  headers: HOP_FIELDS.headers,
+  properties: HOP_FIELDS.properties,
+  payload: HOP_FIELDS.payload,
+  payloadTruncated: HOP_FIELDS.payloadTruncated,
+  open: boolean,
+  exchange: short,
+  routingKey: short,
+  error: HOP_FIELDS.error,
+  // publish
+  confirmMs: finite({ min: 0 }),
+  confirm: oneOf(['ack', 'nack']),
+  // consume
+  queue: short,
+  consumerTag: short,
+  deliveryTag: HOP_FIELDS.deliveryTag,
+  redelivered: boolean,
+  death: HOP_FIELDS.death,
+  processMs: finite({ min: 0 }),
+  settle: oneOf(['ack', 'nack', 'reject']),
+  settleMs: finite({ min: 0 }),
+  requeue: boolean,
+  multiple: boolean,
+  settleSpanId: HOP_FIELDS.spanId,
+};
+const V2_REQUIRED = ['v', 'kind', 'ts', 'service', 'traceId', 'spanId', 'messageId'] as const;
+const checkV2 = object(V2_FIELDS, V2_REQUIRED);
+const checkPublishV2 = object({}, ['routingKey']);
+const checkConsumeV2 = object({}, ['queue']);
+
+/** Result of {@link checkHopRecord}: the hops the record stands for, or why it is not a record. */
+export type HopCheck = { ok: true; hops: HopRecord[] } | { ok: false; field: string; reason: string };
+
+/** `${hostname}/${pid}` of a pino line, when it has both. */
+function lineInstance(line: Record<string, unknown>): string | undefined {
+  const { hostname, pid } = line;
+  if (typeof hostname !== 'string' || hostname === '' || (typeof pid !== 'number' && typeof pid !== 'string')) return undefined;
+  const instance = `${hostname}/${pid}`;
+  return instance.length <= HopLimits.SHORT ? instance : undefined;
+}
 
 /**
- * Check one input value: a bare hop record, or a pino log line with the hop
- * under `hop`. Never throws.
+ * Check one input value: a bare hop record (version 1 or 2), or a pino log
+ * line with the record under `hop`. A version-2 record comes back expanded
+ * into its hops. Never throws.
  */
 export function checkHopRecord(value: unknown): HopCheck {
   let candidate = value;
   let prefix = '';
+  let line: Record<string, unknown> | undefined;
   if (isPlainObject(value) && value[HOP_LOG_KEY] !== undefined && value.v === undefined) {
+    line = value;
     candidate = value[HOP_LOG_KEY];
     prefix = `${HOP_LOG_KEY}.`;
   }
   if (!isPlainObject(candidate)) return { ok: false, field: prefix ? 'hop' : '(record)', reason: 'must be an object' };
-  const f = checkHop(candidate, '');
-  if (f) {
-    // Paths come out as ".field" from the root object; strip the leading dot.
-    const field = prefix + f.field.replace(/^\./, '');
-    return { ok: false, field, reason: `must ${f.must}` };
+  // Paths come out as ".field" from the root object; strip the leading dot.
+  const failed = (f: Failure): HopCheck => ({ ok: false, field: prefix + f.field.replace(/^\./, ''), reason: `must ${f.must}` });
+  if (candidate.v === HOP_RECORD_V2) {
+    const f =
+      checkV2(candidate, '') ?? (candidate.kind === 'publish' ? checkPublishV2 : checkConsumeV2)(candidate, '');
+    if (f) return failed(f);
+    const rec = candidate as unknown as HopRecordV2;
+    const instance = rec.instance ?? (line && lineInstance(line));
+    if (instance === undefined) {
+      return { ok: false, field: `${prefix}instance`, reason: 'must be present (or the pino line must carry hostname and pid)' };
+    }
+    return { ok: true, hops: expandRecordV2(rec, instance) };
   }
-  return { ok: true, hop: candidate as unknown as HopRecord };
+  const f = checkHop(candidate, '');
+  if (f) return failed(f);
+  return { ok: true, hops: [candidate as unknown as HopRecord] };
 }
 
 /** True when a parsed log line carries a hop (used by import to tell hop lines from other logs). */
@@ -221,7 +286,7 @@ export function hasHop(value: unknown): boolean {
  * @throws ValidationError `HOPTRACE_ERR_INVALID_HOP` naming the record index and field
  */
 export function validateHops(values: readonly unknown[]): HopRecord[] {
-  const hops = new Array<HopRecord>(values.length);
+  const hops: HopRecord[] = [];
   for (let i = 0; i < values.length; i++) {
     const r = checkHopRecord(values[i]);
     if (!r.ok) {
@@ -230,7 +295,7 @@ export function validateHops(values: readonly unknown[]): HopRecord[] {
         field: r.field,
       });
     }
-    hops[i] = r.hop;
+    for (const hop of r.hops) hops.push(hop);
   }
   return hops;
 }

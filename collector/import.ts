@@ -136,7 +136,7 @@ export async function importFiles(store: Store, files: readonly string[], option
             }
             continue;
           }
-          batch.push(checked.hop);
+          for (const hop of checked.hops) batch.push(hop);
           if (batch.length >= batchSize) await flush();
         }
       })();

@@ -1,13 +1,59 @@
 /**
  * The hop record: the contract between the library, the transport, the
- * collector and the UI (DESIGN.md, "Hop record", version 1).
+ * collector and the UI.
  *
- * One JSON object per hop, carried on a pino log line under the `hop` key.
+ * Records travel on pino log lines under the `hop` key. Two versions exist,
+ * and every reader (the collector, `hoptrace import`, the transport) reads
+ * both, mixed freely within one chain:
+ *
+ * - **Version 1** ({@link HopRecord}): one record per hop (send, confirm,
+ *   return, receive, process, settle), each repeating the message's ids.
+ *   Five lines of about 600 B for one message's round trip.
+ * - **Version 2** ({@link HopRecordV2}): one record per message per side.
+ *   The producer writes one `publish` record (send, and the broker's
+ *   confirm on a ConfirmChannel); the consumer writes one `consume` record
+ *   per delivery (receive, the handler's outcome and the settle) once the
+ *   delivery is finished. Ids appear once per line; what the line's other
+ *   fields or the pino line already say is left out (see each field). Two
+ *   lines of about 400 B per round trip.
+ *
+ * Why version 2 has this shape: a record is written when a side is done
+ * with a message, so the library keeps nothing per message after that and
+ * writes one line where it wrote three; the collector stores one row per
+ * side instead of one per event. Events that happen later than a side's
+ * record (a return on a plain channel) are written as version-1 records.
+ *
+ * Open deliveries: a delivery (or a confirm) still unfinished after the
+ * library's grace period (`recordGraceMs`, default 1 s) is written at once
+ * as a record with `open: true` holding what is known so far; the complete
+ * record follows when it finishes. Both expand to the same hops, and the
+ * collector keeps each hop once, so a delivery that never settles is still
+ * seen (and called stuck) within the grace period.
+ *
  * Field names are fixed; fields may be added, never renamed or retyped.
  */
 
-/** Schema version written into every record's `v`. */
+/** Version of the per-hop record ({@link HopRecord}), written into its `v`. */
 export const HOP_SCHEMA_VERSION = 1 as const;
+
+/** Version of the per-side record ({@link HopRecordV2}), written into its `v`. */
+export const HOP_RECORD_V2 = 2 as const;
+
+/**
+ * Size limits of every value a record may carry, in UTF-16 code units: the
+ * library clips to them when it writes and the collector checks them when
+ * it reads, from this one definition.
+ */
+export const HopLimits = {
+  /** service, instance, ids, consumer tag, content type, message type, exchange, routing key, queue. */
+  SHORT: 1024,
+  /** error message, reply text, one header value. */
+  MEDIUM: 64 * 1024,
+  /** error stack, captured payload. */
+  LONG: 1024 * 1024,
+  /** Entries in `headers`, `death`, `routingKeys`. */
+  ENTRIES: 1000,
+} as const;
 
 /** Every kind of hop, in the order a single message normally meets them. */
 export const HOP_KINDS = ['send', 'confirm', 'return', 'receive', 'process', 'settle'] as const;
@@ -158,3 +204,108 @@ export interface HopRecord {
 
 /** The key a hop travels under on a pino log line: `{ ..., "hop": HopRecord }`. */
 export const HOP_LOG_KEY = 'hop' as const;
+
+/** What the two version-2 record kinds are about. */
+export const HOP_RECORD_V2_KINDS = ['publish', 'consume'] as const;
+export type HopRecordV2Kind = (typeof HOP_RECORD_V2_KINDS)[number];
+
+/**
+ * Fields both version-2 kinds share. Ids, service and addressing appear
+ * once per line.
+ */
+export interface HopRecordV2Base {
+  /** Always {@link HOP_RECORD_V2}. */
+  v: typeof HOP_RECORD_V2;
+  /** When the side started with the message (publish: the send; consume: the receive), epoch ms. */
+  ts: number;
+  service: string;
+  /**
+   * `host/pid` of the recording process. Absent when the pino line carrying
+   * the record has `hostname` and `pid`: readers then use
+   * `${hostname}/${pid}` of that line.
+   */
+  instance?: string;
+  traceId: string;
+  /** publish: the send span; consume: the consumer span. */
+  spanId: string;
+  parentSpanId?: string;
+  messageId: string;
+  /** Absent when it equals `messageId` (a message that starts its chain). */
+  correlationId?: string;
+  causationId?: string;
+  bodySize?: number;
+  contentType?: string;
+  messageType?: string;
+  /** As in {@link HopRecord.headers}. */
+  headers?: Record<string, string>;
+  /** As in {@link HopRecord.properties}. */
+  properties?: HopProperties;
+  payload?: string;
+  payloadTruncated?: boolean;
+  /**
+   * True on a record written before its side finished (after the grace
+   * period): what was known then. A complete record for the same message
+   * and span follows; readers keep each hop once.
+   */
+  open?: boolean;
+}
+
+/**
+ * The producer's record of one publish: the send and, on a ConfirmChannel,
+ * the broker's confirm. Expands to a `send` hop and a `confirm` hop.
+ */
+export interface PublishRecordV2 extends HopRecordV2Base {
+  kind: 'publish';
+  /** Absent: `""`, the default exchange. */
+  exchange?: string;
+  routingKey: string;
+  /** The broker confirmed this many ms after the send (ConfirmChannel only). */
+  confirmMs?: number;
+  /** The confirm's outcome when it was a `nack`; absent with `confirmMs` means `ack`. */
+  confirm?: 'ack' | 'nack';
+  /** Why the broker nacked, when it said. */
+  error?: HopError;
+}
+
+/**
+ * The consumer's record of one delivery: the receive, the handler's outcome
+ * and the settle. Expands to `receive`, `process` and `settle` hops.
+ */
+export interface ConsumeRecordV2 extends HopRecordV2Base {
+  kind: 'consume';
+  queue: string;
+  /** Absent: `""`, the default exchange. */
+  exchange?: string;
+  /** Absent: equal to `queue` (a message sent to the queue by name). */
+  routingKey?: string;
+  /** Absent when the broker generated it (`amq.ctag-…`): it names nothing a person chose. */
+  consumerTag?: string;
+  deliveryTag?: number;
+  /** Absent: false. */
+  redelivered?: boolean;
+  /** Dead-letter history from `x-death`, newest first. */
+  death?: DeathEntry[];
+  /**
+   * The handler ran from `ts` for this many ms. Absent: no handler ran
+   * (`get`), or (with `open`) it is still running.
+   */
+  processMs?: number;
+  /** The handler failed with this (the process outcome is `error`). */
+  error?: HopError;
+  /** How the delivery was settled; absent while open. */
+  settle?: 'ack' | 'nack' | 'reject';
+  /** The settle came this many ms after `ts`. */
+  settleMs?: number;
+  /** nack/reject: whether requeue was asked for (written for every nack and reject). */
+  requeue?: boolean;
+  /** The settle came from `allUpTo`, `ackAll` or `nackAll`. */
+  multiple?: boolean;
+  /** The settle span's id, when an OpenTelemetry SDK made one. */
+  settleSpanId?: string;
+}
+
+/** A version-2 record. */
+export type HopRecordV2 = PublishRecordV2 | ConsumeRecordV2;
+
+/** Any record a reader accepts. */
+export type AnyHopRecord = HopRecord | HopRecordV2;

@@ -16,11 +16,23 @@ export {
   StoreError,
   TelemetryError,
 } from './errors.ts';
-export { HOP_KINDS, HOP_SCHEMA_VERSION, HOP_LOG_KEY } from './hop.ts';
+export { HOP_KINDS, HOP_SCHEMA_VERSION, HOP_RECORD_V2, HOP_RECORD_V2_KINDS, HOP_LOG_KEY, HopLimits } from './hop.ts';
 
 export type { HoptraceOptions, CapturePayloadOptions, HoptraceHooks, PayloadInfo } from './options.ts';
 export type { SocketOptions } from './connect.ts';
 export type { HopContext, HoptraceLogFields } from './context.ts';
 export type { TelemetryStats } from './internal/telemetry.ts';
 export type { ErrorCode, ErrorBody } from './errors.ts';
-export type { HopRecord, HopKind, DeathEntry, HopError, HopOutcome, HopProperties } from './hop.ts';
+export type {
+  HopRecord,
+  HopKind,
+  DeathEntry,
+  HopError,
+  HopOutcome,
+  HopProperties,
+  HopRecordV2,
+  HopRecordV2Kind,
+  PublishRecordV2,
+  ConsumeRecordV2,
+  AnyHopRecord,
+} from './hop.ts';
