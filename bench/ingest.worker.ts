@@ -18,9 +18,10 @@ import { Agent, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { DatabaseSync } from 'node:sqlite';
 import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
-import { createSummarizer } from '../collector/ingest.ts';
 import { migrate } from '../collector/migrations.ts';
-import { dedupeKey, SqliteStore } from '../collector/sqlite-store.ts';
+import { encodeRecord, packId, type StringTable } from '../collector/record-codec.ts';
+import { dedupeKey, KIND_CODE } from '../collector/record-identity.ts';
+import { SqliteStore } from '../collector/sqlite-store.ts';
 import type { HopRecord } from '../src/hop.ts';
 import { workerMain } from './lib/child.ts';
 import { HopGenerator, hopsInTimeOrder } from './lib/hop-gen.ts';
@@ -74,26 +75,34 @@ function ceiling(input: IngestInput, hops: HopRecord[]): IngestOutput {
   db.exec('PRAGMA synchronous = FULL');
   db.exec('PRAGMA cache_size = -65536');
   migrate(db);
-  const rows = hops.map((hop) => {
-    const json = JSON.stringify(hop);
-    return [
-      dedupeKey(json),
-      hop.correlationId,
-      hop.messageId,
-      hop.traceId,
-      hop.service,
-      hop.kind,
-      hop.ts,
-      Date.now(),
-      hop.exchange ?? null,
-      hop.routingKey ?? null,
-      hop.queue ?? null,
-      json,
-    ] as const;
-  });
+  // The store's names, interned before the clock starts like everything else.
+  const names = new Map<string, number>();
+  const strings: StringTable = {
+    idOf(text) {
+      let id = names.get(text);
+      if (id === undefined && text.length <= 256) names.set(text, (id = names.size + 1));
+      return id;
+    },
+    textOf: () => '',
+  };
+  const receivedAt = Date.now();
+  const rows = hops.map(
+    (hop) =>
+      [
+        packId(hop.messageId),
+        packId(hop.correlationId),
+        dedupeKey(hop),
+        KIND_CODE[hop.kind],
+        hop.ts,
+        receivedAt,
+        Buffer.from(encodeRecord(hop as unknown as Record<string, unknown>, strings)),
+      ] as const,
+  );
+  const addName = db.prepare('INSERT INTO strings (id, text) VALUES (?, ?)');
+  for (const [text, id] of names) addName.run(id, text);
   const insert = db.prepare(
-    `INSERT INTO hops (dedupe_key, correlation_id, message_id, trace_id, service, kind, ts, received_at, exchange, routing_key, queue, json)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO records (message_id, correlation_id, dkey, kind, ts, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (message_id, dkey) DO NOTHING`,
   );
   // One transaction (the ceiling), or one per `batch` rows: what SQLite alone
   // costs at the store's commit size, fsync and index pages included.
@@ -110,8 +119,7 @@ function ceiling(input: IngestInput, hops: HopRecord[]): IngestOutput {
 }
 
 async function store(input: IngestInput, hops: HopRecord[]): Promise<IngestOutput> {
-  // Deferred summaries, as the collector and `hoptrace import` open the store.
-  const s = new SqliteStore({ path: input.db!, summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS), summaries: 'deferred' });
+  const s = new SqliteStore({ path: input.db!, engine: DEFAULT_ENGINE_OPTIONS });
   const batch = input.batch ?? 1000;
   const report = progressEvery(5_000);
   const t0 = performance.now();

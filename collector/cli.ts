@@ -8,7 +8,6 @@ import { HoptraceError } from '../src/errors.ts';
 import { Defaults, Env } from '../src/internal/semconv.ts';
 import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
 import { formatImportSummary, formatProgress, importFiles } from './import.ts';
-import { createSummarizer } from './ingest.ts';
 import { RETENTION_DEFAULTS } from './retention.ts';
 import { startCollector, type CollectorOptions } from './server.ts';
 import { SqliteStore } from './sqlite-store.ts';
@@ -142,11 +141,9 @@ async function runImport(args: string[]): Promise<number> {
   if (batchSize === 0) throw new UsageError('--batch-size must be at least 1');
   const store = new SqliteStore({
     path: (values.db as string | undefined) ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH,
-    summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS),
+    engine: DEFAULT_ENGINE_OPTIONS,
     // An import can be re-run, and closing the database checkpoints (and syncs) the WAL anyway.
     durability: 'normal',
-    // Each chain is summarized once, when the store closes, not once per batch that touched it.
-    summaries: 'deferred',
   });
   try {
     const result = await importFiles(store, positionals, {

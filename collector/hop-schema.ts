@@ -18,7 +18,7 @@ import {
   type HopRecord,
   type HopRecordV2,
 } from '../src/hop.ts';
-import { expandRecordV2 } from './hop-v2.ts';
+import { recordHops, type IngestRecord } from './record-identity.ts';
 
 export { HopLimits };
 
@@ -231,6 +231,9 @@ const checkV2 = object(V2_FIELDS, V2_REQUIRED);
 const checkPublishV2 = object({}, ['routingKey']);
 const checkConsumeV2 = object({}, ['queue']);
 
+/** Result of {@link checkRecord}: the record ready to store, or why it is not a record. */
+export type RecordCheck = { ok: true; record: IngestRecord } | { ok: false; field: string; reason: string };
+
 /** Result of {@link checkHopRecord}: the hops the record stands for, or why it is not a record. */
 export type HopCheck = { ok: true; hops: HopRecord[] } | { ok: false; field: string; reason: string };
 
@@ -244,10 +247,10 @@ function lineInstance(line: Record<string, unknown>): string | undefined {
 
 /**
  * Check one input value: a bare hop record (version 1 or 2), or a pino log
- * line with the record under `hop`. A version-2 record comes back expanded
- * into its hops. Never throws.
+ * line with the record under `hop`. A version-2 record comes back with its
+ * `instance` resolved. Never throws.
  */
-export function checkHopRecord(value: unknown): HopCheck {
+export function checkRecord(value: unknown): RecordCheck {
   let candidate = value;
   let prefix = '';
   let line: Record<string, unknown> | undefined;
@@ -258,7 +261,10 @@ export function checkHopRecord(value: unknown): HopCheck {
   }
   if (!isPlainObject(candidate)) return { ok: false, field: prefix ? 'hop' : '(record)', reason: 'must be an object' };
   // Paths come out as ".field" from the root object; strip the leading dot.
-  const failed = (f: Failure): HopCheck => ({ ok: false, field: prefix + f.field.replace(/^\./, ''), reason: `must ${f.must}` });
+  const failed = (f: Failure): RecordCheck => ({ ok: false, field: prefix + f.field.replace(/^\./, ''), reason: `must ${f.must}` });
+  if (candidate.v !== HOP_SCHEMA_VERSION && candidate.v !== HOP_RECORD_V2) {
+    return { ok: false, field: `${prefix}v`, reason: `must be one of ${HOP_SCHEMA_VERSION}, ${HOP_RECORD_V2} (the record versions this collector reads)` };
+  }
   if (candidate.v === HOP_RECORD_V2) {
     const f =
       checkV2(candidate, '') ?? (candidate.kind === 'publish' ? checkPublishV2 : checkConsumeV2)(candidate, '');
@@ -268,11 +274,17 @@ export function checkHopRecord(value: unknown): HopCheck {
     if (instance === undefined) {
       return { ok: false, field: `${prefix}instance`, reason: 'must be present (or the pino line must carry hostname and pid)' };
     }
-    return { ok: true, hops: expandRecordV2(rec, instance) };
+    return { ok: true, record: rec.instance === instance ? (rec as IngestRecord) : { ...rec, instance } };
   }
   const f = checkHop(candidate, '');
   if (f) return failed(f);
-  return { ok: true, hops: [candidate as unknown as HopRecord] };
+  return { ok: true, record: candidate as unknown as HopRecord };
+}
+
+/** {@link checkRecord}, with a valid record expanded into the hops it stands for. Never throws. */
+export function checkHopRecord(value: unknown): HopCheck {
+  const r = checkRecord(value);
+  return r.ok ? { ok: true, hops: recordHops(r.record) } : r;
 }
 
 /** True when a parsed log line carries a hop (used by import to tell hop lines from other logs). */
@@ -282,20 +294,21 @@ export function hasHop(value: unknown): boolean {
 
 /**
  * Validate every record of one request; throw on the first invalid one so
- * nothing of the request is written.
+ * nothing of the request is written. Version-2 records stay whole (the store
+ * keeps them as one row).
  * @throws ValidationError `HOPTRACE_ERR_INVALID_HOP` naming the record index and field
  */
-export function validateHops(values: readonly unknown[]): HopRecord[] {
-  const hops: HopRecord[] = [];
+export function validateRecords(values: readonly unknown[]): IngestRecord[] {
+  const records = new Array<IngestRecord>(values.length);
   for (let i = 0; i < values.length; i++) {
-    const r = checkHopRecord(values[i]);
+    const r = checkRecord(values[i]);
     if (!r.ok) {
       throw new ValidationError(ErrorCodes.INVALID_HOP, `record ${i}: field "${r.field}" ${r.reason}`, {
         index: i,
         field: r.field,
       });
     }
-    for (const hop of r.hops) hops.push(hop);
+    records[i] = r.record;
   }
-  return hops;
+  return records;
 }

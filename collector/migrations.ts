@@ -5,6 +5,9 @@
  * migration is SQL, or a function for data SQL alone cannot compute.
  */
 import type { DatabaseSync } from 'node:sqlite';
+import type { HopRecord } from '../src/hop.ts';
+import { encodeRecord, packId, type StringTable } from './record-codec.ts';
+import { dedupeKey, KIND_CODE } from './record-identity.ts';
 import { EdgeTally, encodeWaits, messageContributions, TOPOLOGY_HOP_COLUMNS, type TopologyHop } from './topology-buckets.ts';
 
 /** Delimiter of the `services` and `statuses` list columns (never inside a name). */
@@ -135,7 +138,108 @@ export const MIGRATIONS: readonly Migration[] = [
   INSERT OR IGNORE INTO chain_tags (tag, start_ts, correlation_id)
   SELECT 'f:redelivered', start_ts, correlation_id FROM chains WHERE json_extract(summary, '$.redelivered') = 1;
   `,
+  // 6: lean records instead of JSON hops (see record-codec.ts and sqlite-commit.ts). A row is one
+  // record (a version-1 hop or a version-2 record); ids UUID-packed; the dedupe key a hash of what
+  // makes a record one event (record-identity.ts) instead of SHA-256 of canonical JSON; no trace-id
+  // or ts index per hop (trace ids per chain in chain_traces, written with the summary). Summaries
+  // follow the records through chains.flushed_id and meta 'flushed_through' instead of dirty marks.
+  (db) => {
+    db.exec(`
+    CREATE TABLE strings (
+      id   INTEGER PRIMARY KEY,
+      text TEXT NOT NULL
+    );
+    CREATE TABLE records (
+      id             INTEGER PRIMARY KEY,
+      -- packed ids (record-codec.ts packId): a UUID as 16 bytes, else the text
+      message_id     NOT NULL,
+      correlation_id NOT NULL,
+      -- record-identity.ts dedupeKey
+      dkey           INTEGER NOT NULL,
+      -- record-identity.ts KIND_CODE
+      kind           INTEGER NOT NULL,
+      ts             REAL    NOT NULL,
+      received_at    INTEGER NOT NULL,
+      -- record-codec.ts encodeRecord
+      body           BLOB    NOT NULL
+    );
+    -- dedupe, GET /api/messages/:id, q= over message ids, topology per message
+    CREATE UNIQUE INDEX records_message ON records (message_id, dkey);
+    -- a chain's records
+    CREATE INDEX records_chain ON records (correlation_id);
+    -- topology's partial minutes: the records that start a publish or a delivery, by time
+    CREATE INDEX records_start_ts ON records (ts) WHERE kind IN (0, 3, 6, 7);
+    -- q= over trace ids: each chain's trace ids (16 bytes), written with its summary
+    CREATE TABLE chain_traces (
+      trace_id       BLOB NOT NULL,
+      correlation_id TEXT NOT NULL,
+      PRIMARY KEY (trace_id, correlation_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (
+      key   TEXT PRIMARY KEY,
+      value
+    ) WITHOUT ROWID;
+    -- the largest record id this chain's summary, tags and topology contributions include
+    ALTER TABLE chains ADD COLUMN flushed_id INTEGER NOT NULL DEFAULT 0;
+    `);
+    copyHopsToRecords(db);
+  },
 ];
+
+/** Migration 6's data: every JSON hop re-encoded as a record (same ids), each chain's trace ids, the flush marks. */
+function copyHopsToRecords(db: DatabaseSync): void {
+  const ids = new Map<string, number>();
+  const insertString = db.prepare('INSERT INTO strings (id, text) VALUES (?, ?)');
+  const strings: StringTable = {
+    idOf(text) {
+      let id = ids.get(text);
+      if (id === undefined && text.length <= 256) {
+        id = ids.size + 1;
+        ids.set(text, id);
+        insertString.run(id, text);
+      }
+      return id;
+    },
+    textOf() {
+      throw new Error('not used while migrating');
+    },
+  };
+  const insert = db.prepare(
+    `INSERT INTO records (id, message_id, correlation_id, dkey, kind, ts, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (message_id, dkey) DO NOTHING`,
+  );
+  const maxIdOf = new Map<string, number>();
+  let maxId = 0;
+  const rows = db.prepare('SELECT id, received_at, json FROM hops ORDER BY id').iterate() as Iterable<{ id: number; received_at: number; json: string }>;
+  for (const row of rows) {
+    const hop = JSON.parse(row.json) as HopRecord;
+    insert.run(
+      row.id,
+      packId(hop.messageId),
+      packId(hop.correlationId),
+      dedupeKey(hop),
+      KIND_CODE[hop.kind],
+      hop.ts,
+      row.received_at,
+      encodeRecord(hop as unknown as Record<string, unknown>, strings),
+    );
+    maxIdOf.set(hop.correlationId, row.id);
+    if (row.id > maxId) maxId = row.id;
+  }
+  const flushed = db.prepare('UPDATE chains SET flushed_id = ? WHERE correlation_id = ?');
+  for (const [correlationId, id] of maxIdOf) flushed.run(id, correlationId);
+  const trace = db.prepare('INSERT OR IGNORE INTO chain_traces (trace_id, correlation_id) VALUES (?, ?)');
+  const chains = db.prepare('SELECT correlation_id, summary FROM chains').iterate() as Iterable<{ correlation_id: string; summary: string }>;
+  for (const c of chains) {
+    for (const t of (JSON.parse(c.summary) as { traceIds?: unknown[] }).traceIds ?? []) {
+      if (typeof t === 'string' && /^[0-9a-f]{32}$/.test(t)) trace.run(Buffer.from(t, 'hex'), c.correlation_id);
+    }
+  }
+  // Every record so far is in its chain's summary and topology, except the chains still marked dirty
+  // (their summaries are rebuilt when the store opens; topology was kept at ingest then).
+  db.prepare("INSERT INTO meta (key, value) VALUES ('flushed_through', ?)").run(maxId);
+  db.exec('DROP TABLE hops');
+}
 
 /** Add every stored message's topology contributions to topology_buckets (empty before). */
 function fillTopologyBuckets(db: DatabaseSync): void {

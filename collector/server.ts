@@ -18,7 +18,6 @@ import { ConfigError, ErrorCodes, HoptraceError, NotFoundError, type ErrorBody, 
 import { Defaults, Env } from '../src/internal/semconv.ts';
 import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
 import type { CollectorContext } from './context.ts';
-import { createSummarizer } from './ingest.ts';
 import { LiveHub } from './live.ts';
 import { CollectorMetrics } from './metrics.ts';
 import { startRetention, type RetentionOptions } from './retention.ts';
@@ -146,10 +145,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
     options.store ??
     new SqliteStore({
       path: options.db ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH,
-      summarize: createSummarizer(engine),
+      engine,
       durability: options.durability,
-      // Off the request path: a 202 waits for the hops' commit, not for the chain rebuilds.
-      summaries: 'deferred',
     });
 
   const ctx: CollectorContext = {

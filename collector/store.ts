@@ -1,34 +1,13 @@
 /**
  * The store interface: everything the collector's HTTP API, background jobs
- * and `hoptrace import` ask of storage. `sqlite-store.ts` implements it on
- * `node:sqlite`; a server database can implement the same methods later.
+ * and `hoptrace import` ask of storage, and the only seam between them and
+ * a database. `sqlite-store.ts` implements it on `node:sqlite`.
  *
  * Every method is async so an implementation may do real I/O; the SQLite one
  * runs synchronously inside them.
  */
-import type { HopRecord } from '../src/hop.ts';
 import type { ChainList, ChainStatus, ChainSummary, StoredHop, Topology } from './api-types.ts';
-
-/**
- * Rebuilds one chain's summary from all its stored hops. The store calls it
- * for every chain a write touched: inside the same transaction, or (deferred)
- * once for many writes before the next read of summaries and on a timer, so
- * the summaries a read returns never disagree with the committed hops.
- */
-export type ChainSummarizer = (
-  correlationId: string,
-  hops: readonly StoredHop[],
-  times: {
-    /** "Now" on the collector's clock: lost/stuck are judged against it. */
-    now: number;
-    /** Last time a hop of this chain was ingested (collector clock). */
-    updatedAt: number;
-  },
-) => {
-  summary: ChainSummary;
-  /** False while the chain's status can still change with time alone (a message in flight). */
-  settled: boolean;
-};
+import type { IngestRecord } from './record-identity.ts';
 
 /** A chain whose summary a write or the sweep changed. */
 export interface ChainChange {
@@ -41,10 +20,8 @@ export interface ChainChange {
 export interface InsertResult {
   /** Records in the request, all committed. */
   accepted: number;
-  /** Of those, records already stored (same dedupe key): not written again. */
+  /** Of those, records already stored (same dedupe key, see `record-identity.ts`): not written again. */
   duplicates: number;
-  /** Chains that got at least one new hop, once each; empty when summaries are deferred (see `flushSummaries`). */
-  changes: ChainChange[];
 }
 
 /** In {@link ChainQuery.status}: chains where any delivery was a redelivery (not a status: a flag of the summary). */
@@ -84,6 +61,7 @@ export interface RetentionResult {
 }
 
 export interface StoreStats {
+  /** Records stored: a version-1 hop or a version-2 record (several hops) each. */
   hops: number;
   chains: number;
   /** Bytes the store's data occupies (SQLite: used pages × page size, WAL excluded). */
@@ -92,16 +70,16 @@ export interface StoreStats {
 
 export interface Store {
   /**
-   * Write hops in one transaction (all or nothing), skip ones already stored,
-   * and refresh the summary of every chain that got a new hop (or mark it for
-   * `flushSummaries`). Resolves only after the transaction is committed;
-   * concurrent calls may share one commit.
+   * Write records in one transaction (all or nothing) and skip ones already
+   * stored. Resolves only after the transaction is committed; concurrent
+   * calls may share one commit. Summaries follow off the write path
+   * (`flushSummaries`), and every read of summaries sees every committed record.
    */
-  insertHops(hops: readonly HopRecord[], receivedAt: number): Promise<InsertResult>;
+  insertHops(records: readonly IngestRecord[], receivedAt: number): Promise<InsertResult>;
   /**
-   * Rebuild the summaries that writes left to be rebuilt, and return every
-   * summary change since the last call that was not already returned by
-   * `insertHops` or `refreshUnsettled`: what the live events announce.
+   * Bring the summaries of the chains writes touched up to date, and return
+   * every summary change since the last call that was not already returned
+   * by `refreshUnsettled`: what the live events announce.
    */
   flushSummaries(now: number): Promise<ChainChange[]>;
   /** Every hop of a chain, by timestamp; empty when the chain is unknown. */

@@ -164,7 +164,8 @@ function addWait(into: Histogram, bin: number, n: number, sumUs: number): void {
   }
   cell[0] += n;
   cell[1] += sumUs;
-  if (cell[0] === 0) into.delete(bin);
+  // A message whose wait moved within the bin nets a zero count but not a zero sum: keep that.
+  if (cell[0] === 0 && cell[1] === 0) into.delete(bin);
 }
 
 /** Nearest-rank percentile of a histogram, in ms: the mean of the bin holding the rank. */

@@ -91,4 +91,14 @@ describe('buildGraph', () => {
     expect(g.messages.filter((m) => m.root).map((m) => m.messageId)).toEqual([a]);
     expect(g.byId.get(b)!.parentMessageId).toBe(a);
   });
+
+  it('builds a delivery whose only hops so far are settles (they arrived before its receive and process)', () => {
+    const f = threeServiceChain();
+    const settles = f.hops.filter((h) => h.kind === 'settle');
+    const twoOfOne = [settles[0], { ...settles[0], id: 9_999, ts: settles[0].ts + 5, outcome: 'ack' as const }];
+    const g = buildGraph([...f.hops.filter((h) => h.kind === 'send'), ...twoOfOne]);
+    const delivery = g.messages.find((m) => m.messageId === settles[0].messageId)!.deliveries[0];
+    expect(delivery.attempts).toHaveLength(1);
+    expect(idsOf(g, delivery.attempts[0].settles)).toEqual([settles[0].id, 9_999]);
+  });
 });

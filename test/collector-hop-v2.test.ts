@@ -7,7 +7,6 @@ import type { ChainDetail } from '../collector/api-types.ts';
 import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
 import { checkHopRecord } from '../collector/hop-schema.ts';
 import { importFiles } from '../collector/import.ts';
-import { createSummarizer } from '../collector/ingest.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
 import type { ConsumeRecordV2, HopRecord, PublishRecordV2 } from '../src/hop.ts';
 import { getJson, makeHop, postHops, startTestCollector } from './helpers/collector.ts';
@@ -175,7 +174,7 @@ describe('version-2 records', () => {
         .map((l) => JSON.stringify(l))
         .join('\n') + '\n',
     );
-    const store = new SqliteStore({ path: join(dir, 'mixed.db'), summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS), summaries: 'deferred' });
+    const store = new SqliteStore({ path: join(dir, 'mixed.db'), engine: DEFAULT_ENGINE_OPTIONS });
     try {
       const result = await importFiles(store, [file]);
       expect(result).toMatchObject({ invalidHops: 0, withoutHop: 1 });

@@ -8,7 +8,6 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ChainDetail } from '../collector/api-types.ts';
 import { importFiles, type ImportProgress } from '../collector/import.ts';
-import { createSummarizer } from '../collector/ingest.ts';
 import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
 import { getJson, makeHop, messageHops, startTestCollector } from './helpers/collector.ts';
@@ -89,7 +88,7 @@ describe('hoptrace import', () => {
     // A bigger file: 3,000 hops in 750 chains.
     const many = Array.from({ length: 750 }, () => messageHops({ correlationId: randomUUID() })).flat();
     writeFileSync(fileB, logFile(b).text + many.map((h) => pinoLine(h)).join('\n'));
-    const store = new SqliteStore({ path: join(dir, 'import-2.db'), summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS) });
+    const store = new SqliteStore({ path: join(dir, 'import-2.db'), engine: DEFAULT_ENGINE_OPTIONS });
     const progress: ImportProgress[] = [];
     try {
       const result = await importFiles(store, [fileA, fileB], { batchSize: 100, onProgress: (p) => progress.push(p) });
@@ -162,7 +161,7 @@ describe('hoptrace command line', () => {
     });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('hoptrace collector closed');
-    const store = new SqliteStore({ path: db, summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS) });
+    const store = new SqliteStore({ path: db, engine: DEFAULT_ENGINE_OPTIONS });
     try {
       expect((await store.chainHops(hop.correlationId)).length).toBe(1);
     } finally {

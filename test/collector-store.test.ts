@@ -5,30 +5,36 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
-import { createSummarizer } from '../collector/ingest.ts';
 import { MIGRATIONS } from '../collector/migrations.ts';
-import { canonicalJson, SqliteStore } from '../collector/sqlite-store.ts';
-import type { ChainSummarizer } from '../collector/store.ts';
+import { SqliteStore } from '../collector/sqlite-store.ts';
 import type { LiveChainEvent } from '../collector/api-types.ts';
+import type { HopRecord } from '../src/hop.ts';
 import { waitFor } from './helpers/broker.ts';
 import { getJson, makeHop, messageHops, postHops, startTestCollector } from './helpers/collector.ts';
+import { writeOldStore } from './helpers/old-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hoptrace-store-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const dbPath = () => join(dir, `${randomUUID()}.db`);
-const summarize = createSummarizer(DEFAULT_ENGINE_OPTIONS);
+
+/** A real SQLite trigger that makes any insert of a record of this chain fail, as a full disk or a constraint would. */
+function poison(path: string, correlationId: string): void {
+  const db = new DatabaseSync(path);
+  db.exec(`CREATE TRIGGER poison BEFORE INSERT ON records WHEN NEW.correlation_id = '${correlationId}' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`);
+  db.close();
+}
 
 describe('SQLite store', () => {
   it('creates a WAL database at the newest schema version and reopens it', async () => {
     const path = dbPath();
-    const store = new SqliteStore({ path, summarize });
+    const store = new SqliteStore({ path });
     await store.insertHops([makeHop()], Date.now());
     await store.close();
     const db = new DatabaseSync(path);
     expect(db.prepare('PRAGMA user_version').get()).toEqual({ user_version: MIGRATIONS.length });
     expect(db.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
     db.close();
-    const again = new SqliteStore({ path, summarize });
+    const again = new SqliteStore({ path });
     expect(await again.stats()).toMatchObject({ hops: 1, chains: 1 });
     await again.close();
   });
@@ -38,43 +44,58 @@ describe('SQLite store', () => {
     const db = new DatabaseSync(path);
     db.exec(`PRAGMA user_version = ${MIGRATIONS.length + 1}`);
     db.close();
-    expect(() => new SqliteStore({ path, summarize })).toThrow(/newer than this hoptrace understands/);
+    expect(() => new SqliteStore({ path })).toThrow(/newer than this hoptrace understands/);
   });
 
   it('writes all of a batch or nothing when anything in it fails', async () => {
-    let calls = 0;
-    const failing: ChainSummarizer = (id, hops, times) => {
-      if (++calls === 2) throw new Error('engine blew up');
-      return summarize(id, hops, times);
-    };
-    const store = new SqliteStore({ path: dbPath(), summarize: failing });
+    const path = dbPath();
+    new SqliteStore({ path }).close();
+    poison(path, 'bad-chain');
+    const store = new SqliteStore({ path });
     try {
-      const hops = [makeHop(), makeHop(), makeHop()];
+      const hops = [makeHop(), makeHop({ correlationId: 'bad-chain' }), makeHop()];
       await expect(store.insertHops(hops, Date.now())).rejects.toMatchObject({ code: 'HOPTRACE_ERR_STORE' });
       expect(await store.stats()).toMatchObject({ hops: 0, chains: 0 });
       for (const h of hops) expect(await store.chainHops(h.correlationId)).toEqual([]);
       // The next write works.
-      expect(await store.insertHops(hops, Date.now())).toMatchObject({ accepted: 3, duplicates: 0 });
-      expect(await store.stats()).toMatchObject({ hops: 3, chains: 3 });
+      const good = [hops[0], hops[2]];
+      expect(await store.insertHops(good, Date.now())).toMatchObject({ accepted: 2, duplicates: 0 });
+      expect(await store.stats()).toMatchObject({ hops: 2, chains: 2 });
     } finally {
       await store.close();
     }
   });
 
-  it('the dedupe key ignores field order but not field values', () => {
-    const hop = makeHop();
-    const reordered = Object.fromEntries(Object.entries(hop).reverse());
-    expect(canonicalJson(reordered)).toBe(canonicalJson(hop));
-    expect(canonicalJson({ ...hop, ts: hop.ts + 1 })).not.toBe(canonicalJson(hop));
+  it('a resent record is stored once whatever its field order or form; one differing in what makes it an event is kept', async () => {
+    const store = new SqliteStore({ path: dbPath() });
+    try {
+      const hop = makeHop({ kind: 'settle', outcome: 'ack', queue: 'q1', deliveryTag: 3 });
+      const reordered = Object.fromEntries(Object.entries(hop).reverse()) as unknown as HopRecord;
+      expect(await store.insertHops([hop], Date.now())).toEqual({ accepted: 1, duplicates: 0 });
+      expect(await store.insertHops([reordered, { ...hop }], Date.now())).toEqual({ accepted: 2, duplicates: 2 });
+      const near: HopRecord[] = [
+        { ...hop, ts: hop.ts + 1 },
+        { ...hop, spanId: 'aaaaaaaaaaaaaaaa' },
+        { ...hop, instance: 'other-host/2' },
+        { ...hop, queue: 'q2' },
+        { ...hop, deliveryTag: 4 },
+        { ...hop, outcome: 'nack', requeue: true },
+        { ...hop, kind: 'process', outcome: 'ack' },
+      ];
+      expect(await store.insertHops(near, Date.now())).toEqual({ accepted: near.length, duplicates: 0 });
+      expect(await store.chainHops(hop.correlationId)).toHaveLength(1 + near.length);
+    } finally {
+      await store.close();
+    }
   });
 
   it('the sweep turns a message never received into a lost chain once the limit has passed', async () => {
-    const store = new SqliteStore({ path: dbPath(), summarize: createSummarizer({ ...DEFAULT_ENGINE_OPTIONS, lostAfterMs: 1000 }) });
+    const store = new SqliteStore({ path: dbPath(), engine: { ...DEFAULT_ENGINE_OPTIONS, lostAfterMs: 1000 } });
     try {
       const now = Date.now();
       const send = makeHop({ ts: now });
-      const first = await store.insertHops([send], now);
-      expect(first.changes).toEqual([{ type: 'new', chain: expect.objectContaining({ status: 'in-flight' }) }]);
+      await store.insertHops([send], now);
+      expect(await store.flushSummaries(now)).toEqual([{ type: 'new', chain: expect.objectContaining({ status: 'in-flight' }) }]);
       // Before the limit: nothing changes.
       expect(await store.refreshUnsettled(now + 500, 100)).toEqual([]);
       const later = await store.refreshUnsettled(now + 1500, 100);
@@ -88,7 +109,7 @@ describe('SQLite store', () => {
   });
 
   it('retention by age deletes chains idle longer than maxAgeMs, hops and all', async () => {
-    const store = new SqliteStore({ path: dbPath(), summarize });
+    const store = new SqliteStore({ path: dbPath() });
     try {
       const now = Date.now();
       const old = messageHops({ correlationId: randomUUID() });
@@ -105,7 +126,7 @@ describe('SQLite store', () => {
   });
 
   it('retention by size deletes the least recently updated chains until the store fits', async () => {
-    const store = new SqliteStore({ path: dbPath(), summarize });
+    const store = new SqliteStore({ path: dbPath() });
     try {
       const base = Date.now() - 1_000_000;
       const ids: string[] = [];
@@ -130,13 +151,13 @@ describe('SQLite store', () => {
     }
   });
 
-  it('with deferred summaries a write marks its chain and the flush summarizes it once, announcing it as new', async () => {
-    const store = new SqliteStore({ path: dbPath(), summarize, summaries: 'deferred' });
+  it('the flush summarizes a chain once however many writes touched it, announcing it as new', async () => {
+    const store = new SqliteStore({ path: dbPath() });
     try {
       const now = Date.now();
       const [send, ...rest] = messageHops({ correlationId: randomUUID(), ts: now });
-      expect(await store.insertHops([send], now)).toEqual({ accepted: 1, duplicates: 0, changes: [] });
-      expect(await store.insertHops(rest, now + 5)).toEqual({ accepted: 3, duplicates: 0, changes: [] });
+      expect(await store.insertHops([send], now)).toEqual({ accepted: 1, duplicates: 0 });
+      expect(await store.insertHops(rest, now + 5)).toEqual({ accepted: 3, duplicates: 0 });
       const changes = await store.flushSummaries(now + 10);
       // Two writes, one rebuild: one event, with every hop in it and the last ingest as updatedAt.
       expect(changes).toEqual([
@@ -149,8 +170,8 @@ describe('SQLite store', () => {
     }
   });
 
-  it('with deferred summaries a read sees every committed hop, and the flush still announces what that read rebuilt', async () => {
-    const store = new SqliteStore({ path: dbPath(), summarize, summaries: 'deferred' });
+  it('a read sees every committed hop, and the flush still announces what that read summarized', async () => {
+    const store = new SqliteStore({ path: dbPath() });
     try {
       const hop = makeHop();
       await store.insertHops([hop], Date.now());
@@ -165,10 +186,10 @@ describe('SQLite store', () => {
     }
   });
 
-  it('a crash after the commit and before the summary loses nothing: the reopened store rebuilds the summary', async () => {
+  it('a crash after the commit and before the summary loses nothing: the reopened store summarizes the chain', async () => {
     const path = dbPath();
     const crashed = join(dir, `${randomUUID()}.db`);
-    const store = new SqliteStore({ path, summarize, summaries: 'deferred' });
+    const store = new SqliteStore({ path });
     const hops = messageHops({ correlationId: randomUUID() });
     await store.insertHops(hops, Date.now());
     // The files as a power cut would leave them: committed WAL frames, no summary written yet.
@@ -177,9 +198,9 @@ describe('SQLite store', () => {
     await store.close();
     const raw = new DatabaseSync(crashed);
     expect(raw.prepare('SELECT count(*) AS n FROM chains').get()).toEqual({ n: 0 });
-    expect(raw.prepare('SELECT correlation_id FROM dirty_chains').all()).toEqual([{ correlation_id: hops[0].correlationId }]);
+    expect(raw.prepare('SELECT count(*) AS n FROM records').get()).toEqual({ n: 4 });
     raw.close();
-    const reopened = new SqliteStore({ path: crashed, summarize });
+    const reopened = new SqliteStore({ path: crashed });
     try {
       expect(await reopened.chainSummary(hops[0].correlationId)).toMatchObject({ hopCount: 4, status: 'ok' });
       expect(await reopened.stats()).toMatchObject({ hops: 4, chains: 1 });
@@ -189,19 +210,17 @@ describe('SQLite store', () => {
   });
 
   it('concurrent writes share a commit, each resolving after it, and a failing one is rolled back alone', async () => {
-    const failing: ChainSummarizer = (id, hops, times) => {
-      if (id === 'bad-chain') throw new Error('engine blew up');
-      return summarize(id, hops, times);
-    };
     const path = dbPath();
-    const store = new SqliteStore({ path, summarize: failing });
+    new SqliteStore({ path }).close();
+    poison(path, 'bad-chain');
+    const store = new SqliteStore({ path });
     const reader = new DatabaseSync(path);
-    const stored = (id: string) => (reader.prepare('SELECT count(*) AS n FROM hops WHERE correlation_id = ?').get(id) as { n: number }).n;
+    const stored = (id: string) => (reader.prepare('SELECT count(*) AS n FROM records WHERE correlation_id = ?').get(id) as { n: number }).n;
     try {
       const a = messageHops({ correlationId: 'chain-a' });
       const bad = messageHops({ correlationId: 'bad-chain' });
       const c = messageHops({ correlationId: 'chain-c' });
-      // Another connection sees each write's hops by the time its promise settles: it was committed.
+      // Another connection sees each write's records by the time its promise settles: it was committed.
       const settled = await Promise.allSettled(
         [a, bad, c].map((hops) => store.insertHops(hops, Date.now()).then((r) => ({ ...r, visible: stored(hops[0].correlationId) }))),
       );
@@ -220,64 +239,61 @@ describe('SQLite store', () => {
     }
   });
 
-  it('a database written at schema version 1 migrates, and every list filter finds its chains', async () => {
-    // The hops and summaries of a current store, copied into a file at schema version 1.
-    const current = dbPath();
-    const store = new SqliteStore({ path: current, summarize });
-    const a = messageHops({ correlationId: 'chain-a' }, { publisher: 'orders', consumer: 'billing', exchange: 'shop', routingKey: 'order.paid' });
-    const b = messageHops({ correlationId: 'chain-b' }, { publisher: 'orders', consumer: 'ledger', exchange: 'audit', routingKey: 'entry.new' });
-    await store.insertHops([...a, ...b], Date.now());
-    await store.close();
-    const old = dbPath();
-    const db = new DatabaseSync(old);
-    db.exec(MIGRATIONS[0] as string);
-    db.exec('PRAGMA user_version = 1');
-    db.exec(`ATTACH '${current}' AS cur`);
-    db.exec(`INSERT INTO hops SELECT id, dedupe_key, correlation_id, message_id, trace_id, service, kind, ts, received_at, exchange, routing_key, queue, json FROM cur.hops;
-             INSERT INTO chains SELECT * FROM cur.chains;`);
-    db.exec('DETACH cur');
-    db.close();
-    const migrated = new SqliteStore({ path: old, summarize });
-    try {
-      const ids = async (q: Omit<Parameters<SqliteStore['listChains']>[0], 'limit'>) =>
-        (await migrated.listChains({ limit: 10, ...q })).items.map((c) => c.correlationId);
-      expect(await ids({ service: 'billing' })).toEqual(['chain-a']);
-      expect(await ids({ service: 'orders' })).toHaveLength(2);
-      expect(await ids({ exchange: 'audit' })).toEqual(['chain-b']);
-      expect(await ids({ routingKey: 'order.paid' })).toEqual(['chain-a']);
-      expect(await ids({ status: ['ok'], service: 'ledger', exchange: 'audit' })).toEqual(['chain-b']);
-      expect(await ids({ status: ['failed'] })).toEqual([]);
-    } finally {
-      await migrated.close();
-    }
-  });
+  for (const version of Array.from({ length: MIGRATIONS.length - 1 }, (_, i) => i + 1)) {
+    it(`a database at schema version ${version} migrates: its chains, hops, list filters and id search all answer`, async () => {
+      const a = messageHops({ correlationId: 'chain-a' }, { publisher: 'orders', consumer: 'billing', exchange: 'shop', routingKey: 'order.paid' });
+      const b = messageHops({ correlationId: 'chain-b' }, { publisher: 'orders', consumer: 'ledger', exchange: 'audit', routingKey: 'entry.new' });
+      const again = b.slice(1).map((h) => ({ ...h, ts: h.ts + 50, deliveryTag: 2, ...(h.kind === 'receive' ? { redelivered: true } : {}) }));
+      const old = dbPath();
+      writeOldStore(old, version, [...a, ...b, ...again]);
+      const migrated = new SqliteStore({ path: old });
+      try {
+        const ids = async (q: Omit<Parameters<SqliteStore['listChains']>[0], 'limit'>) =>
+          (await migrated.listChains({ limit: 10, ...q })).items.map((c) => c.correlationId);
+        expect(await ids({ service: 'billing' })).toEqual(['chain-a']);
+        expect((await ids({ service: 'orders' })).sort()).toEqual(['chain-a', 'chain-b']);
+        expect(await ids({ exchange: 'audit' })).toEqual(['chain-b']);
+        expect(await ids({ routingKey: 'order.paid' })).toEqual(['chain-a']);
+        expect(await ids({ status: ['ok'], service: 'ledger', exchange: 'audit' })).toEqual(['chain-b']);
+        expect(await ids({ status: ['failed'] })).toEqual([]);
+        expect(await ids({ redelivered: true })).toEqual(['chain-b']);
+        expect(await ids({ q: a[0].messageId })).toEqual(['chain-a']);
+        expect(await ids({ q: b[0].traceId })).toEqual(['chain-b']);
+        expect(await migrated.chainHops('chain-a')).toEqual(a.map((h) => expect.objectContaining({ kind: h.kind, ts: h.ts, messageId: h.messageId })));
+        expect(await migrated.stats()).toMatchObject({ hops: a.length + b.length + again.length, chains: 2 });
+        // New records join migrated chains.
+        await migrated.insertHops([makeHop({ correlationId: 'chain-a', kind: 'send', service: 'audit' })], Date.now());
+        expect((await migrated.chainSummary('chain-a'))?.hopCount).toBe(a.length + 1);
+      } finally {
+        await migrated.close();
+      }
+    });
+  }
 
-  it('a database at schema version 4 migrates and the redelivered filter finds the chains it already held', async () => {
-    const current = dbPath();
-    const store = new SqliteStore({ path: current, summarize });
-    const plain = messageHops({ correlationId: 'chain-plain' });
-    const twice = messageHops({ correlationId: 'chain-twice' });
-    const again = twice.slice(1).map((h) => ({ ...h, ts: h.ts + 50, deliveryTag: 2, ...(h.kind === 'receive' ? { redelivered: true } : {}) }));
-    await store.insertHops([...plain, ...twice, ...again], Date.now());
-    await store.close();
-    // The same file as version 4 wrote it: no redelivered tags.
-    const db = new DatabaseSync(current);
-    db.exec("DELETE FROM chain_tags WHERE tag LIKE 'f:%'; PRAGMA user_version = 4;");
-    db.close();
-    const migrated = new SqliteStore({ path: current, summarize });
+  it('q finds chains by correlation, message and trace id, exact and by prefix', async () => {
+    const store = new SqliteStore({ path: dbPath() });
     try {
-      const ids = async (q: Omit<Parameters<SqliteStore['listChains']>[0], 'limit'>) =>
-        (await migrated.listChains({ limit: 10, ...q })).items.map((c) => c.correlationId);
-      expect(await ids({ redelivered: true })).toEqual(['chain-twice']);
-      expect(await ids({ redelivered: false })).toEqual(['chain-plain']);
-      expect(await ids({ status: ['redelivered'] })).toEqual(['chain-twice']);
+      const uuidChain = messageHops({ correlationId: randomUUID() });
+      const textChain = messageHops({ correlationId: 'order-42', messageId: 'msg-order-42' });
+      await store.insertHops([...uuidChain, ...textChain], Date.now());
+      const find = async (q: string) => (await store.listChains({ limit: 10, q })).items.map((c) => c.correlationId);
+      const u = uuidChain[0];
+      expect(await find(u.correlationId)).toEqual([u.correlationId]);
+      expect(await find(u.correlationId.slice(0, 13))).toEqual([u.correlationId]);
+      expect(await find(u.messageId)).toEqual([u.correlationId]);
+      expect(await find(u.messageId.slice(0, 11))).toEqual([u.correlationId]);
+      expect(await find(u.traceId)).toEqual([u.correlationId]);
+      expect(await find(u.traceId.slice(0, 7))).toEqual([u.correlationId]);
+      expect(await find('order-4')).toEqual(['order-42']);
+      expect(await find(textChain[0].messageId)).toEqual(['order-42']);
+      expect(await find('nothing-like-it')).toEqual([]);
     } finally {
-      await migrated.close();
+      await store.close();
     }
   });
 
   it('two list filters together page newest first without repeating or skipping a chain', async () => {
-    const store = new SqliteStore({ path: dbPath(), summarize, summaries: 'deferred' });
+    const store = new SqliteStore({ path: dbPath() });
     try {
       const base = 1_700_000_000_000;
       const hops = Array.from({ length: 30 }, (_, i) =>
@@ -299,7 +315,7 @@ describe('SQLite store', () => {
   });
 
   it('stores 50,000 hops in batches of 1,000 and reports the rate', async () => {
-    const store = new SqliteStore({ path: dbPath(), summarize });
+    const store = new SqliteStore({ path: dbPath() });
     try {
       // 4 hops per chain, a chain's hops split across two batches, as a live system sends them.
       const batches: ReturnType<typeof messageHops>[] = [];

@@ -5,12 +5,10 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StoredHop, Topology, TopologyEdge } from '../collector/api-types.ts';
-import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
-import { createSummarizer } from '../collector/ingest.ts';
-import { MIGRATIONS } from '../collector/migrations.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
 import { TOPOLOGY_BUCKET_MS } from '../collector/topology-buckets.ts';
 import type { HopRecord } from '../src/hop.ts';
+import { writeOldStore } from './helpers/old-store.ts';
 import {
   deadLetterChain,
   FIXTURE_START,
@@ -29,7 +27,6 @@ import {
 const dir = mkdtempSync(join(tmpdir(), 'hoptrace-topology-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const dbPath = () => join(dir, `${randomUUID()}.db`);
-const summarize = createSummarizer(DEFAULT_ENGINE_OPTIONS);
 
 /** Fixture hops as a service would send them (no store id, no received time). */
 function records(hops: readonly StoredHop[]): HopRecord[] {
@@ -62,78 +59,90 @@ function workload(): { chains: ChainFixtureResult[]; hops: HopRecord[] } {
   return { chains, hops: chains.flatMap((c) => records(c.hops)) };
 }
 
-/** The topology query the store ran over hops before topology_buckets: the reference the buckets must match. */
-function topologyFromHops(path: string, from: number, to: number): Topology {
-  const db = new DatabaseSync(path, { readOnly: true });
-  try {
-    const nodes = new Map<string, { id: string; kind: string; label: string }>();
-    const edges = new Map<string, TopologyEdge & { waits: number[] }>();
-    const node = (kind: string, name: string) => {
-      const id = `${kind}:${name}`;
-      if (!nodes.has(id)) nodes.set(id, { id, kind, label: kind === 'exchange' && name === '' ? '(default)' : name });
-      return id;
-    };
-    const edge = (f: string, t: string) => {
-      const key = `${f}\u0000${t}`;
-      let e = edges.get(key);
-      if (!e) edges.set(key, (e = { from: f, to: t, count: 0, errorCount: 0, errorRate: 0, waits: [] }));
-      return e;
-    };
-    const sends = db
-      .prepare(
-        `SELECT s.service, coalesce(s.exchange, '') AS exchange, count(DISTINCT s.message_id) AS n,
-           count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM hops f WHERE f.message_id = s.message_id
-             AND (f.kind = 'return' OR (f.kind = 'confirm' AND json_extract(f.json, '$.outcome') = 'nack')))
-             THEN s.message_id END) AS errors
-         FROM hops s WHERE s.kind = 'send' AND s.ts >= ? AND s.ts <= ?
-         GROUP BY s.service, coalesce(s.exchange, '')`,
-      )
-      .all(from, to) as { service: string; exchange: string; n: number; errors: number }[];
-    for (const r of sends) {
-      const e = edge(node('service', r.service), node('exchange', r.exchange));
-      e.count += r.n;
-      e.errorCount += r.errors;
-    }
-    const deliveries = db
-      .prepare(
-        `SELECT r.service, coalesce(r.exchange, '') AS exchange, coalesce(r.queue, '') AS queue, r.message_id,
-           min(r.ts) AS received, max(coalesce(json_extract(r.json, '$.deathCount'), 0)) AS deaths,
-           (SELECT min(s.ts) FROM hops s WHERE s.message_id = r.message_id AND s.kind = 'send') AS sent,
-           EXISTS (SELECT 1 FROM hops f WHERE f.message_id = r.message_id AND f.service = r.service
-             AND coalesce(f.queue, '') = coalesce(r.queue, '')
-             AND ((f.kind = 'process' AND json_extract(f.json, '$.outcome') = 'error')
-               OR (f.kind = 'settle' AND json_extract(f.json, '$.outcome') IN ('nack', 'reject')))) AS failed
-         FROM hops r WHERE r.kind = 'receive' AND r.ts >= ? AND r.ts <= ?
-         GROUP BY r.message_id, r.service, coalesce(r.queue, ''), coalesce(r.exchange, '')`,
-      )
-      .all(from, to) as { service: string; exchange: string; queue: string; received: number; deaths: number; sent: number | null; failed: number }[];
-    for (const r of deliveries) {
-      const q = node('queue', r.queue);
-      const routed = edge(node('exchange', r.exchange), q);
-      routed.count++;
-      if (r.deaths > 0) routed.errorCount++;
-      const consumed = edge(q, node('service', r.service));
-      consumed.count++;
-      if (r.failed) consumed.errorCount++;
-      if (r.sent !== null) consumed.waits.push(Math.max(0, r.received - r.sent));
-    }
-    const windowSec = Math.max(0.001, (to - from) / 1000);
-    const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
-    const out: TopologyEdge[] = [];
-    for (const { waits, ...e } of edges.values()) {
-      e.errorRate = e.count > 0 ? e.errorCount / e.count : 0;
-      e.ratePerSec = e.count / windowSec;
-      if (waits.length > 0) {
-        waits.sort((a, b) => a - b);
-        e.queueWaitP50Ms = pct(waits, 0.5);
-        e.queueWaitP95Ms = pct(waits, 0.95);
+/**
+ * The topology straight from the hops, as the store's original query over
+ * hops computed it: the reference the buckets must match. A publish counts
+ * per (service, exchange) message sent in the window, an error when the
+ * message was returned or nacked; a delivery per (message, service, queue,
+ * exchange) received in the window, an error on exchange → queue when it
+ * carried a death count, on queue → service when that service's handler
+ * failed or it nacked/rejected there; its wait from the message's first send.
+ */
+function topologyFromHops(hops: readonly HopRecord[], from: number, to: number): Topology {
+  const nodes = new Map<string, { id: string; kind: string; label: string }>();
+  const edges = new Map<string, TopologyEdge & { waits: number[] }>();
+  const node = (kind: string, name: string) => {
+    const id = `${kind}:${name}`;
+    if (!nodes.has(id)) nodes.set(id, { id, kind, label: kind === 'exchange' && name === '' ? '(default)' : name });
+    return id;
+  };
+  const edge = (f: string, t: string) => {
+    const key = `${f}\u0000${t}`;
+    let e = edges.get(key);
+    if (!e) edges.set(key, (e = { from: f, to: t, count: 0, errorCount: 0, errorRate: 0, waits: [] }));
+    return e;
+  };
+  const byMessage = new Map<string, HopRecord[]>();
+  for (const h of hops) byMessage.set(h.messageId, [...(byMessage.get(h.messageId) ?? []), h]);
+  const inWindow = (h: HopRecord) => h.ts >= from && h.ts <= to;
+  const publishes = new Map<string, Set<string>>();
+  const publishErrors = new Map<string, Set<string>>();
+  const deliveries = new Map<string, { service: string; exchange: string; queue: string; received: number; deaths: number; messageId: string }>();
+  for (const h of hops) {
+    if (!inWindow(h)) continue;
+    if (h.kind === 'send') {
+      const key = `${h.service}\u0000${h.exchange ?? ''}`;
+      publishes.set(key, (publishes.get(key) ?? new Set()).add(h.messageId));
+      const failed = byMessage.get(h.messageId)!.some((f) => f.kind === 'return' || (f.kind === 'confirm' && f.outcome === 'nack'));
+      if (failed) publishErrors.set(key, (publishErrors.get(key) ?? new Set()).add(h.messageId));
+    } else if (h.kind === 'receive') {
+      const key = `${h.messageId}\u0000${h.service}\u0000${h.queue ?? ''}\u0000${h.exchange ?? ''}`;
+      const d = deliveries.get(key);
+      if (!d) deliveries.set(key, { service: h.service, exchange: h.exchange ?? '', queue: h.queue ?? '', received: h.ts, deaths: h.deathCount ?? 0, messageId: h.messageId });
+      else {
+        d.received = Math.min(d.received, h.ts);
+        d.deaths = Math.max(d.deaths, h.deathCount ?? 0);
       }
-      out.push(e);
     }
-    return { nodes: [...nodes.values()] as Topology['nodes'], edges: out, from, to };
-  } finally {
-    db.close();
   }
+  for (const [key, ids] of publishes) {
+    const [service, exchange] = key.split('\u0000');
+    const e = edge(node('service', service), node('exchange', exchange));
+    e.count += ids.size;
+    e.errorCount += publishErrors.get(key)?.size ?? 0;
+  }
+  for (const d of deliveries.values()) {
+    const message = byMessage.get(d.messageId)!;
+    const q = node('queue', d.queue);
+    const routed = edge(node('exchange', d.exchange), q);
+    routed.count++;
+    if (d.deaths > 0) routed.errorCount++;
+    const consumed = edge(q, node('service', d.service));
+    consumed.count++;
+    const failed = message.some(
+      (f) =>
+        f.service === d.service &&
+        (f.queue ?? '') === d.queue &&
+        ((f.kind === 'process' && f.outcome === 'error') || (f.kind === 'settle' && (f.outcome === 'nack' || f.outcome === 'reject'))),
+    );
+    if (failed) consumed.errorCount++;
+    const sends = message.filter((f) => f.kind === 'send').map((f) => f.ts);
+    if (sends.length > 0) consumed.waits.push(Math.max(0, d.received - Math.min(...sends)));
+  }
+  const windowSec = Math.max(0.001, (to - from) / 1000);
+  const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+  const out: TopologyEdge[] = [];
+  for (const { waits, ...e } of edges.values()) {
+    e.errorRate = e.count > 0 ? e.errorCount / e.count : 0;
+    e.ratePerSec = e.count / windowSec;
+    if (waits.length > 0) {
+      waits.sort((a, b) => a - b);
+      e.queueWaitP50Ms = pct(waits, 0.5);
+      e.queueWaitP95Ms = pct(waits, 0.95);
+    }
+    out.push(e);
+  }
+  return { nodes: [...nodes.values()] as Topology['nodes'], edges: out, from, to };
 }
 
 const byEdge = (t: Topology) => new Map(t.edges.map((e) => [`${e.from} → ${e.to}`, e]));
@@ -174,7 +183,7 @@ describe('topology from per-minute buckets', () => {
   it('answers what the query over hops answered, for the whole range and for windows that cut minutes', async () => {
     const { hops } = workload();
     const path = dbPath();
-    const store = new SqliteStore({ path, summarize, summaries: 'deferred' });
+    const store = new SqliteStore({ path });
     try {
       // Shuffled, in batches of 50: receives before their sends, failures before their receives.
       const arriving = shuffled(hops, 7);
@@ -191,7 +200,7 @@ describe('topology from per-minute buckets', () => {
         [between(1), between(30)],
         [FIXTURE_START, FIXTURE_START + 10 * TOPOLOGY_BUCKET_MS], // on minute boundaries
       ];
-      for (const [from, to] of windows) expectSameTopology(await store.topology(from, to), topologyFromHops(path, from, to));
+      for (const [from, to] of windows) expectSameTopology(await store.topology(from, to), topologyFromHops(hops, from, to));
       expect((await store.topology(first, last)).edges.length).toBeGreaterThan(20);
     } finally {
       await store.close();
@@ -201,11 +210,11 @@ describe('topology from per-minute buckets', () => {
   it('buckets do not depend on the order or batching the hops arrived in', async () => {
     const { hops } = workload();
     const oneBatch = dbPath();
-    const a = new SqliteStore({ path: oneBatch, summarize });
+    const a = new SqliteStore({ path: oneBatch });
     await a.insertHops(hops, Date.now());
     await a.close();
     const reversed = dbPath();
-    const b = new SqliteStore({ path: reversed, summarize, summaries: 'deferred' });
+    const b = new SqliteStore({ path: reversed });
     const backwards = [...hops].reverse();
     for (let i = 0; i < backwards.length; i += 7) await b.insertHops(backwards.slice(i, i + 7), Date.now());
     await b.insertHops(hops.slice(0, 40), Date.now()); // duplicates change nothing
@@ -214,26 +223,20 @@ describe('topology from per-minute buckets', () => {
     expect(bucketRows(oneBatch).length).toBeGreaterThan(0);
   });
 
-  it('a database at the previous schema version migrates and its buckets are filled from the stored hops', async () => {
+  it('a database at the schema version before topology buckets migrates and its buckets are filled from the stored hops', async () => {
     const { hops } = workload();
     const current = dbPath();
-    const store = new SqliteStore({ path: current, summarize });
+    const store = new SqliteStore({ path: current });
     await store.insertHops(hops, Date.now());
     await store.close();
-    // The same hops, chains and tags in a file at schema version 3 (before topology_buckets).
+    // The same hops in a file at schema version 3 (before topology_buckets).
     const old = dbPath();
-    const db = new DatabaseSync(old);
-    for (const m of MIGRATIONS.slice(0, 3)) db.exec(m as string);
-    db.exec('PRAGMA user_version = 3');
-    db.exec(`ATTACH '${current}' AS cur`);
-    db.exec(`INSERT INTO hops SELECT * FROM cur.hops; INSERT INTO chains SELECT * FROM cur.chains; INSERT INTO chain_tags SELECT * FROM cur.chain_tags;`);
-    db.exec('DETACH cur');
-    db.close();
-    const migrated = new SqliteStore({ path: old, summarize });
+    writeOldStore(old, 3, hops);
+    const migrated = new SqliteStore({ path: old });
     const from = Math.min(...hops.map((h) => h.ts));
     const to = Math.max(...hops.map((h) => h.ts));
     try {
-      expectSameTopology(await migrated.topology(from, to), topologyFromHops(old, from, to));
+      expectSameTopology(await migrated.topology(from, to), topologyFromHops(hops, from, to));
     } finally {
       await migrated.close();
     }
@@ -243,7 +246,7 @@ describe('topology from per-minute buckets', () => {
   it('retention takes deleted chains out of the buckets, and empties them with the last chain', async () => {
     const { chains } = workload();
     const path = dbPath();
-    const store = new SqliteStore({ path, summarize });
+    const store = new SqliteStore({ path });
     const kept = chains.slice(0, 10);
     const dropped = chains.slice(10);
     try {
@@ -254,10 +257,10 @@ describe('topology from per-minute buckets', () => {
       expect(removed.deletedChains).toBe(dropped.length);
       const from = Math.min(...chains.flatMap((c) => c.hops.map((h) => h.ts)));
       const to = Math.max(...chains.flatMap((c) => c.hops.map((h) => h.ts)));
-      expectSameTopology(await store.topology(from, to), topologyFromHops(path, from, to));
+      expectSameTopology(await store.topology(from, to), topologyFromHops(kept.flatMap((c) => records(c.hops)), from, to));
       // Exactly the rows a store that only ever held the kept chains has.
       const fresh = dbPath();
-      const only = new SqliteStore({ path: fresh, summarize });
+      const only = new SqliteStore({ path: fresh });
       await only.insertHops(kept.flatMap((c) => records(c.hops)), 10_000_000);
       await only.close();
       expect(bucketRows(path)).toEqual(bucketRows(fresh));

@@ -9,7 +9,6 @@
 import { DatabaseSync } from 'node:sqlite';
 import { statSync } from 'node:fs';
 import { DEFAULT_ENGINE_OPTIONS } from '../../collector/chain-engine.ts';
-import { createSummarizer } from '../../collector/ingest.ts';
 import { SqliteStore } from '../../collector/sqlite-store.ts';
 import type { HopRecord } from '../../src/hop.ts';
 import { workerMain } from './child.ts';
@@ -23,7 +22,7 @@ async function main(input: BuildInput): Promise<BuildOutput> {
   const started = Date.now();
   const store = new SqliteStore({
     path: input.path,
-    summarize: createSummarizer(DEFAULT_ENGINE_OPTIONS),
+    engine: DEFAULT_ENGINE_OPTIONS,
     // A cache that can be rebuilt: no need to fsync every batch.
     durability: 'normal',
   });

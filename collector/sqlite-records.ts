@@ -1,0 +1,84 @@
+/**
+ * Reading records back: a chain's or a message's rows, decoded
+ * (`record-codec.ts`) and expanded into the hops they stand for, each hop
+ * once.
+ */
+import type { StatementSync } from 'node:sqlite';
+import type { HopRecord, HopRecordV2 } from '../src/hop.ts';
+import type { StoredHop } from './api-types.ts';
+import { expandRecordV2 } from './hop-v2.ts';
+import { decodeRecord, packId, unpackId } from './record-codec.ts';
+import { distinctHops, isV2Code, kindOfCode } from './record-identity.ts';
+import { hopId } from './sqlite-commit.ts';
+import type { SqliteDb } from './sqlite-db.ts';
+import type { SqliteStrings } from './sqlite-strings.ts';
+
+/** The columns a read selects, in this order. */
+export const RECORD_COLUMNS = 'id, message_id, correlation_id, kind, ts, received_at, body';
+
+export interface RecordRow {
+  id: number;
+  message_id: string | Uint8Array;
+  correlation_id: string | Uint8Array;
+  kind: number;
+  ts: number;
+  received_at: number;
+  body: Uint8Array;
+}
+
+export class SqliteRecords {
+  readonly #db: SqliteDb;
+  readonly #strings: SqliteStrings;
+  readonly #byChain: StatementSync;
+  readonly #byMessage: StatementSync;
+  readonly #chainsOfMessage: StatementSync;
+
+  constructor(db: SqliteDb, strings: SqliteStrings) {
+    this.#db = db;
+    this.#strings = strings;
+    this.#byChain = db.db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE correlation_id = ? ORDER BY id`);
+    this.#byMessage = db.db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE message_id = ? ORDER BY id`);
+    this.#chainsOfMessage = db.db.prepare('SELECT DISTINCT correlation_id FROM records WHERE message_id = ?');
+  }
+
+  /** The hops one row stands for, as stored hops (ids from the row id). */
+  rowHops(row: RecordRow): StoredHop[] {
+    const messageId = unpackId(row.message_id);
+    const correlationId = unpackId(row.correlation_id);
+    const kind = kindOfCode(row.kind);
+    const rec = decodeRecord(row.body, this.#strings, { v: isV2Code(row.kind) ? 2 : 1, kind, ts: row.ts, messageId });
+    rec.correlationId = correlationId;
+    const hops: HopRecord[] = rec.v === 2 ? expandRecordV2(rec as unknown as HopRecordV2, rec.instance as string) : [rec as unknown as HopRecord];
+    return hops.map((h, k) => Object.assign(h, { id: hopId(row.id, k), receivedAt: row.received_at }));
+  }
+
+  /** Rows in id order → their hops, each hop once. */
+  hopsOf(rows: Iterable<RecordRow>): StoredHop[] {
+    const hops: StoredHop[] = [];
+    for (const row of rows) for (const h of this.rowHops(row)) hops.push(h);
+    return distinctHops(hops);
+  }
+
+  /** Every hop of a chain, in record order. */
+  chainHops(correlationId: string): StoredHop[] {
+    this.#db.open();
+    return this.hopsOf(this.#byChain.iterate(packId(correlationId)) as Iterable<RecordRow>);
+  }
+
+  /** Every stored row of a chain, in id order. */
+  chainRows(correlationId: string): RecordRow[] {
+    return this.#byChain.all(packId(correlationId)) as unknown as RecordRow[];
+  }
+
+  /** Every hop of a message (whatever its chain), in record order. */
+  messageHops(messageId: string): StoredHop[] {
+    return this.hopsOf(this.#byMessage.iterate(packId(messageId)) as Iterable<RecordRow>);
+  }
+
+  /** Correlation ids of the chains holding records of this message. */
+  messageChains(messageId: string): string[] {
+    this.#db.open();
+    const rows = this.#chainsOfMessage.all(packId(messageId)) as { correlation_id: string | Uint8Array }[];
+    return rows.map((r) => unpackId(r.correlation_id));
+  }
+}

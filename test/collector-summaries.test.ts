@@ -1,0 +1,191 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { StoredHop } from '../collector/api-types.ts';
+import { summarizeChainHops, type EngineSettings } from '../collector/chain-summary.ts';
+import { recordHops, type IngestRecord } from '../collector/record-identity.ts';
+import { SqliteStore } from '../collector/sqlite-store.ts';
+import type { ConsumeRecordV2, HopRecord, PublishRecordV2 } from '../src/hop.ts';
+import {
+  deadLetterChain,
+  fanOutChain,
+  FIXTURE_START,
+  largeChain,
+  lostMessageChain,
+  redeliveryLoopChain,
+  stuckMessageChain,
+  threeServiceChain,
+  twoProblemChain,
+  unroutableChain,
+} from './helpers/chain-fixtures.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'hoptrace-summaries-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A seeded generator, so a failing run can be replayed: the seed is in the test's failure message. */
+function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const hex = (n: number) => randomBytes(n).toString('hex');
+
+/** A chain written by the version-2 library: a publish, then a delivery recorded open first and complete later. */
+function v2Chain(i: number): IngestRecord[] {
+  const messageId = `v2-${i}-${hex(4)}`;
+  const traceId = hex(16);
+  const pub: PublishRecordV2 & { instance: string } = {
+    v: 2, kind: 'publish', ts: FIXTURE_START + i * 1000, service: 'shop', instance: 'shop-1/10', traceId, spanId: hex(8),
+    messageId, exchange: 'orders', routingKey: 'order.placed', confirmMs: 0.5,
+  };
+  const done: ConsumeRecordV2 & { instance: string } = {
+    v: 2, kind: 'consume', ts: pub.ts + 4, service: 'barista', instance: 'barista-1/20', traceId, spanId: hex(8),
+    parentSpanId: pub.spanId, messageId, exchange: 'orders', routingKey: 'order.placed', queue: 'orders.coffee', deliveryTag: i + 1,
+    processMs: 2, settle: i % 3 === 0 ? 'nack' : 'ack', settleMs: 2.5, ...(i % 3 === 0 ? { requeue: false, error: { type: 'Jam', message: 'stuck' } } : {}),
+  };
+  const { processMs: _p, settle: _s, settleMs: _m, requeue: _r, error: _e, ...open } = done;
+  return [pub, { ...open, open: true }, done];
+}
+
+/** Every scenario the chain engine knows, some chains twice with other seeds, plus version-2 chains. */
+function workload(): { chains: Map<string, IngestRecord[]> } {
+  const makers = [
+    threeServiceChain,
+    fanOutChain,
+    deadLetterChain,
+    (o: object) => lostMessageChain({ ...o }),
+    (o: object) => stuckMessageChain({ ...o }),
+    unroutableChain,
+    (o: object) => redeliveryLoopChain({ ...o, attempts: 4, recovers: false }),
+    twoProblemChain,
+    (o: object) => largeChain(120, o),
+  ];
+  const chains = new Map<string, IngestRecord[]>();
+  for (let i = 0; i < 36; i++) {
+    const f = makers[i % makers.length]({ seed: 500 + i, start: FIXTURE_START + i * 20_000, skewMs: i % 4 === 0 ? { billing: 1_500 } : {} });
+    chains.set(f.correlationId, f.hops.map(({ id: _id, receivedAt: _r, ...h }) => h as HopRecord));
+  }
+  for (let i = 0; i < 8; i++) {
+    const recs = v2Chain(i);
+    chains.set(recs[0].messageId, recs);
+  }
+  return { chains };
+}
+
+/** No status changes with time alone: the comparison is about what the hops say. */
+const SETTINGS: EngineSettings = { lostAfterMs: 1e12, stuckAfterMs: 1e12, redeliveryLoopThreshold: 3 };
+
+/** The summary a full rebuild from every hop of the chain gives. */
+function rebuilt(correlationId: string, records: readonly IngestRecord[], receivedAt: Map<IngestRecord, number>, now: number) {
+  const hops: StoredHop[] = [];
+  let id = 0;
+  let updatedAt = 0;
+  const seen = new Set<string>();
+  for (const r of records) {
+    const t = receivedAt.get(r)!;
+    if (t > updatedAt) updatedAt = t;
+    for (const h of recordHops(r)) {
+      const key = `${h.kind}|${h.messageId}|${h.spanId}|${h.ts}|${h.instance}|${h.queue}|${h.deliveryTag}|${h.outcome}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      hops.push({ ...h, id: ++id, receivedAt: t });
+    }
+  }
+  return summarizeChainHops(correlationId, hops, { now, updatedAt }, SETTINGS).summary;
+}
+
+describe('incremental chain summaries', () => {
+  for (const seed of [1, 2, 3, 19]) {
+    it(`agree with a full rebuild however the records arrive: shuffled, resent, split by restarts (seed ${seed})`, async () => {
+      const rand = random(seed);
+      const { chains } = workload();
+      const all = [...chains.values()].flat();
+      // Shuffled, some records sent twice (a transport retry after a lost 202).
+      const arriving: IngestRecord[] = [];
+      for (const r of all) {
+        arriving.splice(Math.floor(rand() * (arriving.length + 1)), 0, r);
+        if (rand() < 0.1) arriving.splice(Math.floor(rand() * (arriving.length + 1)), 0, { ...r });
+      }
+      const path = join(dir, `seed-${seed}.db`);
+      const NOW = FIXTURE_START + 10_000_000;
+      let store = new SqliteStore({ path, engine: SETTINGS });
+      const firstSeen = new Map<string, number>();
+      const receivedAt = new Map<IngestRecord, number>();
+      let clock = NOW - 1_000_000;
+      try {
+        for (let i = 0; i < arriving.length; ) {
+          const n = 1 + Math.floor(rand() * 60);
+          const batch = arriving.slice(i, i + n);
+          i += n;
+          clock += 1 + Math.floor(rand() * 50);
+          await store.insertHops(batch, clock);
+          for (const r of batch) {
+            // A resend is a duplicate: the stored record keeps the time it first arrived.
+            const key = JSON.stringify(r, Object.keys(r).sort());
+            if (!firstSeen.has(key)) firstSeen.set(key, clock);
+          }
+          const roll = rand();
+          if (roll < 0.3) await store.flushSummaries(NOW);
+          else if (roll < 0.36) {
+            // A restart mid-chain: whatever was not flushed yet is picked up from the records.
+            await store.close();
+            store = new SqliteStore({ path, engine: SETTINGS });
+          }
+        }
+        for (const records of chains.values()) {
+          for (const r of records) receivedAt.set(r, firstSeen.get(JSON.stringify(r, Object.keys(r).sort()))!);
+        }
+        await store.flushSummaries(NOW);
+        for (const [id, records] of chains) {
+          expect(await store.chainSummary(id), `chain ${id}, seed ${seed}`).toEqual(rebuilt(id, records, receivedAt, NOW));
+        }
+        expect((await store.stats()).chains).toBe(chains.size);
+      } finally {
+        await store.close();
+      }
+      // Topology is counted once per hop whatever the batching: the same buckets as one batch in order.
+      const once = join(dir, `seed-${seed}-once.db`);
+      const reference = new SqliteStore({ path: once, engine: SETTINGS });
+      await reference.insertHops(all, NOW);
+      await reference.close();
+      const buckets = (p: string) => {
+        const db = new DatabaseSync(p, { readOnly: true });
+        try {
+          return db.prepare('SELECT bucket, from_node, to_node, count, errors, waits FROM topology_buckets ORDER BY 1, 2, 3').all();
+        } finally {
+          db.close();
+        }
+      };
+      expect(buckets(path)).toEqual(buckets(once));
+    });
+  }
+
+  it('a chain whose messages turn lost or stuck with time alone gets the summary a full rebuild at that time gives', async () => {
+    const settings: EngineSettings = { lostAfterMs: 60_000, stuckAfterMs: 60_000, redeliveryLoopThreshold: 5 };
+    const lost = lostMessageChain({ seed: 900 });
+    const stuck = stuckMessageChain({ seed: 901 });
+    const store = new SqliteStore({ path: join(dir, 'time.db'), engine: settings });
+    try {
+      const records = (hops: readonly StoredHop[]) => hops.map(({ id: _id, receivedAt: _r, ...h }) => h as HopRecord);
+      await store.insertHops([...records(lost.hops), ...records(stuck.hops)], 1000);
+      const later = Math.max(...[...lost.hops, ...stuck.hops].map((h) => h.ts)) + 120_000;
+      await store.flushSummaries(later - 200_000);
+      await store.refreshUnsettled(later, 100);
+      for (const f of [lost, stuck]) {
+        const expected = summarizeChainHops(f.correlationId, f.hops.map((h) => ({ ...h, receivedAt: 1000 })), { now: later, updatedAt: 1000 }, settings).summary;
+        expect(await store.chainSummary(f.correlationId)).toEqual(expected);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
