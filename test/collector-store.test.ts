@@ -335,7 +335,8 @@ describe('SQLite store', () => {
 
 describe('collector background jobs', () => {
   it('live clients hear when the sweep turns a chain lost', async () => {
-    const c = await startTestCollector({ lostAfterMs: 200, sweepIntervalMs: 50 });
+    // The limit is well above the summary flush interval (200 ms): the chain is announced in flight first.
+    const c = await startTestCollector({ lostAfterMs: 1500, sweepIntervalMs: 50 });
     const controller = new AbortController();
     try {
       const res = await fetch(`${c.url}/api/live`, { signal: controller.signal });
