@@ -8,8 +8,9 @@
  *   is written inline instead.
  * - Trace and span ids are their bytes (16 and 8), UUID-shaped ids 16 bytes.
  * - Non-negative integers are varints; other numbers float64.
- * - Structured values (headers, properties, error, death) and any field this
- *   codec does not know are JSON.
+ * - Headers and properties are key/value lists, the keys interned too.
+ * - Other structured values (error, death) and any field this codec does not
+ *   know are JSON.
  *
  * `decodeRecord(encodeRecord(r))` gives back every field of `r` with the
  * same value (a round-trip test keeps it so); only key order may differ.
@@ -26,7 +27,7 @@ export interface StringTable {
 }
 
 /** Value types of a field. */
-const T = { IStr: 1, Str: 2, Hex: 3, Id: 4, Num: 5, Bool: 6, Json: 7 } as const;
+const T = { IStr: 1, Str: 2, Hex: 3, Id: 4, Num: 5, Bool: 6, Json: 7, Obj: 8 } as const;
 type FieldType = (typeof T)[keyof typeof T];
 
 interface FieldSpec {
@@ -63,8 +64,8 @@ const FIELDS: readonly FieldSpec[] = [
   { name: 'messageType', tag: 22, type: T.IStr },
   { name: 'contentType', tag: 23, type: T.IStr },
   { name: 'bodySize', tag: 24, type: T.Num },
-  { name: 'headers', tag: 25, type: T.Json },
-  { name: 'properties', tag: 26, type: T.Json },
+  { name: 'headers', tag: 25, type: T.Obj },
+  { name: 'properties', tag: 26, type: T.Obj },
   { name: 'payload', tag: 27, type: T.Str },
   { name: 'payloadTruncated', tag: 28, type: T.Bool },
   // version 2
@@ -298,6 +299,49 @@ function writeField(w: ByteWriter, f: FieldSpec, value: unknown, strings: String
       putUtf8(w, JSON.stringify(value));
       return true;
     }
+    case T.Obj: {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+      putByte(w, f.tag);
+      putObject(w, value as Record<string, unknown>, strings);
+      return true;
+    }
+  }
+}
+
+/** Value types inside an {@link T.Obj} field. */
+const V = { Str: 0, Uint: 1, Float: 2, True: 3, False: 4, Null: 5, Json: 6 } as const;
+
+/** A flat object: entry count, then each key (interned or inline) and its typed value. */
+function putObject(w: ByteWriter, obj: Record<string, unknown>, strings: StringTable): void {
+  let count = 0;
+  for (const key in obj) if (obj[key] !== undefined) count++;
+  putVarint(w, count);
+  for (const key in obj) {
+    const value = obj[key];
+    if (value === undefined) continue;
+    const id = strings.idOf(key);
+    if (id !== undefined) putVarint(w, id * 2);
+    else {
+      putByte(w, 1);
+      putUtf8(w, key);
+    }
+    if (typeof value === 'string') {
+      putByte(w, V.Str);
+      putUtf8(w, value);
+    } else if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < 2 ** 52) {
+      putByte(w, V.Uint);
+      putVarint(w, value);
+    } else if (typeof value === 'number') {
+      putByte(w, V.Float);
+      putFloat(w, value);
+    } else if (value === true || value === false) {
+      putByte(w, value ? V.True : V.False);
+    } else if (value === null) {
+      putByte(w, V.Null);
+    } else {
+      putByte(w, V.Json);
+      putUtf8(w, JSON.stringify(value));
+    }
   }
 }
 
@@ -421,7 +465,35 @@ export function decodeRecord(bytes: Uint8Array, strings: StringTable, into: Reco
       case T.Json:
         into[f.name] = JSON.parse(r.utf8());
         break;
+      case T.Obj:
+        into[f.name] = readObject(r, strings);
+        break;
     }
   }
   return into;
+}
+
+function readObject(r: Reader, strings: StringTable): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let count = r.varint(); count > 0; count--) {
+    const k = r.varint();
+    const key = k === 1 ? r.utf8() : strings.textOf(k / 2);
+    const type = r.byte();
+    let value: unknown;
+    if (type === V.Str) value = r.utf8();
+    else if (type === V.Uint) value = r.varint();
+    else if (type === V.Float) {
+      const at = r.i;
+      r.i += 8;
+      if (r.i > r.buf.length) throw new RangeError('record body ends early');
+      value = r.buf.readDoubleLE(at);
+    } else if (type === V.True) value = true;
+    else if (type === V.False) value = false;
+    else if (type === V.Null) value = null;
+    else if (type === V.Json) value = JSON.parse(r.utf8());
+    else throw new RangeError(`unknown value type ${type} in a stored record`);
+    // Object.defineProperty keeps a "__proto__" key a key, as JSON.parse did.
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
 }

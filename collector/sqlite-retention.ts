@@ -3,10 +3,10 @@
  * ids, and their topology contributions), oldest-updated first, by age and
  * by size, in chunks so a large purge never holds the write lock for long.
  */
-import type { ChainSummary, StoredHop } from './api-types.ts';
+import type { StoredHop } from './api-types.ts';
 import { chainTags } from './chain-summary.ts';
 import { packId } from './record-codec.ts';
-import { tagKey } from './sqlite-chain-list.ts';
+import { CHAIN_ROW_COLUMNS, summaryFromRow, tagKey, type ChainRow } from './sqlite-chain-list.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 import type { SqliteRecords } from './sqlite-records.ts';
 import type { SqliteSummaries } from './sqlite-summaries.ts';
@@ -48,7 +48,7 @@ export class SqliteRetention {
     // The deleted hops' topology contributions go with them: each message's before and after.
     const tally = new EdgeTally();
     for (const id of ids) {
-      const row = db.prepared('SELECT summary FROM chains WHERE correlation_id = ?').get(id) as { summary: string } | undefined;
+      const row = db.prepared(`SELECT ${CHAIN_ROW_COLUMNS} FROM chains WHERE correlation_id = ?`).get(id) as ChainRow | undefined;
       const hops = this.#records.chainHops(id);
       for (const messageId of new Set(hops.map((h) => h.messageId))) {
         const all = this.#records.messageHops(messageId);
@@ -58,7 +58,7 @@ export class SqliteRetention {
       }
       if (row !== undefined) {
         deletedChains++;
-        const summary = JSON.parse(row.summary) as ChainSummary;
+        const summary = summaryFromRow(row);
         for (const t of chainTags(summary, hops)) ops.push(['tag-', tagKey(t), summary.startTs, id]);
         for (const t of summary.traceIds) if (t.length === 32) ops.push(['trace-', Buffer.from(t, 'hex'), id]);
       }

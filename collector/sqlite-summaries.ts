@@ -27,7 +27,7 @@ import { unpackId } from './record-codec.ts';
 import { distinctHops } from './record-identity.ts';
 import type { CommittedHops } from './sqlite-commit.ts';
 import type { SqliteDb } from './sqlite-db.ts';
-import { tagKey } from './sqlite-chain-list.ts';
+import { CHAIN_ROW_COLUMNS, storedSummary, summaryFromRow, tagKey, type ChainRow } from './sqlite-chain-list.ts';
 import type { SqliteRecords } from './sqlite-records.ts';
 import type { SqliteWriter, WriterOp } from './sqlite-writer.ts';
 import type { ChainChange } from './store.ts';
@@ -48,7 +48,6 @@ interface ChainState {
   flushedId: number;
   /** The stored summary (undefined before the chain's first flush). */
   summary: ChainSummary | undefined;
-  json: string | undefined;
   updatedAt: number;
 }
 
@@ -114,7 +113,7 @@ export class SqliteSummaries {
     this.#writer = writer;
     this.#settings = settings;
     const d = db.db;
-    this.#chainRow = d.prepare('SELECT summary, updated_at, flushed_id FROM chains WHERE correlation_id = ?');
+    this.#chainRow = d.prepare(`SELECT ${CHAIN_ROW_COLUMNS}, flushed_id FROM chains WHERE correlation_id = ?`);
     this.#maxRecordId = (d.prepare('SELECT coalesce(max(id), 0) AS n FROM records').get() as { n: number }).n;
     const through = (d.prepare("SELECT value FROM meta WHERE key = 'flushed_through'").get() as { value: number } | undefined)?.value ?? 0;
     for (const row of d.prepare('SELECT DISTINCT correlation_id FROM records WHERE id > ?').iterate(through) as Iterable<{
@@ -178,10 +177,10 @@ export class SqliteSummaries {
       const fresh = pending.filter((h) => rowIdOf(h.id) > cached.flushedId);
       return { state: cached, before: cached.hops, fresh };
     }
-    const row = this.#chainRow.get(correlationId) as { summary: string; updated_at: number; flushed_id: number } | undefined;
+    const row = this.#chainRow.get(correlationId) as (ChainRow & { flushed_id: number }) | undefined;
     if (row === undefined && !this.#resummarize.has(correlationId)) {
       // A chain never summarized and not left over from a restart or a failure: its pending hops are all it has.
-      return pending.length === 0 ? undefined : { state: { hops: [], flushedId: 0, summary: undefined, json: undefined, updatedAt: 0 }, before: [], fresh: pending };
+      return pending.length === 0 ? undefined : { state: { hops: [], flushedId: 0, summary: undefined, updatedAt: 0 }, before: [], fresh: pending };
     }
     const flushedId = row?.flushed_id ?? 0;
     // Every hop of every row, repeats included: what the stored summary holds is the rows up to flushed_id, each hop once.
@@ -192,8 +191,8 @@ export class SqliteSummaries {
     if (all.length === 0) return undefined;
     const before = distinctHops(all.filter((h) => rowIdOf(h.id) <= flushedId));
     const fresh = all.filter((h) => rowIdOf(h.id) > flushedId);
-    const summary = row === undefined ? undefined : (JSON.parse(row.summary) as ChainSummary);
-    const state: ChainState = { hops: before, flushedId, summary, json: row?.summary, updatedAt: row?.updated_at ?? 0 };
+    const summary = row === undefined ? undefined : summaryFromRow(row);
+    const state: ChainState = { hops: before, flushedId, summary, updatedAt: row?.updated_at ?? 0 };
     return { state, before, fresh };
   }
 
@@ -212,7 +211,16 @@ export class SqliteSummaries {
       if (row > flushedId) flushedId = row;
     }
     const { summary, settled } = summarizeChainHops(correlationId, hops, { now, updatedAt }, this.#settings);
-    const json = JSON.stringify(summary);
+    const stored = storedSummary(summary);
+    const old = state.summary;
+    const same =
+      old !== undefined &&
+      stored === storedSummary(old) &&
+      summary.status === old.status &&
+      summary.startTs === old.startTs &&
+      summary.endTs === old.endTs &&
+      summary.hopCount === old.hopCount &&
+      summary.updatedAt === old.updatedAt;
 
     if (fresh.length > 0) {
       const touched = new Set(fresh.map((h) => h.messageId));
@@ -225,8 +233,8 @@ export class SqliteSummaries {
     }
 
     let change: ChainChange | undefined;
-    if (json !== state.json) {
-      ops.push(['chain', correlationId, summary.status, summary.startTs, summary.endTs, summary.hopCount, updatedAt, settled ? 1 : 0, now, json, flushedId]);
+    if (!same) {
+      ops.push(['chain', correlationId, summary.status, summary.startTs, summary.endTs, summary.hopCount, updatedAt, settled ? 1 : 0, now, stored, flushedId]);
       this.#tagOps(correlationId, state.summary, before, summary, hops, ops);
       const known = new Set(state.summary?.traceIds ?? []);
       for (const t of summary.traceIds) if (!known.has(t) && t.length === 32) ops.push(['trace+', Buffer.from(t, 'hex'), correlationId]);
@@ -234,7 +242,7 @@ export class SqliteSummaries {
     } else {
       ops.push(['checked', now, settled ? 1 : 0, flushedId, correlationId]);
     }
-    return { id: correlationId, state: { hops, flushedId, summary, json, updatedAt }, change, isNew: state.summary === undefined && change !== undefined };
+    return { id: correlationId, state: { hops, flushedId, summary, updatedAt }, change, isNew: state.summary === undefined && change !== undefined };
   }
 
   #tagOps(correlationId: string, old: ChainSummary | undefined, oldHops: readonly StoredHop[], summary: ChainSummary, hops: readonly StoredHop[], ops: WriterOp[]): void {
@@ -387,7 +395,7 @@ export class SqliteSummaries {
     await this.fresh();
     const cached = this.#cache.get(correlationId);
     if (cached?.summary !== undefined) return cached.summary;
-    const row = this.#chainRow.get(correlationId) as { summary: string } | undefined;
-    return row ? (JSON.parse(row.summary) as ChainSummary) : undefined;
+    const row = this.#chainRow.get(correlationId) as ChainRow | undefined;
+    return row ? summaryFromRow(row) : undefined;
   }
 }

@@ -26,17 +26,21 @@ const insertString = prepared('INSERT OR IGNORE INTO strings (id, text) VALUES (
 const OPS: { [K in WriterOp[0]]: (...args: any[]) => void } = {
   chain: (...a: unknown[]) =>
     prepared(
-      `INSERT INTO chains (correlation_id, status, statuses, services, start_ts, end_ts, hop_count, updated_at, settled, checked_at, summary, flushed_id)
-       VALUES (?, ?, '', '', ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO chains (correlation_id, status, start_ts, end_ts, hop_count, updated_at, settled, checked_at, summary, flushed_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (correlation_id) DO UPDATE SET status = excluded.status, start_ts = excluded.start_ts, end_ts = excluded.end_ts,
          hop_count = excluded.hop_count, updated_at = excluded.updated_at, settled = excluded.settled,
          checked_at = excluded.checked_at, summary = excluded.summary, flushed_id = excluded.flushed_id`,
     ).run(...(a as never[])),
   checked: (...a: unknown[]) => prepared('UPDATE chains SET checked_at = ?, settled = ?, flushed_id = ? WHERE correlation_id = ?').run(...(a as never[])),
-  'tag+': (...a: unknown[]) => prepared('INSERT OR IGNORE INTO chain_tags (tag, start_ts, correlation_id) VALUES (?, ?, ?)').run(...(a as never[])),
-  'tag-': (...a: unknown[]) => prepared('DELETE FROM chain_tags WHERE tag = ? AND start_ts = ? AND correlation_id = ?').run(...(a as never[])),
-  'trace+': (...a: unknown[]) => prepared('INSERT OR IGNORE INTO chain_traces (trace_id, correlation_id) VALUES (?, ?)').run(...(a as never[])),
-  'trace-': (...a: unknown[]) => prepared('DELETE FROM chain_traces WHERE trace_id = ? AND correlation_id = ?').run(...(a as never[])),
+  'tag+': (...a: unknown[]) =>
+    prepared('INSERT OR IGNORE INTO chain_tags (tag, start_ts, chain_id) SELECT ?, ?, id FROM chains WHERE correlation_id = ?').run(...(a as never[])),
+  'tag-': (...a: unknown[]) =>
+    prepared('DELETE FROM chain_tags WHERE tag = ? AND start_ts = ? AND chain_id = (SELECT id FROM chains WHERE correlation_id = ?)').run(...(a as never[])),
+  'trace+': (...a: unknown[]) =>
+    prepared('INSERT OR IGNORE INTO chain_traces (trace_id, chain_id) SELECT ?, id FROM chains WHERE correlation_id = ?').run(...(a as never[])),
+  'trace-': (...a: unknown[]) =>
+    prepared('DELETE FROM chain_traces WHERE trace_id = ? AND chain_id = (SELECT id FROM chains WHERE correlation_id = ?)').run(...(a as never[])),
   'dirty+': (...a: unknown[]) => prepared('INSERT OR IGNORE INTO dirty_chains (correlation_id, updated_at) VALUES (?, ?)').run(...(a as never[])),
   'dirty-': (id: string) => prepared('DELETE FROM dirty_chains WHERE correlation_id = ?').run(id),
   meta: (key: string, value: number) =>
@@ -58,10 +62,10 @@ const OPS: { [K in WriterOp[0]]: (...args: any[]) => void } = {
        ON CONFLICT (bucket, from_node, to_node) DO UPDATE SET count = excluded.count, errors = excluded.errors, waits = excluded.waits`,
     ).run(bucket, from, to, total, (row?.errors ?? 0) + errors, encodeWaits(histogram));
   },
+  // After its tags and trace ids ('tag-', 'trace-'), which find the chain by its row.
   'chain-': (correlationId: string, packed: string | Uint8Array) => {
     prepared('DELETE FROM records WHERE correlation_id = ?').run(packed);
     prepared('DELETE FROM chains WHERE correlation_id = ?').run(correlationId);
-    prepared('DELETE FROM chain_tags WHERE correlation_id = ?').run(correlationId);
     prepared('DELETE FROM dirty_chains WHERE correlation_id = ?').run(correlationId);
   },
 };
