@@ -38,8 +38,15 @@ interface QueuedWrite {
   reject: (err: unknown) => void;
 }
 
-/** A stored hop's id: its record's row id and its place among the hops the record stands for. */
-export const hopId = (rowId: number, k: number): number => rowId * 8 + k;
+/**
+ * A stored hop's id: its record's row id and its place among the hops the record stands for —
+ * 0 for a version-1 record's one hop, 1 to 3 for a version-2 record's (so `id % 8` says whether a
+ * hop can have a twin from an open record of the same delivery).
+ */
+export const hopId = (rowId: number, k: number, v2: boolean): number => rowId * 8 + (v2 ? k + 1 : 0);
+
+/** Whether a stored hop came from a version-2 record (see {@link hopId}). */
+export const fromV2 = (id: number): boolean => id % 8 !== 0;
 
 export class SqliteCommit {
   readonly #db: SqliteDb;
@@ -130,7 +137,7 @@ export class SqliteCommit {
         const expanded = recordHops(r);
         let list = committed.get(correlationId);
         if (list === undefined) committed.set(correlationId, (list = []));
-        for (let j = 0; j < expanded.length; j++) list.push(summaryHop(expanded[j], hopId(rowId, j), w.packed.receivedAt));
+        for (let j = 0; j < expanded.length; j++) list.push(summaryHop(expanded[j], hopId(rowId, j, r.v === 2), w.packed.receivedAt));
       });
       w.resolve({ accepted: w.records.length, duplicates });
     });

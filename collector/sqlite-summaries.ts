@@ -25,7 +25,7 @@ import type { ChainSummary, StoredHop } from './api-types.ts';
 import { chainTags, summarizeChainHops, summaryHop, type ChainTag, type EngineSettings } from './chain-summary.ts';
 import { unpackId } from './record-codec.ts';
 import { distinctHops } from './record-identity.ts';
-import type { CommittedHops } from './sqlite-commit.ts';
+import { fromV2, type CommittedHops } from './sqlite-commit.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 import { CHAIN_ROW_COLUMNS, storedSummary, summaryFromRow, tagKey, type ChainRow } from './sqlite-chain-list.ts';
 import type { SqliteRecords } from './sqlite-records.ts';
@@ -35,8 +35,12 @@ import { EdgeTally, encodeWaits, messageContributions, type TopologyHop } from '
 
 /** Chains written per transaction by a flush (bounds how long one holds the writer). */
 const FLUSH_CHUNK = 2_000;
-/** Summary hops kept in memory at most; least recently used chains are dropped first (they reload from records). */
-export const MAX_CACHED_HOPS = 100_000;
+/**
+ * Summary hops kept in memory at most; least recently used chains are dropped first (they reload
+ * from their records). About 700 bytes of heap each: 20,000 hold the chains of a few seconds of
+ * busy traffic, which is when a chain still gets hops.
+ */
+export const MAX_CACHED_HOPS = 20_000;
 /** Changes kept for the next `flush()` from flushes that reads did; beyond this, live events are dropped. */
 const MAX_PENDING_CHANGES = 10_000;
 
@@ -189,7 +193,8 @@ export class SqliteSummaries {
       for (const h of this.#records.rowHops(r)) all.push(summaryHop(h, h.id, h.receivedAt));
     }
     if (all.length === 0) return undefined;
-    const before = distinctHops(all.filter((h) => rowIdOf(h.id) <= flushedId));
+    const stored = all.filter((h) => rowIdOf(h.id) <= flushedId);
+    const before = stored.some((h) => fromV2(h.id)) ? distinctHops(stored) : stored;
     const fresh = all.filter((h) => rowIdOf(h.id) > flushedId);
     const summary = row === undefined ? undefined : summaryFromRow(row);
     const state: ChainState = { hops: before, flushedId, summary, updatedAt: row?.updated_at ?? 0 };
@@ -202,7 +207,8 @@ export class SqliteSummaries {
     this.#pending.delete(correlationId);
     if (loaded === undefined) return undefined;
     const { state, before, fresh } = loaded;
-    const hops = fresh.length === 0 ? before : distinctHops([...before, ...fresh]);
+    // Only a version-2 record's hops can have a twin (from the open record of the same delivery).
+    const hops = fresh.length === 0 ? before : fresh.some((h) => fromV2(h.id)) ? distinctHops([...before, ...fresh]) : [...before, ...fresh];
     let updatedAt = state.updatedAt;
     let flushedId = state.flushedId;
     for (const h of fresh) {

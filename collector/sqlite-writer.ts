@@ -53,7 +53,11 @@ export class SqliteWriter {
   #broken: Error | undefined;
 
   constructor(options: SqliteDbOptions) {
-    this.#worker = new Worker(WORKER_URL, { workerData: options });
+    // The writer appends near the right edge of its indexes: a small page cache and heap do.
+    this.#worker = new Worker(WORKER_URL, {
+      workerData: { cacheMiB: 16, ...options },
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    });
     this.#worker.on('message', (reply: WriterReply) => {
       const w = this.#waiting.get(reply.seq);
       this.#waiting.delete(reply.seq);
