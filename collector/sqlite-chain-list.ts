@@ -20,6 +20,9 @@ const Q_MATCH_CAP = 1_000;
 const TAG_PREFIX = { service: 's:', status: 't:', exchange: 'x:', routingKey: 'r:' } as const;
 const REDELIVERED_KEY = 'f:redelivered';
 
+/** Separates tag keys in one string (never inside a name: the record separator). */
+export const TAG_SEP = '\u001e';
+
 /** How a tag is stored in `chain_tags.tag` (migration 3's encoding). */
 export function tagKey(tag: ChainTag): string {
   return tag.kind === 'redelivered' ? REDELIVERED_KEY : TAG_PREFIX[tag.kind] + tag.value;

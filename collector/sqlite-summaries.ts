@@ -27,7 +27,7 @@ import { unpackId } from './record-codec.ts';
 import { distinctHops } from './record-identity.ts';
 import { fromV2, type CommittedHops } from './sqlite-commit.ts';
 import type { SqliteDb } from './sqlite-db.ts';
-import { CHAIN_ROW_COLUMNS, storedSummary, summaryFromRow, tagKey, type ChainRow } from './sqlite-chain-list.ts';
+import { CHAIN_ROW_COLUMNS, storedSummary, summaryFromRow, TAG_SEP, tagKey, type ChainRow } from './sqlite-chain-list.ts';
 import type { SqliteRecords } from './sqlite-records.ts';
 import type { SqliteWriter, WriterOp } from './sqlite-writer.ts';
 import type { ChainChange } from './store.ts';
@@ -37,10 +37,10 @@ import { EdgeTally, encodeWaits, messageContributions, type TopologyHop } from '
 const FLUSH_CHUNK = 2_000;
 /**
  * Summary hops kept in memory at most; least recently used chains are dropped first (they reload
- * from their records). About 700 bytes of heap each: 20,000 hold the chains of a few seconds of
- * busy traffic, which is when a chain still gets hops.
+ * from their records). About 700 bytes of heap each: 50,000 hold the chains of a few seconds of
+ * busy traffic, which is when a chain still gets hops; a miss costs a read of its records.
  */
-export const MAX_CACHED_HOPS = 20_000;
+export const MAX_CACHED_HOPS = 50_000;
 /** Changes kept for the next `flush()` from flushes that reads did; beyond this, live events are dropped. */
 const MAX_PENDING_CHANGES = 10_000;
 
@@ -74,6 +74,20 @@ function byMessage(hops: readonly StoredHop[], messages: ReadonlySet<string>): M
   for (const m of messages) out.set(m, []);
   for (const h of hops) out.get(h.messageId)?.push(topologyHop(h));
   return out;
+}
+
+/** A chain's tags to add (at its start) and to remove (at its old start), as stored keys joined by U+001E. */
+function tagChanges(old: ChainSummary | undefined, oldHops: readonly StoredHop[], summary: ChainSummary, hops: readonly StoredHop[]): { added: string; removed: string } {
+  const next = new Set(chainTags(summary, hops).map(tagKey));
+  const removed: string[] = [];
+  if (old !== undefined) {
+    const sameStart = old.startTs === summary.startTs;
+    for (const key of new Set(chainTags(old, oldHops).map((t: ChainTag) => tagKey(t)))) {
+      if (sameStart && next.has(key)) next.delete(key);
+      else removed.push(key);
+    }
+  }
+  return { added: [...next].join(TAG_SEP), removed: removed.join(TAG_SEP) };
 }
 
 /** Topology changes as the writer's bucket ops. */
@@ -240,27 +254,32 @@ export class SqliteSummaries {
 
     let change: ChainChange | undefined;
     if (!same) {
-      ops.push(['chain', correlationId, summary.status, summary.startTs, summary.endTs, summary.hopCount, updatedAt, settled ? 1 : 0, now, stored, flushedId]);
-      this.#tagOps(correlationId, state.summary, before, summary, hops, ops);
+      const { added, removed } = tagChanges(state.summary, before, summary, hops);
       const known = new Set(state.summary?.traceIds ?? []);
-      for (const t of summary.traceIds) if (!known.has(t) && t.length === 32) ops.push(['trace+', Buffer.from(t, 'hex'), correlationId]);
+      const traces = summary.traceIds.filter((t) => !known.has(t) && t.length === 32).join('');
+      // One op per chain: its row, the tags it gained and lost, its new trace ids (hex, 32 each).
+      ops.push([
+        'chain',
+        correlationId,
+        summary.status,
+        summary.startTs,
+        summary.endTs,
+        summary.hopCount,
+        updatedAt,
+        settled ? 1 : 0,
+        now,
+        stored,
+        flushedId,
+        added,
+        old?.startTs ?? summary.startTs,
+        removed,
+        traces,
+      ]);
       change = { type: state.summary === undefined ? 'new' : 'changed', chain: summary };
     } else {
       ops.push(['checked', now, settled ? 1 : 0, flushedId, correlationId]);
     }
     return { id: correlationId, state: { hops, flushedId, summary, updatedAt }, change, isNew: state.summary === undefined && change !== undefined };
-  }
-
-  #tagOps(correlationId: string, old: ChainSummary | undefined, oldHops: readonly StoredHop[], summary: ChainSummary, hops: readonly StoredHop[], ops: WriterOp[]): void {
-    const next = new Set(chainTags(summary, hops).map(tagKey));
-    if (old !== undefined) {
-      const sameStart = old.startTs === summary.startTs;
-      for (const key of new Set(chainTags(old, oldHops).map((t: ChainTag) => tagKey(t)))) {
-        if (sameStart && next.has(key)) next.delete(key);
-        else ops.push(['tag-', key, old.startTs, correlationId]);
-      }
-    }
-    for (const key of next) ops.push(['tag+', key, summary.startTs, correlationId]);
   }
 
   #remember(correlationId: string, state: ChainState): void {

@@ -25,7 +25,12 @@ export type WriteOutcome = { rowIds: Float64Array } | { error: { message: string
 
 /** A write the summaries, the sweep and retention ask for, applied in one transaction with others. */
 export type WriterOp =
-  | ['chain', string, string, number, number, number, number, number, number, string, number]
+  /**
+   * A chain's summary row (correlation id, status, start, end, hop count, updated at, settled,
+   * checked at, stored summary, flushed id), then its tag changes (keys joined by TAG_SEP: added at
+   * the new start, removed at the old start) and its new trace ids (32 hex each, concatenated).
+   */
+  | ['chain', string, string, number, number, number, number, number, number, string, number, string, number, string, string]
   | ['checked', number, number, number, string]
   | ['tag+' | 'tag-', string, number, string]
   | ['trace+' | 'trace-', Uint8Array, string]

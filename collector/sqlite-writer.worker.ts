@@ -8,6 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { StatementSync } from 'node:sqlite';
 import { unpackRows } from './record-rows.ts';
+import { TAG_SEP } from './sqlite-chain-list.ts';
 import { SqliteDb, writeError, type SqliteDbOptions } from './sqlite-db.ts';
 import { addEncodedWaits, encodeWaits } from './topology-buckets.ts';
 import type { WriterOp, WriterReply, WriterRequest } from './sqlite-writer.ts';
@@ -23,15 +24,40 @@ const insertRecord = prepared(
 );
 const insertString = prepared('INSERT OR IGNORE INTO strings (id, text) VALUES (?, ?)');
 
+const upsertChain = prepared(
+  `INSERT INTO chains (correlation_id, status, start_ts, end_ts, hop_count, updated_at, settled, checked_at, summary, flushed_id)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+   ON CONFLICT (correlation_id) DO UPDATE SET status = excluded.status, start_ts = excluded.start_ts, end_ts = excluded.end_ts,
+     hop_count = excluded.hop_count, updated_at = excluded.updated_at, settled = excluded.settled,
+     checked_at = excluded.checked_at, summary = excluded.summary, flushed_id = excluded.flushed_id
+   RETURNING id`,
+);
+const insertTag = prepared('INSERT OR IGNORE INTO chain_tags (tag, start_ts, chain_id) VALUES (?, ?, ?)');
+const deleteTag = prepared('DELETE FROM chain_tags WHERE tag = ? AND start_ts = ? AND chain_id = ?');
+const insertTrace = prepared('INSERT OR IGNORE INTO chain_traces (trace_id, chain_id) VALUES (?, ?)');
+
 const OPS: { [K in WriterOp[0]]: (...args: any[]) => void } = {
-  chain: (...a: unknown[]) =>
-    prepared(
-      `INSERT INTO chains (correlation_id, status, start_ts, end_ts, hop_count, updated_at, settled, checked_at, summary, flushed_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (correlation_id) DO UPDATE SET status = excluded.status, start_ts = excluded.start_ts, end_ts = excluded.end_ts,
-         hop_count = excluded.hop_count, updated_at = excluded.updated_at, settled = excluded.settled,
-         checked_at = excluded.checked_at, summary = excluded.summary, flushed_id = excluded.flushed_id`,
-    ).run(...(a as never[])),
+  chain: (
+    id: string,
+    status: string,
+    startTs: number,
+    endTs: number,
+    hopCount: number,
+    updatedAt: number,
+    settled: number,
+    checkedAt: number,
+    summary: string,
+    flushedId: number,
+    added: string,
+    oldStartTs: number,
+    removed: string,
+    traces: string,
+  ) => {
+    const { id: chainId } = upsertChain.get(id, status, startTs, endTs, hopCount, updatedAt, settled, checkedAt, summary, flushedId) as { id: number };
+    if (removed !== '') for (const key of removed.split(TAG_SEP)) deleteTag.run(key, oldStartTs, chainId);
+    if (added !== '') for (const key of added.split(TAG_SEP)) insertTag.run(key, startTs, chainId);
+    for (let i = 0; i + 32 <= traces.length; i += 32) insertTrace.run(Buffer.from(traces.slice(i, i + 32), 'hex'), chainId);
+  },
   checked: (...a: unknown[]) => prepared('UPDATE chains SET checked_at = ?, settled = ?, flushed_id = ? WHERE correlation_id = ?').run(...(a as never[])),
   'tag+': (...a: unknown[]) =>
     prepared('INSERT OR IGNORE INTO chain_tags (tag, start_ts, chain_id) SELECT ?, ?, id FROM chains WHERE correlation_id = ?').run(...(a as never[])),
