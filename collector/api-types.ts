@@ -138,8 +138,9 @@ export interface ChainMessage {
 /**
  * What a clock offset rests on:
  * - `reference`: the clock the others are measured against (offset 0);
- * - `measured`: traffic in both directions bounds the offset from both sides;
- *   the estimate lies inside [`lowerMs`, `upperMs`];
+ * - `measured`: traffic in both directions (to and from clocks already
+ *   placed) bounds the offset from both sides; the estimate lies inside
+ *   [`lowerMs`, `upperMs`];
  * - `bounded`: the constraints bound it from one side only (traffic one way):
  *   the estimate is the smallest correction that keeps the chain causal
  *   (0 when none is needed), not a measurement;
@@ -160,9 +161,9 @@ export interface ServiceSkew {
   reference: boolean;
   basis: SkewBasis;
   /**
-   * The interval of offsets that keep every causal constraint of the chain,
-   * with the reference at 0 (the other clocks free): `offsetMs` lies inside.
-   * An absent bound is unbounded on that side.
+   * The interval of offsets that keep every causal constraint this service
+   * is part of, with the other clocks at their estimates: `offsetMs` lies
+   * inside. An absent bound is unbounded on that side.
    */
   lowerMs?: number;
   upperMs?: number;

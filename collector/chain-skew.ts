@@ -19,10 +19,11 @@
  *    Bounded from one side only (traffic one way), it keeps the smallest
  *    correction, as Jaeger's and Zipkin's clock-skew adjusters do: one
  *    direction of traffic bounds a clock, it does not measure it.
- * 3. Intervals: with the reference at 0 and every other clock free, the
- *    offsets a service can take are [longest constraint path from the
- *    reference, minus the longest path back]; that interval, and whether it
- *    is bounded on both sides, one or none, is reported with the estimate.
+ * 3. Intervals: the offsets a service's own constraints allow, with the
+ *    other clocks where steps 1 and 2 put them, are reported with the
+ *    estimate, and whether they bound it from both sides (`measured`), one
+ *    (`bounded`) or none; an estimate its constraints cannot all hold for
+ *    is `conflicting`.
  */
 import type { ServiceSkew, SkewBasis } from './api-types.ts';
 
@@ -133,8 +134,7 @@ export function estimateSkew(
     if (next >= lo && next <= hi) offsets.set(s, next);
   }
 
-  // 3. Intervals.
-  const { lower, upper, consistent } = offsetIntervals(all, list, reference);
+  // 3. Intervals: what each service's constraints allow with the other clocks where they were put.
   const skew = services.map((service): ServiceSkew => {
     const entry: ServiceSkew = {
       service,
@@ -147,12 +147,15 @@ export function estimateSkew(
       entry.basis = 'reference';
       return entry;
     }
-    if (!consistent) {
-      entry.basis = entry.samples > 0 ? 'conflicting' : 'none';
+    let lo = -Infinity;
+    let hi = Infinity;
+    for (const c of incoming.get(service) ?? []) lo = Math.max(lo, offsets.get(c.from)! + c.lo);
+    for (const c of outgoing.get(service) ?? []) hi = Math.min(hi, offsets.get(c.to)! - c.lo);
+    const x = offsets.get(service) ?? 0;
+    if (lo > hi + 1e-6 || x < lo - 1e-6 || x > hi + 1e-6) {
+      entry.basis = 'conflicting';
       return entry;
     }
-    const lo = lower.get(service) ?? -Infinity;
-    const hi = upper.get(service) ?? Infinity;
     if (Number.isFinite(lo)) entry.lowerMs = round(lo);
     if (Number.isFinite(hi)) entry.upperMs = round(hi);
     entry.basis = basisOf(lo, hi);
@@ -166,43 +169,4 @@ function basisOf(lo: number, hi: number): SkewBasis {
   const a = Number.isFinite(lo);
   const b = Number.isFinite(hi);
   return a && b ? 'measured' : a || b ? 'bounded' : 'none';
-}
-
-/**
- * Per service, the least and greatest offset any causal assignment allows with
- * the reference at 0: the longest path reference → service over the
- * constraint edges (`offset(to) ≥ offset(from) + lo`), and minus the longest
- * path service → reference. Bellman-Ford on the few services of one chain;
- * `consistent` is false when a positive cycle makes the constraints
- * unsatisfiable.
- */
-function offsetIntervals(
-  services: readonly string[],
-  constraints: readonly { from: string; to: string; lo: number }[],
-  reference: string,
-): { lower: Map<string, number>; upper: Map<string, number>; consistent: boolean } {
-  const longest = (start: string, reverse: boolean): { dist: Map<string, number>; consistent: boolean } => {
-    const dist = new Map<string, number>([[start, 0]]);
-    for (let round = 0; round <= services.length; round++) {
-      let changed = false;
-      for (const c of constraints) {
-        const from = reverse ? c.to : c.from;
-        const to = reverse ? c.from : c.to;
-        const d = dist.get(from);
-        if (d === undefined) continue;
-        const next = d + c.lo;
-        if (next > (dist.get(to) ?? -Infinity) + 1e-6) {
-          dist.set(to, next);
-          changed = true;
-        }
-      }
-      if (!changed) return { dist, consistent: true };
-    }
-    return { dist, consistent: false };
-  };
-  const forward = longest(reference, false);
-  const backward = longest(reference, true);
-  const upper = new Map<string, number>();
-  for (const [s, d] of backward.dist) upper.set(s, -d);
-  return { lower: forward.dist, upper, consistent: forward.consistent && backward.consistent };
 }

@@ -23,10 +23,14 @@ describe('clock skew', () => {
     expect(billing.samples).toBe(2);
     expect(billing.offsetMs).toBeGreaterThan(179_900);
     expect(billing.offsetMs).toBeLessThan(180_100);
-    // Traffic one way only (shipping's clock is free too): a bound, and the estimate is that smallest correction.
-    expect(billing.basis).toBe('bounded');
-    expect(billing.lowerMs).toBe(billing.offsetMs);
-    expect(billing.upperMs).toBeUndefined();
+    // Bounded from both sides (order-api's publish before it, shipping's receive after it): an interval round the estimate.
+    expect(billing.basis).toBe('measured');
+    expect(billing.lowerMs).toBeLessThanOrEqual(billing.offsetMs);
+    expect(billing.upperMs).toBeGreaterThanOrEqual(billing.offsetMs);
+    expect(billing.upperMs! - billing.lowerMs!).toBeLessThan(100);
+    // shipping only receives: its clock is bounded, and left alone.
+    expect(offsetOf(d, 'shipping')).toMatchObject({ basis: 'bounded', offsetMs: 0 });
+    expect(offsetOf(d, 'shipping').upperMs).toBeUndefined();
     // The wait derived from it is marked as resting on the estimate.
     expect(d.messages[0].deliveries[0].queueWaitApprox).toBe(true);
     expect(fair.messages[0].deliveries[0].queueWaitApprox).toBeUndefined();
@@ -113,8 +117,8 @@ describe('estimateSkew', () => {
     expect(skew[1]).toEqual({ service: 'b', offsetMs: 0, samples: 1, reference: false, basis: 'bounded', lowerMs: -36 });
   });
 
-  it('reports the interval a two-way estimate lies in, whatever other services allow', () => {
-    // a → b → c → a, with c on a's side: b is bounded below by a directly and above through c.
+  it('reports the interval a two-way estimate lies in', () => {
+    // a → b → c → a: b is bounded below by a and above by c, which a bounds in turn.
     const { skew } = estimateSkew(
       ['a', 'b', 'c'],
       [
@@ -127,10 +131,10 @@ describe('estimateSkew', () => {
     const b = skew[1];
     expect(b.basis).toBe('measured');
     expect(b.lowerMs).toBe(2_000);
-    // b ≤ c + 2300 and c ≤ a + 50, so b ≤ 2350.
-    expect(b.upperMs).toBe(2_350);
-    expect(b.offsetMs).toBeGreaterThanOrEqual(2_000);
-    expect(b.offsetMs).toBeLessThanOrEqual(2_350);
+    // b ≤ c + 2300, with c left at 0.
+    expect(b.upperMs).toBe(2_300);
+    expect(b.offsetMs).toBe(2_150);
+    expect(skew[2]).toMatchObject({ basis: 'measured', offsetMs: 0, lowerMs: -150, upperMs: 50 });
   });
 
   it('centres a service bounded from both sides', () => {
