@@ -76,7 +76,8 @@ export const MIGRATIONS: readonly Migration[] = [
   // 3: what the list filters match on, one row per chain and value, in list
   // order: the filters read an index range newest first instead of testing
   // every chain's lists. Tags: 's:' service, 't:' status or problem,
-  // 'x:' exchange, 'r:' routing key of any of the chain's hops. It replaces
+  // 'x:' exchange, 'r:' routing key of any of the chain's hops (and, from
+  // migration 6, 'q:' queue). It replaces
   // two per-hop indexes that cost every insert and served only those filters.
   `
   CREATE TABLE chain_tags (
@@ -134,6 +135,13 @@ export const MIGRATIONS: readonly Migration[] = [
   `
   INSERT OR IGNORE INTO chain_tags (tag, start_ts, correlation_id)
   SELECT 'f:redelivered', start_ts, correlation_id FROM chains WHERE json_extract(summary, '$.redelivered') = 1;
+  `,
+  // 6: 'q:' tags in chain_tags for the chains list's queue filter (the topology's queue nodes link to it).
+  `
+  INSERT OR IGNORE INTO chain_tags (tag, start_ts, correlation_id)
+  SELECT 'q:' || h.queue, c.start_ts, c.correlation_id
+  FROM (SELECT DISTINCT queue, correlation_id FROM hops WHERE queue IS NOT NULL) h
+  JOIN chains c ON c.correlation_id = h.correlation_id;
   `,
 ];
 

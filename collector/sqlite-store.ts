@@ -145,6 +145,7 @@ const TAG_SERVICE = 's:';
 const TAG_STATUS = 't:';
 const TAG_EXCHANGE = 'x:';
 const TAG_ROUTING_KEY = 'r:';
+const TAG_QUEUE = 'q:';
 /** chain_tags flags (migration 5): `f:redelivered`, any delivery of the chain was a redelivery. */
 const TAG_REDELIVERED = 'f:redelivered';
 /** Tag filters with more entries than this are equally bad drivers: counting stops there. */
@@ -321,6 +322,7 @@ export class SqliteStore implements Store {
     for (const h of hops) {
       if (h.exchange !== undefined && h.exchange !== null) tags.add(`${TAG_EXCHANGE}${h.exchange}`);
       if (h.routingKey !== undefined && h.routingKey !== null) tags.add(`${TAG_ROUTING_KEY}${h.routingKey}`);
+      if (h.queue !== undefined && h.queue !== null) tags.add(`${TAG_QUEUE}${h.queue}`);
     }
     this.#deleteTags.run(correlationId);
     for (const tag of tags) this.#insertTag.run(tag, summary.startTs, correlationId);
@@ -590,6 +592,7 @@ export class SqliteStore implements Store {
     if (query.service !== undefined) tagFilters.push([TAG_SERVICE + query.service]);
     if (query.exchange !== undefined) tagFilters.push([TAG_EXCHANGE + query.exchange]);
     if (query.routingKey !== undefined) tagFilters.push([TAG_ROUTING_KEY + query.routingKey]);
+    if (query.queue !== undefined) tagFilters.push([TAG_QUEUE + query.queue]);
     const driver = this.#driverFilter(tagFilters, query);
 
     // With a driver: walk that tag's index range newest first (the chains' start order), testing
@@ -701,10 +704,11 @@ export class SqliteStore implements Store {
     if (lo < hi) {
       // Summed in SQLite; an edge's histograms come back as one JSON array of them, parsed once.
       const rows = this.#prepared(
-        `SELECT from_node, to_node, sum(count) AS count, sum(errors) AS errors, '[' || group_concat(waits) || ']' AS waits
+        `SELECT from_node, to_node, sum(count) AS count, sum(errors) AS errors, '[' || group_concat(waits) || ']' AS waits,
+           min(bucket) AS first, max(bucket) AS last
          FROM topology_buckets WHERE bucket >= ? AND bucket < ? GROUP BY from_node, to_node`,
-      ).all(lo, hi) as { from_node: string; to_node: string; count: number; errors: number; waits: string | null }[];
-      for (const r of rows) tally.addRow(r.from_node, r.to_node, r.count, r.errors, r.waits);
+      ).all(lo, hi) as { from_node: string; to_node: string; count: number; errors: number; waits: string | null; first: number; last: number }[];
+      for (const r of rows) tally.addRow(r.from_node, r.to_node, r.count, r.errors, r.waits, { first: r.first, last: r.last });
       this.#tallyFromHops(tally, from, lo, false);
       this.#tallyFromHops(tally, hi, to, true);
     } else {

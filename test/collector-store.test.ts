@@ -276,6 +276,22 @@ describe('SQLite store', () => {
     }
   });
 
+  it('a database at schema version 5 migrates and the queue filter finds the chains it already held', async () => {
+    const current = dbPath();
+    const store = new SqliteStore({ path: current, summarize });
+    await store.insertHops([...messageHops({ correlationId: 'chain-a' }, { queue: 'a.q' }), ...messageHops({ correlationId: 'chain-b' }, { queue: 'b.q' })], Date.now());
+    await store.close();
+    const db = new DatabaseSync(current);
+    db.exec("DELETE FROM chain_tags WHERE tag LIKE 'q:%'; PRAGMA user_version = 5;");
+    db.close();
+    const migrated = new SqliteStore({ path: current, summarize });
+    try {
+      expect((await migrated.listChains({ limit: 10, queue: 'b.q' })).items.map((c) => c.correlationId)).toEqual(['chain-b']);
+    } finally {
+      await migrated.close();
+    }
+  });
+
   it('two list filters together page newest first without repeating or skipping a chain', async () => {
     const store = new SqliteStore({ path: dbPath(), summarize, summaries: 'deferred' });
     try {
