@@ -269,6 +269,8 @@ export interface ChainFailureSummary {
   kind: HopKind;
   /** The sentence of {@link FirstFailure.reason}, at most 300 characters. */
   reason: string;
+  /** The failing hop's error, `Type: message` (at most 300 characters), when it carried one. */
+  error?: string;
 }
 
 /** One row of `GET /api/chains`. */

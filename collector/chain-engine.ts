@@ -93,7 +93,10 @@ export function buildChain(correlationId: string, hops: readonly StoredHop[], op
     const deliveries = deliveryNodes.map((d) => describeDelivery(ctx, node, d));
     const redeliveryCount = deliveries.reduce((sum, d) => sum + d.redeliveries, 0);
     const diagnosis = diagnoseMessage(ctx, node, deliveries, redeliveryCount, options);
-    for (const { hop, ...r } of recoveries(ctx, node, deliveries)) recovered.push({ ...r, hopId: g.hops[hop].id });
+    // A message whose status is a problem is explained by its failure, not by a recovery.
+    if (diagnosis.status === 'ok' || diagnosis.status === 'in-flight') {
+      for (const { hop, ...r } of recoveries(ctx, node, deliveries)) recovered.push({ ...r, hopId: g.hops[hop].id });
+    }
     return { node, message: toChainMessage(ctx, node, deliveries, redeliveryCount, diagnosis, rank), diagnosis };
   });
 
@@ -257,6 +260,11 @@ export function summarizeChain(detail: ChainDetail, updatedAt: number): ChainSum
     const hop = detail.hops.find((h) => h.id === failure.hopId);
     const reason = failure.reason.length > SUMMARY_REASON_MAX ? `${failure.reason.slice(0, SUMMARY_REASON_MAX - 1)}…` : failure.reason;
     summary.failure = { status: failure.status, service: hop?.service ?? '', kind: failure.kind, reason };
+    const error = hop?.error;
+    if (error) {
+      const text = error.message ? `${error.type || 'Error'}: ${error.message}` : error.type || 'Error';
+      summary.failure.error = text.length > SUMMARY_REASON_MAX ? `${text.slice(0, SUMMARY_REASON_MAX - 1)}…` : text;
+    }
   }
   if (detail.open.length > 0) summary.open = true;
   const stalled = stalledEdges(detail);

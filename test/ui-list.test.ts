@@ -47,6 +47,13 @@ afterAll(async () => {
 
 const rowIds = (p: Page) => p.locator('[data-chain-row]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-correlation-id')));
 
+/** Tick statuses in the status filter (a multi-select dropdown). */
+async function chooseStatuses(p: Page, statuses: string[]): Promise<void> {
+  await p.getByTestId('filter-status-summary').click();
+  for (const status of statuses) await p.locator(`[data-status-option="${status}"]`).check();
+  await p.getByTestId('filter-status-summary').click();
+}
+
 describe('chains list', () => {
   it('an empty collector says where to point the services', async () => {
     await page.goto(`${collector.url}/`);
@@ -105,7 +112,7 @@ describe('chains list', () => {
     expect(api.items.length).toBeGreaterThan(0);
     await page.goto(`${collector.url}/`);
     await page.locator('[data-chain-row]').first().waitFor();
-    await page.getByTestId('filter-status').selectOption('failed');
+    await chooseStatuses(page, ['failed']);
     await until(() => rowIds(page)).toEqual(api.items.map((c) => c.correlationId));
 
     await page.goto(`${collector.url}/`);
@@ -120,7 +127,7 @@ describe('chains list', () => {
     expect(api.items.every((c) => c.redelivered)).toBe(true);
     await page.goto(`${collector.url}/`);
     await page.locator('[data-chain-row]').first().waitFor();
-    await page.getByTestId('filter-status').selectOption('redelivered');
+    await chooseStatuses(page, ['redelivered']);
     await until(() => rowIds(page)).toEqual(api.items.map((c) => c.correlationId));
   });
 
@@ -165,11 +172,14 @@ describe('chains list', () => {
     expect(decodeURIComponent(new URL(page.url()).hash)).toContain(`#/chains/${target}`);
   });
 
-  it('a collector error shows the collector\'s own message', async () => {
+  it('a chain id the collector does not know is said plainly, with no retry that cannot help', async () => {
     await page.goto(`${collector.url}/#/chains/no-such-chain`);
-    const error = page.getByTestId('error');
-    await error.waitFor();
-    expect(await error.textContent()).toContain('no chain with correlation id "no-such-chain"');
+    const missing = page.getByTestId('not-found');
+    await missing.waitFor();
+    expect(await missing.textContent()).toContain('No chain with id no-such-chain.');
+    expect(await page.getByText('Something went wrong').count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'try again' }).count()).toBe(0);
+    expect(await missing.getByRole('link', { name: 'Back to the chains' }).getAttribute('href')).toBe('#/');
   });
 });
 

@@ -33,7 +33,8 @@ const listQuery = compileQuery({
   status: choices([...STATUS_SEVERITY, REDELIVERED_FILTER]),
   redelivered: flag(),
   service: text(),
-  exchange: text(),
+  // '' is the default exchange.
+  exchange: text(1024, { allowEmpty: true }),
   routingKey: text(),
   queue: text(),
   q: text(),
