@@ -334,7 +334,7 @@ export interface TopologyEdge {
   /** Queue wait percentiles, on edges into a consuming service. */
   queueWaitP50Ms?: number;
   queueWaitP95Ms?: number;
-  /** Messages per second over the span of the window that had traffic ({@link Topology.trafficFrom} … `trafficTo`). */
+  /** Messages per second over the part of the window in which this edge had traffic (first to last message, at least a minute). */
   ratePerSec?: number;
   /** Messages that stopped on this edge, sent in the window: never received (`lost`), or received and never settled (`stuck`). */
   lostCount?: number;
@@ -350,8 +350,8 @@ export interface Topology {
   to: number;
   /**
    * The part of the window that had traffic (first to last message, to the
-   * minute where only minute totals are kept), at least one minute long;
-   * the rates are over it. Absent when the window had none.
+   * minute where only minute totals are kept), at least one minute long.
+   * Absent when the window had none.
    */
   trafficFrom?: number;
   trafficTo?: number;

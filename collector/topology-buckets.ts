@@ -20,10 +20,10 @@
  * same way. A query sums the minutes the window covers whole and computes the
  * partial minutes at its two ends from the hops.
  *
- * Rates are over the part of the window that had traffic (first to last
- * contribution; a whole bucket counts from its start to its end), at least
- * one bucket long, so two minutes of traffic in a 24-hour window read as
- * what they were.
+ * Each edge's rate is over the part of the window in which it had traffic
+ * (its first to last contribution; a whole bucket counts from its start to
+ * its end), at least one bucket long, so two minutes of traffic in a 24-hour
+ * window read as what they were, whatever other edges did an hour later.
  *
  * Lost and stuck messages are verdicts of time, reached by the status sweep
  * long after ingest; they are not kept here. A query adds them from the
@@ -251,10 +251,11 @@ export class EdgeTally {
       last = Math.max(last, e.lastTs);
     }
     const traffic = Number.isFinite(first) ? trafficSpan(first, last, from, to) : undefined;
-    const spanSec = traffic === undefined ? Math.max(0.001, (to - from) / 1000) : (traffic.to - traffic.from) / 1000;
     const edges: TopologyEdge[] = [];
     for (const e of this.#edges.values()) {
       if (e.count <= 0) continue;
+      const span = e.firstTs !== undefined && e.lastTs !== undefined ? trafficSpan(e.firstTs, e.lastTs, from, to) : { from, to };
+      const spanSec = Math.max(0.001, (span.to - span.from) / 1000);
       node(e.from);
       node(e.to);
       const edge: TopologyEdge = {

@@ -133,6 +133,13 @@ export function ChainList({ params }: { params: URLSearchParams }) {
   const [now, setNow] = useState(() => Date.now());
   // The selected row is a chain, not a position: rows arriving live above it must not move the selection.
   const [activeId, setActiveId] = useState<string | undefined>(undefined);
+  // Keys can arrive faster than renders: a move starts from the latest selection, not the last render's.
+  const activeRef = useRef(activeId);
+  activeRef.current = activeId;
+  const choose = (id: string | undefined) => {
+    activeRef.current = id;
+    setActiveId(id);
+  };
   const [reload, setReload] = useState(0);
   const searchBox = useRef<HTMLInputElement>(null);
   const filtersRef = useRef(filters);
@@ -158,7 +165,7 @@ export function ChainList({ params }: { params: URLSearchParams }) {
     replaceHash(listHref(filtersToParams(filters)));
     const controller = new AbortController();
     setLoad({ state: 'loading' });
-    setActiveId(undefined);
+    choose(undefined);
     api.chains(toQuery(filters, Date.now()), controller.signal).then(
       (list) => {
         setItems(list.items);
@@ -248,18 +255,19 @@ export function ChainList({ params }: { params: URLSearchParams }) {
       } else if (event.key === 'j' || event.key === 'ArrowDown' || event.key === 'k' || event.key === 'ArrowUp') {
         event.preventDefault();
         if (!items.length) return;
-        const at = activeId === undefined ? -1 : items.findIndex((c) => c.correlationId === activeId);
+        const current = activeRef.current;
+        const at = current === undefined ? -1 : items.findIndex((c) => c.correlationId === current);
         const down = event.key === 'j' || event.key === 'ArrowDown';
         const next = at === -1 ? (down ? 0 : items.length - 1) : Math.max(0, Math.min(items.length - 1, at + (down ? 1 : -1)));
-        setActiveId(items[next].correlationId);
-      } else if (event.key === 'Enter' && activeId !== undefined) {
-        const chain = items.find((c) => c.correlationId === activeId);
+        choose(items[next].correlationId);
+      } else if (event.key === 'Enter' && activeRef.current !== undefined) {
+        const chain = items.find((c) => c.correlationId === activeRef.current);
         if (chain) location.hash = rowHref(chain, filtersRef.current);
       }
     };
     addEventListener('keydown', onKey);
     return () => removeEventListener('keydown', onKey);
-  }, [items, activeId]);
+  }, [items]);
 
   useEffect(() => {
     if (activeId !== undefined) document.querySelector(`[data-chain-row][data-correlation-id="${CSS.escape(activeId)}"]`)?.scrollIntoView({ block: 'nearest' });

@@ -114,7 +114,7 @@ export function TopologyPage({ params }: { params: URLSearchParams }) {
         {topology?.trafficFrom !== undefined && topology.trafficTo !== undefined && (
           <span class="muted small" data-testid="traffic-span">
             traffic {formatClock(topology.trafficFrom).slice(0, 5)}–{formatClock(topology.trafficTo).slice(0, 5)} (
-            {formatDuration(topology.trafficTo - topology.trafficFrom)}) · rates per {unitName(unit)} over that span · click a node for its chains
+            {formatDuration(topology.trafficTo - topology.trafficFrom)}) · rates per {unitName(unit)}, each over the time its edge had traffic · click a node for its chains
           </span>
         )}
       </div>
