@@ -11,7 +11,9 @@ import { api } from './api.ts';
 import { formatClock, formatDuration, formatRate, middleEllipsis, rateUnitFor, type RateUnit } from './format.ts';
 import { ErrorBox, Loading } from './states.tsx';
 
+/** Node height with a one-line name, and with a name on two lines. */
 const NODE_H = 48;
+const NODE_H2 = 64;
 const ROW_GAP = 26;
 const PAD = 20;
 const HEAD = 30;
@@ -50,6 +52,21 @@ function nameVariants(name: string): string[] {
   const cuts = [...name.matchAll(/[._-]/g)].map((m) => m.index! + 1);
   for (const cut of cuts) if (name.length - cut >= 4) out.push(`…${name.slice(cut)}`);
   return out;
+}
+
+/**
+ * A node name on one line when it fits, else on two broken after a `.`, `-`
+ * or `_`: the second line the longest ending that fits (where names sharing
+ * a namespace differ), the first what is left, shortened from its start.
+ */
+function nameLines(name: string, room: number): string[] {
+  if (textWidth(name, LABEL_FONT) <= room) return [name];
+  const parts = name.split(/(?<=[._-])/);
+  let tail = parts.length;
+  while (tail > 1 && textWidth(parts.slice(tail - 1).join(''), LABEL_FONT) <= room) tail--;
+  if (tail === parts.length) return [fit(nameVariants(name), room, LABEL_FONT)];
+  const head = parts.slice(0, tail).join('');
+  return [fit(nameVariants(head), room, LABEL_FONT), parts.slice(tail).join('')];
 }
 
 /** The fullest variant that fits `width` pixels, else the last one shortened in the middle until it does. */
@@ -145,21 +162,23 @@ interface Placed {
 
 interface Geometry {
   nodeW: number;
+  nodeH: number;
   gap: number;
 }
 
-/** Node width and column gap for a container of `width` pixels. */
-function geometry(width: number): Geometry {
+/** Node width and column gap for a container of `width` pixels; taller nodes when a name needs two lines. */
+function geometry(width: number, names: readonly string[]): Geometry {
   const free = width - 2 * PAD;
   const nodeW = Math.max(NODE_MIN, Math.min(NODE_MAX, Math.floor((free - 3 * GAP_MIN) / 4)));
   const gap = Math.max(GAP_MIN, Math.min(GAP_MAX, Math.floor((free - 4 * nodeW) / 3)));
-  return { nodeW, gap };
+  const twoLines = names.some((name) => textWidth(name, LABEL_FONT) > nodeW - 22);
+  return { nodeW, gap, nodeH: twoLines ? NODE_H2 : NODE_H };
 }
 
 const kindOf = (id: string, nodes: Map<string, TopologyNode>): TopologyNode['kind'] =>
   nodes.get(id)?.kind ?? (id.startsWith('exchange:') ? 'exchange' : id.startsWith('queue:') ? 'queue' : 'service');
 
-function layout(topology: Topology, { nodeW, gap }: Geometry) {
+function layout(topology: Topology, { nodeW, nodeH, gap }: Geometry) {
   const nodes = new Map<string, TopologyNode>();
   for (const node of topology.nodes) nodes.set(node.id, node);
   // Edges may name nodes the list forgot; invent them rather than drop the edge.
@@ -202,14 +221,14 @@ function layout(topology: Topology, { nodeW, gap }: Geometry) {
   const at = new Map<string, Placed[]>();
   columns.forEach((col, column) => {
     // Short columns sit at the top: centred against a long queue column they would start off-screen.
-    const offset = Math.min(((tallest - col.length) * (NODE_H + ROW_GAP)) / 2, 2 * (NODE_H + ROW_GAP));
+    const offset = Math.min(((tallest - col.length) * (nodeH + ROW_GAP)) / 2, 2 * (nodeH + ROW_GAP));
     col.forEach((id, row) => {
       const p: Placed = {
         key: `${column}:${id}`,
         node: nodes.get(id)!,
         column,
         x: PAD + column * (nodeW + gap),
-        y: HEAD + PAD + offset + row * (NODE_H + ROW_GAP),
+        y: HEAD + PAD + offset + row * (nodeH + ROW_GAP),
       };
       placed.push(p);
       const list = at.get(id) ?? [];
@@ -228,13 +247,13 @@ function layout(topology: Topology, { nodeW, gap }: Geometry) {
   // Labels sit at the end where edges fan out least (into a queue: the queue;
   // otherwise the source); labels sharing an anchor stack downwards.
   const stacks = new Map<string, number>();
-  let bottom = HEAD + PAD * 2 + tallest * (NODE_H + ROW_GAP);
+  let bottom = HEAD + PAD * 2 + tallest * (nodeH + ROW_GAP);
   for (const e of edges) {
     if (!e.from || !e.to) continue;
     const key = labelAtTarget(e.to.node) ? `t:${e.to.key}` : `s:${e.from.key}`;
     e.stackY = stacks.get(key) ?? 0;
     stacks.set(key, e.stackY + edgeLines(e.edge).length * LINE + 4);
-    const anchorY = (labelAtTarget(e.to.node) ? e.to.y : e.from.y) + NODE_H / 2;
+    const anchorY = (labelAtTarget(e.to.node) ? e.to.y : e.from.y) + nodeH / 2;
     bottom = Math.max(bottom, anchorY + e.stackY + edgeLines(e.edge).length * LINE + PAD);
   }
   return { placed, edges, width: PAD * 2 + 4 * nodeW + 3 * gap, height: bottom };
@@ -297,7 +316,7 @@ function useWidth(ref: { current: HTMLElement | null }): number {
 function TopologyGraph({ topology, unit }: { topology: Topology; unit: RateUnit }) {
   const scroller = useRef<HTMLDivElement>(null);
   const width = useWidth(scroller);
-  const geo = useMemo(() => geometry(width), [width]);
+  const geo = useMemo(() => geometry(width, topology.nodes.map(label)), [width, topology]);
   const { placed, edges, width: svgWidth, height } = useMemo(() => layout(topology, geo), [topology, geo]);
   const totals = useMemo(() => {
     const out = new Map<string, { inCount: number; outCount: number; errors: number; lost: number; stuck: number }>();
@@ -344,6 +363,7 @@ function TopologyGraph({ topology, unit }: { topology: Topology; unit: RateUnit 
           if (inbound && t?.stuck) parts.push(`${t.stuck} stuck`);
           const bad = inbound && Boolean(t?.errors || t?.lost || t?.stuck);
           const name = label(p.node);
+          const lines = nameLines(name, geo.nodeW - 22);
           return (
             <a
               key={p.key}
@@ -351,14 +371,17 @@ function TopologyGraph({ topology, unit }: { topology: Topology; unit: RateUnit 
               class={`topo-node n-${p.node.kind}${bad ? ' has-errors' : ''}`}
               data-node-id={p.node.id}
               data-node-kind={p.node.kind}
+              data-full={name}
               aria-label={`${p.node.kind} ${name}: show its chains`}
             >
               <title>{`${p.node.kind} ${name} · ${parts.slice(1).join(' · ')} · click for its chains`}</title>
-              <rect x={p.x} y={p.y} width={geo.nodeW} height={NODE_H} rx={p.node.kind === 'service' ? 10 : p.node.kind === 'queue' ? 3 : 22} />
-              <text x={p.x + 12} y={p.y + 21} class="topo-label" data-full={name} data-room={geo.nodeW - 22}>
-                {fit(nameVariants(name), geo.nodeW - 22, LABEL_FONT)}
-              </text>
-              <text x={p.x + 12} y={p.y + 38} class="topo-sub" data-room={geo.nodeW - 22}>
+              <rect x={p.x} y={p.y} width={geo.nodeW} height={geo.nodeH} rx={p.node.kind === 'service' ? 10 : p.node.kind === 'queue' ? 3 : 22} />
+              {lines.map((line, i) => (
+                <text key={i} x={p.x + 12} y={p.y + (lines.length === 1 && geo.nodeH > NODE_H ? 27 : 19 + i * 16)} class="topo-label" data-room={geo.nodeW - 22}>
+                  {line}
+                </text>
+              ))}
+              <text x={p.x + 12} y={p.y + geo.nodeH - 10} class="topo-sub" data-room={geo.nodeW - 22}>
                 {fit([parts.join(' · '), parts.slice(1).join(' · ')], geo.nodeW - 22, SMALL_FONT)}
               </text>
             </a>
@@ -381,9 +404,9 @@ interface EdgeProps {
 
 function EdgeView({ edge, from, to, maxCount, stackY, geo, unit }: EdgeProps) {
   const x1 = from.x + geo.nodeW;
-  const y1 = from.y + NODE_H / 2;
+  const y1 = from.y + geo.nodeH / 2;
   const x2 = to.x;
-  const y2 = to.y + NODE_H / 2;
+  const y2 = to.y + geo.nodeH / 2;
   const backwards = x2 <= x1;
   const d = backwards
     ? `M${x1},${y1} C${x1 + 80},${y1 - 90} ${x2 - 80},${y2 - 90} ${x2},${y2}`
