@@ -61,12 +61,16 @@ function nameVariants(name: string): string[] {
  */
 function nameLines(name: string, room: number): string[] {
   if (textWidth(name, LABEL_FONT) <= room) return [name];
-  const parts = name.split(/(?<=[._-])/);
-  let tail = parts.length;
-  while (tail > 1 && textWidth(parts.slice(tail - 1).join(''), LABEL_FONT) <= room) tail--;
-  if (tail === parts.length) return [fit(nameVariants(name), room, LABEL_FONT)];
-  const head = parts.slice(0, tail).join('');
-  return [fit(nameVariants(head), room, LABEL_FONT), parts.slice(tail).join('')];
+  // Break after a dot where that works (`shop.family-account.` / `member-auth-reset`), else after any separator.
+  for (const separators of [/(?<=\.)/, /(?<=[._-])/]) {
+    const parts = name.split(separators);
+    let tail = parts.length;
+    while (tail > 1 && textWidth(parts.slice(tail - 1).join(''), LABEL_FONT) <= room) tail--;
+    if (tail === parts.length) continue;
+    const head = parts.slice(0, tail).join('');
+    return [fit(nameVariants(head), room, LABEL_FONT), parts.slice(tail).join('')];
+  }
+  return [fit(nameVariants(name), room, LABEL_FONT)];
 }
 
 /** The fullest variant that fits `width` pixels, else the last one shortened in the middle until it does. */
