@@ -30,6 +30,14 @@ const q = (name: string) => `demo.${name}`;
 const recent = Date.now() - 10 * 60_000;
 const aged = Date.now() - 5 * 60_000;
 
+/** A receipt being printed right now: in flight for the next minute (the collector's stuck limit). */
+function inFlight(seed: number): { correlationId: string; hops: HopRecord[] } {
+  const f = new ChainFixture({ seed, start: Date.now() - 1_500 });
+  const id = f.publish({ service: 'customer', at: 0, exchange: '', routingKey: q('coffee.receipts'), messageType: 'coffee.receipt.requested', confirm: 30 });
+  f.consume({ messageId: id, service: 'receipt-printer', queue: q('coffee.receipts'), at: 36, outcome: 'none' });
+  return { correlationId: f.correlationId, hops: asRecords(f.hops()) };
+}
+
 /** One chain per status, shaped like the demo's flows (and with its long names). */
 function statusChains(): Record<MessageStatus, { correlationId: string; hops: HopRecord[] }> {
   const chain = (seed: number, start: number, build: (f: ChainFixture) => void) => {
@@ -45,10 +53,7 @@ function statusChains(): Record<MessageStatus, { correlationId: string; hops: Ho
       f.consume({ messageId: withdrawn, service: 'notification', queue: q('notification.family-member-withdrawn'), at: 86, handleMs: 27 });
       f.consume({ messageId: withdrawn, service: 'audit', queue: q('audit.family-member-withdrawn'), at: 87, handleMs: 26 });
     }),
-    'in-flight': chain(302, Date.now() - 1_500, (f) => {
-      const id = f.publish({ service: 'customer', at: 0, exchange: '', routingKey: q('coffee.receipts'), messageType: 'coffee.receipt.requested', confirm: 30 });
-      f.consume({ messageId: id, service: 'receipt-printer', queue: q('coffee.receipts'), at: 36, outcome: 'none' });
-    }),
+    'in-flight': inFlight(302),
     failed: chain(303, recent + 60_000, (f) => {
       const order = f.publish({ service: 'customer', at: 0, exchange: '', routingKey: q('coffee.orders'), messageType: 'coffee.order.placed', confirm: 29 });
       f.consume({ messageId: order, service: 'barista', queue: q('coffee.orders'), at: 33, handleMs: 280 });
@@ -171,7 +176,10 @@ describe('every status at both sizes, in both themes', () => {
       it(`${size.width}×${size.height} ${theme}: every chain view fits its boxes, names and ids shortened, never cut`, async () => {
         const page = await openPage(size, theme);
         try {
-          for (const [status, chain] of Object.entries(chains)) {
+          // In flight only for a minute: a fresh one for each run.
+          const flying = inFlight(310 + SIZES.indexOf(size) * 2 + THEMES.indexOf(theme));
+          await ingest(collector.url, flying.hops);
+          for (const [status, chain] of Object.entries({ ...chains, 'in-flight': flying })) {
             const detail = (await getJson(collector.url, `/api/chains/${chain.correlationId}`)).body as ChainDetail;
             expect(detail.status, `the ${status} fixture`).toBe(status);
             await page.goto('about:blank');
@@ -209,7 +217,7 @@ describe('every status at both sizes, in both themes', () => {
         } finally {
           await page.context().close();
         }
-      });
+      }, 180_000);
 
       it(`${size.width}×${size.height} ${theme}: the chains list and the topology fit their boxes`, async () => {
         const page = await openPage(size, theme);
@@ -246,7 +254,7 @@ describe('every status at both sizes, in both themes', () => {
         } finally {
           await page.context().close();
         }
-      });
+      }, 120_000);
     }
   }
 });
