@@ -326,7 +326,7 @@ export interface TopologyNode {
 export interface TopologyEdge {
   from: string;
   to: string;
-  /** Messages that went along this edge. */
+  /** Messages that went along this edge; 0 for an edge drawn only for its lost or stuck messages. */
   count: number;
   /** Of those, how many failed (handler error, nack/reject, return, dead-letter). */
   errorCount: number;

@@ -8,7 +8,8 @@
  * - `chain-skew.ts`: per-service clock offsets from the cross-service edges;
  * - `chain-order.ts`: the causal order (topological, by adjusted time);
  * - `chain-messages.ts`: queue wait, handling, settle, dead-letter history;
- * - `chain-diagnose.ts`: statuses, reasons, the first failure.
+ * - `chain-diagnose.ts`: statuses, reasons, the first failure, what is
+ *   still open, and deliveries that recovered.
  *
  * A pure function of the hops' content and the options: store ids and
  * arrival order never change the result.
