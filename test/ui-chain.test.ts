@@ -443,11 +443,11 @@ describe('open states are drawn as open', () => {
     const receive = seqOf(api, (h) => h.kind === 'receive');
     const processed = seqOf(api, (h) => h.kind === 'process');
     await openChain(stuck.correlationId);
-    // Not the 36 ms its hops span: at least the five minutes it has been waiting.
-    expect(await page.getByTestId('chain-duration').textContent()).toMatch(/^took ≥ 5 m( \d+ s)?, still open$/);
+    // Not the 36 ms its hops span: at least the five minutes it has been waiting (more on a slow run).
+    expect(await page.getByTestId('chain-duration').textContent()).toMatch(/^took ≥ [5-9] m( \d+ s)?, still open$/);
     const now = page.getByTestId('now-row');
     expect(await now.textContent()).toContain('not settled (printer on receipts, stuck)');
-    expect(await page.getByTestId('now-offset').textContent()).toMatch(/^\+5:\d\d\.\d{3}$/);
+    expect(await page.getByTestId('now-offset').textContent()).toMatch(/^\+[5-9]:\d\d\.\d{3}$/);
     // The open bar runs from the receive down to the now row.
     const bar = await box(page, `[data-bar="open-handling"][data-from-seq="${receive}"][data-to-seq="now"]`);
     const nowRow = await box(page, '[data-testid="now-row"]');
@@ -466,7 +466,7 @@ describe('open states are drawn as open', () => {
     const api = await detail(lost.correlationId);
     const send = api.hops.find((h) => h.kind === 'send' && h.messageId === lost.messageIds[1])!;
     await openChain(lost.correlationId);
-    expect(await page.getByTestId('chain-duration').textContent()).toMatch(/^took ≥ 5 m( \d+ s)?, still open$/);
+    expect(await page.getByTestId('chain-duration').textContent()).toMatch(/^took ≥ [5-9] m( \d+ s)?, still open$/);
     expect(await page.locator(`[data-bar="open-wait"][data-from-seq="${send.seq}"][data-to-seq="now"]`).count()).toBe(1);
     expect(await page.getByTestId('now-row').textContent()).toContain('not received (sent by billing, lost)');
   });
