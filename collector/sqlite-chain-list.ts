@@ -17,7 +17,7 @@ const DRIVER_COUNT_CAP = 5_000;
 /** Chains a `q` prefix can match through message and trace ids, at most (a prefix that short matches noise). */
 const Q_MATCH_CAP = 1_000;
 
-const TAG_PREFIX = { service: 's:', status: 't:', exchange: 'x:', routingKey: 'r:' } as const;
+const TAG_PREFIX = { service: 's:', status: 't:', exchange: 'x:', routingKey: 'r:', queue: 'q:' } as const;
 const REDELIVERED_KEY = 'f:redelivered';
 
 /** Separates tag keys in one string (never inside a name: the record separator). */
@@ -95,6 +95,7 @@ export function listChains(db: SqliteDb, query: ChainQuery): ChainList {
   if (query.service !== undefined) tagFilters.push([tagKey({ kind: 'service', value: query.service })]);
   if (query.exchange !== undefined) tagFilters.push([tagKey({ kind: 'exchange', value: query.exchange })]);
   if (query.routingKey !== undefined) tagFilters.push([tagKey({ kind: 'routingKey', value: query.routingKey })]);
+  if (query.queue !== undefined) tagFilters.push([tagKey({ kind: 'queue', value: query.queue })]);
   const driver = driverFilter(db, tagFilters, query);
 
   // With a driver: walk that tag's index range newest first (the chains' start order), testing

@@ -88,6 +88,50 @@ describe('collector HTTP API', () => {
     expect(consumed).toMatchObject({ count: 2, errorCount: 1, errorRate: 0.5 });
   });
 
+  it('topology rates are over the span that had traffic, not the whole window', async () => {
+    const c = await collector();
+    // 30 messages over two minutes, an hour ago, asked about over the last 24 hours.
+    const start = Math.floor((Date.now() - 3_600_000) / 60_000) * 60_000;
+    const hops = Array.from({ length: 30 }, (_, i) => messageHops({ correlationId: randomUUID(), ts: start + 5_000 + i * 4_000 })).flat();
+    await postHops(c.url, hops);
+    const topology = (await getJson(c.url, `/api/topology?from=${Date.now() - 86_400_000}`)).body as Topology;
+    expect(topology.trafficFrom).toBeGreaterThanOrEqual(start);
+    expect(topology.trafficTo! - topology.trafficFrom!).toBeLessThanOrEqual(3 * 60_000);
+    const published = topology.edges.find((e) => e.from === 'service:orders')!;
+    expect(published.count).toBe(30);
+    // 30 in 2–3 minutes: 10 to 15 a minute, not 30 a day.
+    expect(published.ratePerSec! * 60).toBeGreaterThanOrEqual(10);
+    expect(published.ratePerSec! * 60).toBeLessThanOrEqual(15);
+  });
+
+  it('topology draws lost and stuck messages on the edges where they stopped, once the sweep has judged them', async () => {
+    const c = await collector({ lostAfterMs: 200, stuckAfterMs: 200, sweepIntervalMs: 50 });
+    const ts = Date.now();
+    // A refund sent to a queue nobody consumes (default exchange: the routing key is the queue) …
+    const refund = makeHop({ kind: 'send', service: 'customer', exchange: '', routingKey: 'refunds', ts });
+    // … and a receipt received and never settled.
+    const receipt = messageHops({ correlationId: randomUUID(), ts }, { publisher: 'customer', consumer: 'printer', exchange: '', routingKey: 'receipts', queue: 'receipts' }).slice(0, 3);
+    await postHops(c.url, [refund, ...receipt]);
+    const edge = async (from: string, to: string) =>
+      ((await getJson(c.url, '/api/topology')).body as Topology).edges.find((e) => e.from === from && e.to === to);
+    await expect.poll(() => edge('exchange:', 'queue:refunds'), { timeout: 10_000 }).toMatchObject({ count: 0, lostCount: 1 });
+    await expect.poll(() => edge('queue:receipts', 'service:printer'), { timeout: 10_000 }).toMatchObject({ count: 1, stuckCount: 1 });
+    const topology = (await getJson(c.url, '/api/topology')).body as Topology;
+    expect(topology.nodes.map((n) => n.id)).toContain('queue:refunds');
+    // A window that ends before they were sent has none of them.
+    const before = (await getJson(c.url, `/api/topology?from=${ts - 60_000}&to=${ts - 1}`)).body as Topology;
+    expect(before.edges.some((e) => e.lostCount || e.stuckCount)).toBe(false);
+  });
+
+  it('the chains list filters by a queue any hop of the chain used', async () => {
+    const c = await collector();
+    const a = randomUUID();
+    const b = randomUUID();
+    await postHops(c.url, [...messageHops({ correlationId: a }, { queue: 'q.alpha' }), ...messageHops({ correlationId: b }, { queue: 'q.beta' })]);
+    const list = (await getJson(c.url, '/api/chains?queue=q.beta')).body as ChainList;
+    expect(list.items.map((i) => i.correlationId)).toEqual([b]);
+  });
+
   it('the same hops sent twice are stored once', async () => {
     const c = await collector();
     const { correlationId, hops } = twoMessageChain();

@@ -9,12 +9,14 @@ import {
   STATUS_SEVERITY,
   type ChainDetail,
   type ChainList,
+  type ChainSummary,
   type MessageDetail,
   type Topology,
   type UiConfig,
 } from '../api-types.ts';
 import { bearerAuth } from '../auth.ts';
 import { buildChain } from '../chain-engine.ts';
+import { addStalled, STALLED_LOOKBACK_MS } from '../topology-buckets.ts';
 import { chainToJaeger, chainToOtlpJson } from '../chain-export.ts';
 import type { CollectorContext } from '../context.ts';
 import { choice, choices, compileQuery, epochMs, flag, integer, text } from '../query-schema.ts';
@@ -31,8 +33,10 @@ const listQuery = compileQuery({
   status: choices([...STATUS_SEVERITY, REDELIVERED_FILTER]),
   redelivered: flag(),
   service: text(),
-  exchange: text(),
+  // '' is the default exchange.
+  exchange: text(1024, { allowEmpty: true }),
   routingKey: text(),
+  queue: text(),
   q: text(),
   from: epochMs(),
   to: epochMs(),
@@ -53,6 +57,26 @@ export async function loadChain(ctx: CollectorContext, correlationId: string): P
   return buildChain(correlationId, hops, { ...ctx.engine, now: Date.now() });
 }
 
+/** Pages of lost/stuck chains a topology query reads at most (500 chains a page). */
+const STALLED_MAX_PAGES = 20;
+
+/**
+ * The summaries of chains with lost or stuck messages that may have stopped
+ * inside [from, to]: a query-time read of the list's status tags, so lost and
+ * stuck (verdicts of the sweep, not of ingest) cost nothing on the write path.
+ */
+async function stalledChains(ctx: CollectorContext, from: number, to: number): Promise<ChainSummary[]> {
+  const out: ChainSummary[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < STALLED_MAX_PAGES; page++) {
+    const list = await ctx.store.listChains({ status: ['lost', 'stuck'], from: from - STALLED_LOOKBACK_MS, to, limit: 500, cursor });
+    out.push(...list.items);
+    if (list.nextCursor === null) break;
+    cursor = list.nextCursor;
+  }
+  return out;
+}
+
 /** A string safe inside a Content-Disposition filename. */
 function fileSafe(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 100);
@@ -71,6 +95,7 @@ export function apiRoutes(ctx: CollectorContext): Router {
       service: q.service,
       exchange: q.exchange,
       routingKey: q.routingKey,
+      queue: q.queue,
       q: q.q,
       from: q.from,
       to: q.to,
@@ -118,7 +143,7 @@ export function apiRoutes(ctx: CollectorContext): Router {
     if (from > to) {
       throw new ValidationError(ErrorCodes.INVALID_QUERY, 'query parameter "from" must not be after "to"', { field: 'from' });
     }
-    const topology: Topology = await ctx.store.topology(from, to);
+    const topology: Topology = addStalled(await ctx.store.topology(from, to), await stalledChains(ctx, from, to));
     res.json(topology);
   });
 

@@ -26,7 +26,8 @@ export class ApiError extends Error {
 export function apiUrl(path: string, params?: Record<string, string | number | undefined>): string {
   const url = new URL(path, document.baseURI);
   for (const [key, value] of Object.entries(params ?? {})) {
-    if (value !== undefined && value !== '') url.searchParams.set(key, String(value));
+    // '' is a value (the default exchange); leave a parameter out with undefined.
+    if (value !== undefined) url.searchParams.set(key, String(value));
   }
   return url.toString();
 }
@@ -59,6 +60,8 @@ async function getJson<T>(path: string, params?: Record<string, string | number 
 export interface ChainQuery {
   status?: string;
   service?: string;
+  exchange?: string;
+  queue?: string;
   q?: string;
   from?: number;
   to?: number;

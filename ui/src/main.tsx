@@ -36,7 +36,7 @@ function App() {
       <main class="main">
         {/* Keyed by navigation: a followed link or edited URL applies its filters (the list's own edits use replaceState). */}
         {route.name === 'list' && <ChainList key={route.navigation} params={route.params} />}
-        {route.name === 'chain' && <ChainView key={route.correlationId} correlationId={route.correlationId} seq={route.seq} navigation={route.navigation} config={config} />}
+        {route.name === 'chain' && <ChainView key={route.correlationId} correlationId={route.correlationId} seq={route.seq} focus={route.focus} navigation={route.navigation} config={config} />}
         {route.name === 'topology' && <TopologyPage key={route.navigation} params={route.params} />}
         {route.name === 'not-found' && (
           <div class="page state">
