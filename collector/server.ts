@@ -18,7 +18,8 @@ import { ConfigError, ErrorCodes, HoptraceError, NotFoundError, type ErrorBody, 
 import { Defaults, Env } from '../src/internal/semconv.ts';
 import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
 import type { CollectorContext } from './context.ts';
-import { createSummarizer } from './ingest.ts';
+import type { IngestResult } from './api-types.ts';
+import { createSummarizer, RejectedRecordsError } from './ingest.ts';
 import { LiveHub } from './live.ts';
 import { CollectorMetrics } from './metrics.ts';
 import { startRetention, type RetentionOptions } from './retention.ts';
@@ -94,8 +95,8 @@ function defaultUiDir(): string {
   return basename(dirname(here)) === 'dist' ? resolve(here, '../ui') : resolve(here, '../dist/ui');
 }
 
-/** The error body for anything thrown in a handler. */
-export function toErrorBody(err: unknown): ErrorBody {
+/** The error body for anything thrown in a handler (a 400 for an all-invalid ingest also lists the records). */
+export function toErrorBody(err: unknown): ErrorBody & Partial<Pick<IngestResult, 'rejected' | 'rejections'>> {
   let statusCode = 500;
   let code: ErrorCode = ErrorCodes.INTERNAL;
   let message = 'internal error';
@@ -116,7 +117,9 @@ export function toErrorBody(err: unknown): ErrorBody {
     code = byStatus[statusCode] ?? ErrorCodes.INTERNAL;
     message = statusCode < 500 ? err.message : `internal error: ${err.message}`;
   }
-  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
+  const body = { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
+  if (err instanceof RejectedRecordsError) return { ...body, rejected: err.rejected, rejections: err.rejections };
+  return body;
 }
 
 function positiveInt(name: string, value: number): number {

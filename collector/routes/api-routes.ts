@@ -17,6 +17,7 @@ import { bearerAuth } from '../auth.ts';
 import { buildChain } from '../chain-engine.ts';
 import { chainToJaeger, chainToOtlpJson } from '../chain-export.ts';
 import type { CollectorContext } from '../context.ts';
+import { readableStoredHops } from '../hop-schema.ts';
 import { choice, choices, compileQuery, epochMs, flag, integer, text } from '../query-schema.ts';
 import { REDELIVERED_FILTER } from '../store.ts';
 
@@ -48,8 +49,12 @@ export const TOPOLOGY_DEFAULT_WINDOW_MS = 60 * 60 * 1000;
 
 /** A chain rebuilt from its stored hops with the collector's clock and settings; 404 when unknown. */
 export async function loadChain(ctx: CollectorContext, correlationId: string): Promise<ChainDetail> {
-  const hops = await ctx.store.chainHops(correlationId);
-  if (hops.length === 0) throw new NotFoundError(`no chain with correlation id "${correlationId}"`);
+  const stored = await ctx.store.chainHops(correlationId);
+  if (stored.length === 0) throw new NotFoundError(`no chain with correlation id "${correlationId}"`);
+  // Whatever an older collector let into the store, a read of it answers.
+  const { hops, unreadable } = readableStoredHops(stored);
+  if (unreadable > 0) ctx.logger.warn({ correlationId, unreadable }, 'stored hops that fail the hop schema are left out of this chain');
+  if (hops.length === 0) throw new NotFoundError(`chain "${correlationId}" holds no readable hop`);
   return buildChain(correlationId, hops, { ...ctx.engine, now: Date.now() });
 }
 

@@ -1,38 +1,80 @@
 /**
  * Ingest: `POST /v1/hops` (hop records as NDJSON or JSON) and
  * `POST /v1/traces` (OTLP/HTTP traces). Both end in the same validated,
- * transactional ingest path; `202`/`200` only after the commit.
+ * transactional ingest path; `202`/`200` only after the commit. The valid
+ * records of a request are kept when others are invalid (partial acceptance).
  */
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import { adoptKnownCorrelations, decodeOtlpTraces } from '../otlp-decode.ts';
+import type { IngestResult } from '../api-types.ts';
 import { bearerAuth } from '../auth.ts';
 import type { CollectorContext } from '../context.ts';
 import { ingestRecords } from '../ingest.ts';
 import { JSON_TYPE, NDJSON_TYPES, parseJsonRecords, parseNdjson, readBody, requireMediaType } from '../request-body.ts';
+import { TransportDrops } from '../transport-drops.ts';
 
-/** Header a hoptrace transport uses to report records it dropped since its last successful request. */
+/** Header an older hoptrace transport uses to report records it dropped since its last successful request. */
 export const DROPPED_HEADER = 'x-hoptrace-dropped';
+/** Header a hoptrace transport uses to report every record it has dropped since it started (with {@link TRANSPORT_ID_HEADER}). */
+export const DROPPED_TOTAL_HEADER = 'x-hoptrace-dropped-total';
+/** Header naming the transport instance a dropped total belongs to. */
+export const TRANSPORT_ID_HEADER = 'x-hoptrace-transport';
 
 const HOPS_TYPES = [...NDJSON_TYPES, JSON_TYPE];
 const OTLP_PROTOBUF = 'application/x-protobuf';
 const OTLP_TYPES = [OTLP_PROTOBUF, 'application/protobuf', JSON_TYPE];
 
+const header = (req: Request, name: string): string | undefined => {
+  const value = req.headers[name];
+  return typeof value === 'string' ? value : undefined;
+};
+
+/** How many spans were rejected and why, for OTLP's partial_success. */
+function otlpRejectionMessage(result: IngestResult): string {
+  const first = result.rejections?.[0];
+  return first ? `span record ${first.index}: field "${first.field}" ${first.reason}` : '';
+}
+
+/** A protobuf varint. */
+function varint(n: number): number[] {
+  const out: number[] = [];
+  let v = n;
+  while (v > 0x7f) {
+    out.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return out;
+}
+
+/** `ExportTraceServiceResponse { partial_success: { rejected_spans, error_message } }` in protobuf. */
+function otlpPartialSuccessProtobuf(rejected: number, message: string): Buffer {
+  const text = Buffer.from(message, 'utf8');
+  const inner = Buffer.concat([Buffer.from([0x08, ...varint(rejected)]), Buffer.from([0x12, ...varint(text.length)]), text]);
+  return Buffer.concat([Buffer.from([0x0a, ...varint(inner.length)]), inner]);
+}
+
 export function ingestRoutes(ctx: CollectorContext): Router {
   const router = Router();
   const auth = bearerAuth(ctx.token);
+  const drops = new TransportDrops(ctx.metrics.transportDropped);
 
   router.post('/v1/hops', auth, async (req, res) => {
+    // A cumulative drop report counts by its growth, so it counts whatever becomes of the records
+    // (a retry repeats it harmlessly); an older transport's delta counts only with a 2xx, as it expects.
+    const transport = header(req, TRANSPORT_ID_HEADER);
+    drops.report({ transport, total: header(req, DROPPED_TOTAL_HEADER) });
     const type = requireMediaType(req, HOPS_TYPES);
     const text = (await readBody(req, ctx.maxBodyBytes)).toString('utf8');
     const values = type === JSON_TYPE ? parseJsonRecords(text) : parseNdjson(text);
     const result = await ingestRecords(ctx, values);
-    const dropped = Number(req.headers[DROPPED_HEADER]);
-    if (Number.isInteger(dropped) && dropped > 0) ctx.metrics.transportDropped.inc({}, dropped);
+    if (transport === undefined) drops.report({ delta: header(req, DROPPED_HEADER) });
     res.status(202).json(result);
   });
 
-  // OTLP/HTTP: success is 200 with an (empty) ExportTraceServiceResponse in the request's encoding,
-  // as OpenTelemetry exporters expect; the counts travel in x-hoptrace-* headers.
+  // OTLP/HTTP: success is 200 with an ExportTraceServiceResponse in the request's encoding, as
+  // OpenTelemetry exporters expect (empty, or with partial_success when some spans were invalid);
+  // the counts travel in x-hoptrace-* headers too.
   router.post('/v1/traces', auth, async (req, res) => {
     const type = requireMediaType(req, OTLP_TYPES);
     const body = await readBody(req, ctx.maxBodyBytes);
@@ -42,8 +84,14 @@ export function ingestRoutes(ctx: CollectorContext): Router {
     const result = await ingestRecords(ctx, hops);
     res.setHeader('x-hoptrace-accepted', String(result.accepted));
     res.setHeader('x-hoptrace-duplicates', String(result.duplicates));
-    if (type !== JSON_TYPE) res.status(200).type(type).send(Buffer.alloc(0));
-    else res.status(200).json({});
+    const rejected = result.rejected ?? 0;
+    if (rejected > 0) res.setHeader('x-hoptrace-rejected', String(rejected));
+    if (type !== JSON_TYPE) {
+      const answer = rejected > 0 ? otlpPartialSuccessProtobuf(rejected, otlpRejectionMessage(result)) : Buffer.alloc(0);
+      res.status(200).type(type).send(answer);
+    } else {
+      res.status(200).json(rejected > 0 ? { partialSuccess: { rejectedSpans: String(rejected), errorMessage: otlpRejectionMessage(result) } } : {});
+    }
   });
 
   return router;
