@@ -282,7 +282,8 @@ function splitAttempts(hops: readonly StoredHop[], indexes: readonly number[]): 
     for (const i of indexes) {
       if (hops[i].kind !== 'settle') continue;
       const ts = hops[i].ts;
-      let target = orphanAttempts.find((a) => hops[a.processes[0]].ts >= ts) ?? orphanAttempts.at(-1);
+      // An attempt made for an earlier settle has no process to compare with.
+      let target = orphanAttempts.find((a) => a.processes.length > 0 && hops[a.processes[0]].ts >= ts) ?? orphanAttempts.at(-1);
       if (target === undefined) {
         target = { processes: [], settles: [] };
         orphanAttempts.push(target);
