@@ -26,9 +26,9 @@ Collector options:
   --port N                  TCP port; 0 picks a free one            (default ${Defaults.COLLECTOR_PORT})
   --host HOST               interface to listen on; 0.0.0.0 in a container (default 127.0.0.1)
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
-  --token TOKEN             bearer token POST /v1/hops and /v1/traces require
+  --token TOKEN             the token that guards ingest, /api/*, /metrics and the UI (not /healthz)
                                                                      (default $${Env.HOPTRACE_TOKEN}; unset: no auth)
-  --protect-reads           require the token for /api/* and /metrics too (default off)
+  --public-reads            leave /api/*, /metrics and the UI open; ingest still needs the token
   --jaeger-url URL          Jaeger UI the timeline links traces to   (default $${Env.HOPTRACE_JAEGER_URL})
   --ui-dir DIR              built UI to serve                        (default <package>/dist/ui)
   --max-body-bytes N        largest ingest body, after gunzip        (default 16777216)
@@ -77,6 +77,7 @@ async function runCollector(args: string[]): Promise<number> {
       host: { type: 'string' },
       db: { type: 'string' },
       token: { type: 'string' },
+      'public-reads': { type: 'boolean' },
       'protect-reads': { type: 'boolean' },
       'jaeger-url': { type: 'string' },
       'ui-dir': { type: 'string' },
@@ -99,13 +100,17 @@ async function runCollector(args: string[]): Promise<number> {
   if (durability !== undefined && durability !== 'full' && durability !== 'normal') {
     throw new UsageError(`--durability must be full or normal, got "${durability}"`);
   }
+  if (values['protect-reads']) {
+    if (values['public-reads']) throw new UsageError('--protect-reads and --public-reads contradict each other; reads are protected by default');
+    process.stderr.write('hoptrace: --protect-reads is no longer needed: with a token, reads are protected by default (--public-reads opens them)\n');
+  }
   const options: CollectorOptions = {
     durability,
     port,
     host: values.host as string | undefined,
     db: values.db as string | undefined,
     token: values.token as string | undefined,
-    protectReads: values['protect-reads'] as boolean | undefined,
+    publicReads: values['public-reads'] as boolean | undefined,
     jaegerUrl: values['jaeger-url'] as string | undefined,
     uiDir: values['ui-dir'] as string | undefined,
     maxBodyBytes: integerFlag('max-body-bytes', values['max-body-bytes'] as string | undefined),

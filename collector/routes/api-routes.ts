@@ -1,10 +1,11 @@
 /**
  * The read API under `/api`: chains, one chain, its export, one message, the
- * topology, live events and the UI's configuration. Each route validates its
- * query with one schema compiled here, once.
+ * topology, live events and the UI's configuration, all behind the token
+ * (unless reads are public), and the UI's sign-in (`/api/session`). Each route
+ * validates its query with one schema compiled here, once.
  */
 import { Router, type Request } from 'express';
-import { ErrorCodes, NotFoundError, ValidationError } from '../../src/errors.ts';
+import { AuthError, ErrorCodes, NotFoundError, ValidationError } from '../../src/errors.ts';
 import {
   STATUS_SEVERITY,
   type ChainDetail,
@@ -13,7 +14,7 @@ import {
   type Topology,
   type UiConfig,
 } from '../api-types.ts';
-import { bearerAuth } from '../auth.ts';
+import { JSON_TYPE, readBody, requireMediaType } from '../request-body.ts';
 import { buildChain } from '../chain-engine.ts';
 import { chainToJaeger, chainToOtlpJson } from '../chain-export.ts';
 import type { CollectorContext } from '../context.ts';
@@ -65,7 +66,28 @@ function fileSafe(s: string): string {
 
 export function apiRoutes(ctx: CollectorContext): Router {
   const router = Router();
-  if (ctx.protectReads) router.use('/api', bearerAuth(ctx.token));
+
+  // Sign-in of the UI: the token once, then an HttpOnly, SameSite=Strict session cookie.
+  router.post('/api/session', async (req, res) => {
+    noQuery(req.query);
+    requireMediaType(req, [JSON_TYPE]);
+    let token: unknown;
+    try {
+      token = (JSON.parse((await readBody(req, 8192)).toString('utf8')) as { token?: unknown } | null)?.token;
+    } catch (cause) {
+      throw new ValidationError(ErrorCodes.INVALID_BODY, 'the body must be JSON: {"token": "..."}', { cause });
+    }
+    if (typeof token !== 'string') throw new ValidationError(ErrorCodes.INVALID_BODY, 'the body must be JSON: {"token": "..."}', { field: 'token' });
+    if (!ctx.auth.tokenMatches(token)) throw new AuthError('the token is wrong');
+    ctx.auth.startSession(res, req.secure);
+    res.status(204).end();
+  });
+  router.delete('/api/session', (req, res) => {
+    noQuery(req.query);
+    ctx.auth.endSession(res, req.secure);
+    res.status(204).end();
+  });
+  router.use('/api', ctx.auth.reads);
   const param = (req: Request, name: string): string => String(req.params[name]);
 
   router.get('/api/chains', async (req, res) => {

@@ -7,7 +7,6 @@
 import { Router, type Request } from 'express';
 import { adoptKnownCorrelations, decodeOtlpTraces } from '../otlp-decode.ts';
 import type { IngestResult } from '../api-types.ts';
-import { bearerAuth } from '../auth.ts';
 import type { CollectorContext } from '../context.ts';
 import { ingestRecords } from '../ingest.ts';
 import { JSON_TYPE, NDJSON_TYPES, parseJsonRecords, parseNdjson, readBody, requireMediaType } from '../request-body.ts';
@@ -56,7 +55,7 @@ function otlpPartialSuccessProtobuf(rejected: number, message: string): Buffer {
 
 export function ingestRoutes(ctx: CollectorContext): Router {
   const router = Router();
-  const auth = bearerAuth(ctx.token);
+  const auth = ctx.auth.ingest;
   const drops = new TransportDrops(ctx.metrics.transportDropped);
 
   router.post('/v1/hops', auth, async (req, res) => {
