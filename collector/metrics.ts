@@ -63,6 +63,10 @@ export class CollectorMetrics {
     'hoptrace_transport_dropped_total',
     'Hop records the hoptrace transports reported dropping (buffer full or rejected batch).',
   );
+  readonly liveClientsCut = new Counter(
+    'hoptrace_sse_clients_cut_total',
+    'Live (SSE) clients disconnected, with a final reload event, for falling further behind than their buffer.',
+  );
   readonly httpRequests = new Counter('hoptrace_http_requests_total', 'HTTP requests, by route and status.');
 
   render(extra: { store: StoreStats; sseClients: number }): string {
@@ -76,6 +80,7 @@ export class CollectorMetrics {
       gauge('hoptrace_store_chains', 'Chains in the store.', extra.store.chains),
       gauge('hoptrace_store_bytes', 'Bytes used by the store.', extra.store.bytes),
       gauge('hoptrace_sse_clients', 'Connected live (SSE) clients.', extra.sseClients),
+      this.liveClientsCut.render(),
       this.httpRequests.render(),
     ].join('');
   }

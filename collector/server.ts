@@ -63,6 +63,12 @@ export interface CollectorOptions {
   protectReads?: boolean;
   /** Largest accepted request body, compressed and after gunzip alike. @default 16_777_216 (16 MiB) */
   maxBodyBytes?: number;
+  /**
+   * Bytes of live events (`GET /api/live`) one client may fall behind by; beyond it the client
+   * gets a final `reload` event and is disconnected (counted in `/metrics`).
+   * @default 1_048_576 (1 MiB)
+   */
+  liveBufferBytes?: number;
   /** Directory of the built UI. @default `<package>/dist/ui` */
   uiDir?: string;
   /** Base URL of a Jaeger UI the UI links traces to. @default process.env.HOPTRACE_JAEGER_URL */
@@ -169,10 +175,14 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
       summaries: 'deferred',
     });
 
+  const metrics = new CollectorMetrics();
   const ctx: CollectorContext = {
     store,
-    live: new LiveHub(),
-    metrics: new CollectorMetrics(),
+    live: new LiveHub({
+      maxBufferBytes: options.liveBufferBytes === undefined ? undefined : positiveInt('liveBufferBytes', options.liveBufferBytes),
+      onCut: () => metrics.liveClientsCut.inc(),
+    }),
+    metrics,
     logger,
     engine,
     maxBodyBytes,

@@ -66,7 +66,7 @@ describe('signing in to a collector with a token', () => {
     expect(cookies[0]).toMatchObject({ name: 'hoptrace_session', httpOnly: true, sameSite: 'Strict', path: '/' });
     // A session cookie: it ends with the browser session.
     expect(cookies[0].expires).toBe(-1);
-    expect(await page.evaluate(() => document.cookie)).toBe('');
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie)).toBe('');
   });
 
   it('live events arrive with the session cookie', async () => {
