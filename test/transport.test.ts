@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChainDetail } from '../collector/api-types.ts';
-import { waitFor } from './helpers/broker.ts';
+import { connect } from '../src/index.ts';
+import { AMQP_URL, connectBroker, uniqueName, waitFor } from './helpers/broker.ts';
 import { getJson, makeHop, messageHops, startTestCollector, type TestCollector } from './helpers/collector.ts';
 
 const TRANSPORT = fileURLToPath(new URL('../src/transport.ts', import.meta.url));
@@ -163,6 +164,58 @@ describe('hoptrace pino transport', () => {
     expect(stderr).toContain('closed: 50 hop records delivered, 3 rejected by the collector, 0 dropped in total');
     expect(await metric(c, 'hoptrace_records_rejected_total{field="death"}')).toBe(2);
     expect(await metric(c, 'hoptrace_records_rejected_total{field="traceId"}')).toBe(1);
+    expect(await metric(c, 'hoptrace_transport_dropped_total')).toBe(0);
+  });
+
+  it('50 good messages and one with a hostile x-death header, through the broker, the library and the transport: every good message is stored', async () => {
+    const c = await startTestCollector();
+    open.push(c);
+    const { logger, close } = hopLogger({ url: c.url, flushIntervalMs: 50, batchSize: 1000 });
+    const admin = await connectBroker();
+    const queue = uniqueName('transport.hostile');
+    const conn = await connect(AMQP_URL, { serviceName: 'hostile-test', logger });
+    try {
+      const setup = await admin.createChannel();
+      await setup.assertQueue(queue, { autoDelete: true });
+      const ch = await conn.createConfirmChannel();
+      let settled = 0;
+      await ch.consume(queue, (m) => {
+        ch.ack(m!);
+        settled++;
+      });
+      const ids: string[] = [];
+      for (let i = 0; i < 50; i++) {
+        const messageId = randomUUID();
+        ids.push(messageId);
+        ch.sendToQueue(queue, Buffer.from(`good ${i}`), { messageId });
+      }
+      // A count of -1 is nothing a broker writes, but anyone can publish it.
+      const hostileId = randomUUID();
+      ch.sendToQueue(queue, Buffer.from('hostile'), {
+        messageId: hostileId,
+        headers: { 'x-death': [{ count: -1, queue, reason: 'rejected', exchange: '', 'routing-keys': [queue], time: { '!': 'timestamp', value: 1 } }] },
+      });
+      await ch.waitForConfirms();
+      await waitFor(() => settled === 51, 'all 51 messages settled');
+      await waitFor(async () => {
+        for (const id of ids) {
+          const chain = await getJson(c.url, `/api/chains/${id}`);
+          if (chain.status !== 200 || (chain.body as ChainDetail).hops.length < 4) return false;
+        }
+        return true;
+      }, 'every good message with its send, confirm, receive, process and settle', 20_000);
+      for (const id of ids.slice(0, 3)) {
+        const kinds = ((await getJson(c.url, `/api/chains/${id}`)).body as ChainDetail).hops.map((h) => h.kind);
+        expect(kinds).toEqual(expect.arrayContaining(['send', 'receive', 'process', 'settle']));
+      }
+      // The hostile message's own publish is kept whatever becomes of its delivery's record.
+      expect((await getJson(c.url, `/api/chains/${hostileId}`)).status).toBe(200);
+      await setup.close();
+    } finally {
+      await conn.close();
+      await admin.close();
+      await close();
+    }
     expect(await metric(c, 'hoptrace_transport_dropped_total')).toBe(0);
   });
 
