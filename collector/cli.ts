@@ -32,6 +32,8 @@ Collector options:
   --jaeger-url URL          Jaeger UI the timeline links traces to   (default $${Env.HOPTRACE_JAEGER_URL})
   --ui-dir DIR              built UI to serve                        (default <package>/dist/ui)
   --max-body-bytes N        largest ingest body, after gunzip        (default 16777216)
+  --live-buffer-bytes N     how far a live-events client may fall behind before it is told
+                            to reload and disconnected               (default 1048576)
   --lost-after-ms N         sent and not received this long: lost    (default ${DEFAULT_ENGINE_OPTIONS.lostAfterMs})
   --stuck-after-ms N        received and not settled this long: stuck (default ${DEFAULT_ENGINE_OPTIONS.stuckAfterMs})
   --retention-max-age-ms N  delete chains idle this long; 0 = never  (default ${RETENTION_DEFAULTS.maxAgeMs}, 7 days)
@@ -82,6 +84,7 @@ async function runCollector(args: string[]): Promise<number> {
       'jaeger-url': { type: 'string' },
       'ui-dir': { type: 'string' },
       'max-body-bytes': { type: 'string' },
+      'live-buffer-bytes': { type: 'string' },
       'lost-after-ms': { type: 'string' },
       'stuck-after-ms': { type: 'string' },
       'retention-max-age-ms': { type: 'string' },
@@ -114,6 +117,7 @@ async function runCollector(args: string[]): Promise<number> {
     jaegerUrl: values['jaeger-url'] as string | undefined,
     uiDir: values['ui-dir'] as string | undefined,
     maxBodyBytes: integerFlag('max-body-bytes', values['max-body-bytes'] as string | undefined),
+    liveBufferBytes: integerFlag('live-buffer-bytes', values['live-buffer-bytes'] as string | undefined),
     lostAfterMs: integerFlag('lost-after-ms', values['lost-after-ms'] as string | undefined),
     stuckAfterMs: integerFlag('stuck-after-ms', values['stuck-after-ms'] as string | undefined),
     retention: {
