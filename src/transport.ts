@@ -69,8 +69,10 @@ export interface TransportOptions {
   /** One request's time limit. @default 10_000 */
   requestTimeoutMs?: number;
   /**
-   * On close, how long to keep trying to deliver what is buffered. pino's `transport.end()`
-   * blocks the calling thread until the transport has closed (at most 10 s), so keep it short.
+   * On close, how long to keep trying to deliver what is buffered; what is left then is dropped
+   * and counted, and one more request (at most 1 s) reports the final drop count. pino's
+   * `transport.end()` blocks the calling thread until the transport has closed (at most 10 s),
+   * so keep it short.
    * @default 3_000
    */
   closeTimeoutMs?: number;
