@@ -493,6 +493,24 @@ describe('collector HTTP API', () => {
     expect(value('hoptrace_http_requests_total{route="POST /v1/hops",status="202"}')).toBe(3);
   });
 
+  it('transports\' dropped totals count by their growth: a repeated or reordered report counts once', async () => {
+    const c = await collector();
+    const report = (transport: string, total: string) =>
+      postHops(c.url, [], { headers: { 'x-hoptrace-transport': transport, 'x-hoptrace-dropped-total': total } });
+    const dropped = async () => Number(/^hoptrace_transport_dropped_total (\d+)$/m.exec(await (await fetch(`${c.url}/metrics`)).text())?.[1]);
+    expect((await report('a', '5')).status).toBe(202);
+    await report('a', '5'); // a retry after a lost answer
+    expect(await dropped()).toBe(5);
+    await report('a', '8');
+    await report('a', '6'); // an older request that arrived late
+    await report('b', '3');
+    expect(await dropped()).toBe(11);
+    await report('not a valid id!', '100');
+    await report('c', '-4');
+    await report('c', '1e9');
+    expect(await dropped()).toBe(11);
+  });
+
   it('/healthz and /api/config say what the collector is', async () => {
     const c = await collector({ jaegerUrl: 'http://jaeger:16686/', lostAfterMs: 5000 });
     const health = await getJson(c.url, '/healthz');
