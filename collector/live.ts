@@ -19,7 +19,11 @@ export interface LiveOptions {
   heartbeatMs?: number;
   /** Bytes of events one client may fall behind by before it is cut off. @default 1_048_576 (1 MiB) */
   maxBufferBytes?: number;
-  /** How long a cut-off client has to read its final event before its socket is destroyed. @default 5_000 */
+  /**
+   * How long a cut-off client has to read its final event before its socket is destroyed. Cheap:
+   * the client's buffer is already gone, only what the socket itself holds is kept meanwhile.
+   * @default 15_000
+   */
   cutGraceMs?: number;
   /** Called once for each client cut off for falling behind (counted in /metrics). */
   onCut?: () => void;
@@ -46,7 +50,7 @@ export class LiveHub {
 
   constructor(options: LiveOptions = {}) {
     this.#maxBufferBytes = options.maxBufferBytes ?? 1024 * 1024;
-    this.#cutGraceMs = options.cutGraceMs ?? 5_000;
+    this.#cutGraceMs = options.cutGraceMs ?? 15_000;
     this.#onCut = options.onCut ?? (() => {});
     this.#heartbeat = setInterval(() => this.#broadcast(': ping\n\n'), options.heartbeatMs ?? 15_000);
     this.#heartbeat.unref();

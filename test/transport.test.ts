@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, request } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -45,7 +45,31 @@ function hopLogger(options: Record<string, unknown>) {
 }
 
 async function storedHops(c: TestCollector): Promise<number> {
-  return (await getJson(c.url, '/healthz')).body.hops as number;
+  return (JSON.parse(await pollText(`${c.url}/healthz`)) as { hops: number }).hops;
+}
+
+/**
+ * One HTTP exchange on a connection of its own (no keep-alive pool). The collector runs in this
+ * same process and, busy ingesting, stalls the event loop it shares with the client; a pooled
+ * connection reused across such a stall can meet the server's idle timeout (ECONNRESET), a race
+ * of the test's client, not of the collector's behaviour under test.
+ */
+function exchange(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: init.method ?? 'GET', headers: init.headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+async function pollText(url: string): Promise<string> {
+  return (await exchange(url)).text;
 }
 
 /**
@@ -97,7 +121,7 @@ async function countingProxy(target: () => string | undefined) {
 
 /** A counter's value in the collector's /metrics (0 when it has not been rendered yet). */
 async function metric(c: TestCollector, name: string): Promise<number> {
-  const text = await (await fetch(`${c.url}/metrics`)).text();
+  const text = await pollText(`${c.url}/metrics`);
   const match = new RegExp(`^${name.replace(/[{}"()[\]]/g, '\\$&')} (\\d+)$`, 'm').exec(text);
   return match ? Number(match[1]) : 0;
 }
