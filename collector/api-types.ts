@@ -357,12 +357,33 @@ export interface Topology {
   trafficTo?: number;
 }
 
-/** `POST /v1/hops` → 202 */
+/**
+ * `POST /v1/hops` → 202. When every record is valid the answer is exactly
+ * `{ accepted, duplicates }`. When some are invalid, the valid ones are
+ * committed all the same and the answer adds `rejected` and `rejections`
+ * (like OTLP's `partial_success`). When every record is invalid the answer
+ * is a `400` error body (`HOPTRACE_ERR_INVALID_HOP`) carrying the same two
+ * fields, and nothing is stored.
+ */
 export interface IngestResult {
-  /** Records accepted in this request (committed to disk). */
+  /** Hops committed from this request (a version-2 record counts as the hops it stands for). */
   accepted: number;
   /** Of those, how many were already stored (idempotent retries). */
   duplicates: number;
+  /** Records of the request that were invalid and not stored; absent when there were none. */
+  rejected?: number;
+  /** The first 1,000 of them, in request order; absent when there were none. */
+  rejections?: RejectedRecord[];
+}
+
+/** One invalid record of an ingest request. */
+export interface RejectedRecord {
+  /** Position of the record in the request (0-based: NDJSON line among the non-blank ones, or array index). */
+  index: number;
+  /** Dotted path of the offending field (`hop.death[0].count`), `(record)` or `hop` for a record that is no object. */
+  field: string;
+  /** What the field must be (`must be at least 0`). */
+  reason: string;
 }
 
 /** `GET /api/live` event payloads (server-sent events, `event: chain`). */

@@ -10,9 +10,9 @@ import { createInterface } from 'node:readline';
 import { Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ErrorCodes, HoptraceError } from '../src/errors.ts';
-import type { HopRecord } from '../src/hop.ts';
-import { checkHopRecord, hasHop } from './hop-schema.ts';
+import { checkRecord, hasHop } from './hop-schema.ts';
 import { ingestHops } from './ingest.ts';
+import type { IngestRecord } from './record-identity.ts';
 import type { Store } from './store.ts';
 
 export interface ImportOptions {
@@ -69,7 +69,7 @@ export async function importFiles(store: Store, files: readonly string[], option
     invalidHops: 0,
     invalidReasons: [],
   };
-  let batch: HopRecord[] = [];
+  let batch: IngestRecord[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
     const written = await ingestHops({ store }, batch);
@@ -128,7 +128,7 @@ export async function importFiles(store: Store, files: readonly string[], option
             result.withoutHop++;
             continue;
           }
-          const checked = checkHopRecord(value);
+          const checked = checkRecord(value);
           if (!checked.ok) {
             result.invalidHops++;
             if (result.invalidReasons.length < maxReasons) {
@@ -136,7 +136,7 @@ export async function importFiles(store: Store, files: readonly string[], option
             }
             continue;
           }
-          for (const hop of checked.hops) batch.push(hop);
+          batch.push(checked.record);
           if (batch.length >= batchSize) await flush();
         }
       })();

@@ -41,8 +41,21 @@ export class SqliteRecords {
     this.#chainsOfMessage = db.db.prepare('SELECT DISTINCT correlation_id FROM records WHERE message_id = ?');
   }
 
-  /** The hops one row stands for, as stored hops (ids from the row id). */
+  /**
+   * The hops one row stands for, as stored hops (ids from the row id). A row
+   * that does not decode or expand (a record stored through the store's own
+   * API without validation, or a damaged page) stands for none: one bad row
+   * never makes a read fail.
+   */
   rowHops(row: RecordRow): StoredHop[] {
+    try {
+      return this.#rowHops(row);
+    } catch {
+      return [];
+    }
+  }
+
+  #rowHops(row: RecordRow): StoredHop[] {
     const messageId = unpackId(row.message_id);
     const correlationId = unpackId(row.correlation_id);
     const kind = kindOfCode(row.kind);

@@ -110,8 +110,13 @@ export class SqliteSummaries {
   readonly #settings: EngineSettings;
   /** Committed summary hops not yet in their chain's summary. */
   #pending = new Map<string, StoredHop[]>();
-  /** Chains whose summary must be recomputed though no new hop is pending (restart, a failed flush). */
+  /** Chains whose summary must be recomputed though no new hop is pending (restart, a failed flush of the writer). */
   readonly #resummarize = new Set<string>();
+  /**
+   * Chains whose summary could not be computed (marked in dirty_chains too): retried, from their
+   * records, when they get a new hop or the store reopens — not on every flush.
+   */
+  readonly #stale = new Set<string>();
   /** Summary state of recently active chains, least recently used first. */
   readonly #cache = new Map<string, ChainState>();
   #cachedHops = 0;
@@ -168,7 +173,7 @@ export class SqliteSummaries {
     }
   };
 
-  /** Forget a chain (retention deleted it, or its state is no longer trusted). */
+  /** Forget what is known of a chain in memory (its state is no longer trusted). */
   forget(correlationId: string): void {
     const st = this.#cache.get(correlationId);
     if (st !== undefined) {
@@ -178,6 +183,12 @@ export class SqliteSummaries {
     this.#pending.delete(correlationId);
     this.#resummarize.delete(correlationId);
     this.#pendingChanges.delete(correlationId);
+  }
+
+  /** Forget a chain for good (retention deleted it). */
+  drop(correlationId: string): void {
+    this.forget(correlationId);
+    this.#stale.delete(correlationId);
   }
 
   /** Chains deleted: that many fewer. */
@@ -196,7 +207,7 @@ export class SqliteSummaries {
       return { state: cached, before: cached.hops, fresh };
     }
     const row = this.#chainRow.get(correlationId) as (ChainRow & { flushed_id: number }) | undefined;
-    if (row === undefined && !this.#resummarize.has(correlationId)) {
+    if (row === undefined && !this.#resummarize.has(correlationId) && !this.#stale.has(correlationId)) {
       // A chain never summarized and not left over from a restart or a failure: its pending hops are all it has.
       return pending.length === 0 ? undefined : { state: { hops: [], flushedId: 0, summary: undefined, updatedAt: 0 }, before: [], fresh: pending };
     }
@@ -333,7 +344,7 @@ export class SqliteSummaries {
     const failed: string[] = [];
     let error: Error | undefined;
     for (const id of chunk) {
-      const wasMarked = this.#resummarize.has(id);
+      const wasMarked = this.#resummarize.has(id) || this.#stale.has(id);
       try {
         const r = this.#refresh(id, now, tally, ops);
         if (r) refreshed.push(r);
@@ -358,10 +369,11 @@ export class SqliteSummaries {
     }
     for (const id of failed) {
       this.forget(id);
-      this.#resummarize.add(id);
+      this.#stale.add(id);
     }
     const changes: ChainChange[] = [];
     for (const r of refreshed) {
+      this.#stale.delete(r.id);
       this.#remember(r.id, r.state);
       if (r.isNew) this.#chainCount++;
       if (r.change) changes.push(r.change);
