@@ -215,7 +215,7 @@ export class SqliteSummaries {
     // Every hop of every row, repeats included: what the stored summary holds is the rows up to flushed_id, each hop once.
     const all: StoredHop[] = [];
     for (const r of this.#records.chainRows(correlationId)) {
-      for (const h of this.#records.rowHops(r)) all.push(summaryHop(h, h.id, h.receivedAt));
+      for (const h of this.#records.rowHops(r, correlationId)) all.push(summaryHop(h, h.id, h.receivedAt));
     }
     if (all.length === 0) return undefined;
     const stored = all.filter((h) => rowIdOf(h.id) <= flushedId);
