@@ -27,7 +27,8 @@ export interface HopContext {
 export function currentHopContext(): HopContext | undefined {
   const d = hopStorage.getStore();
   if (d === undefined) return undefined;
-  return { correlationId: d.correlationId, causationId: d.causationId, messageId: d.messageId, traceId: d.traceId };
+  const ids = d.ids;
+  return { correlationId: ids.correlationId, causationId: ids.causationId, messageId: ids.messageId, traceId: ids.traceId };
 }
 
 /** Fields {@link hoptraceMixin} adds to a log line. */
@@ -51,7 +52,8 @@ const NONE: HoptraceLogFields = Object.freeze({});
 export function hoptraceMixin(): HoptraceLogFields {
   const d = hopStorage.getStore();
   if (d === undefined) return NONE;
-  return d.causationId === undefined
-    ? { correlationId: d.correlationId, messageId: d.messageId, traceId: d.traceId, spanId: d.spanId }
-    : { correlationId: d.correlationId, causationId: d.causationId, messageId: d.messageId, traceId: d.traceId, spanId: d.spanId };
+  const ids = d.ids;
+  return ids.causationId === undefined
+    ? { correlationId: ids.correlationId, messageId: ids.messageId, traceId: ids.traceId, spanId: ids.spanId }
+    : { correlationId: ids.correlationId, causationId: ids.causationId, messageId: ids.messageId, traceId: ids.traceId, spanId: ids.spanId };
 }

@@ -92,6 +92,8 @@ export interface HopError {
   stack?: string;
   /** A stable code when the error had one (`HOPTRACE_ERR_…`, `ECONNRESET`, ...). */
   code?: string;
+  /** True when a field above was cut to {@link HopLimits} (it then ends with `…`). */
+  truncated?: boolean;
 }
 
 /**
@@ -200,6 +202,12 @@ export interface HopRecord {
   payload?: string;
   /** True when `payload` was cut at the capture size limit. */
   payloadTruncated?: boolean;
+  /**
+   * True when a value under `headers`, `properties` or `death` was cut to fit
+   * {@link HopLimits} (or the library's header cap): a cut string ends with
+   * `…`, a cut list keeps its first entries.
+   */
+  truncated?: boolean;
 }
 
 /** The key a hop travels under on a pino log line: `{ ..., "hop": HopRecord }`. */
@@ -242,6 +250,8 @@ export interface HopRecordV2Base {
   properties?: HopProperties;
   payload?: string;
   payloadTruncated?: boolean;
+  /** As in {@link HopRecord.truncated}. */
+  truncated?: boolean;
   /**
    * True on a record written before its side finished (after the grace
    * period): what was known then. A complete record for the same message

@@ -1,0 +1,142 @@
+/**
+ * Pieces every record is built from, publish or consume side: the error of
+ * a failed handler or a nack, the AMQP properties worth keeping, and the
+ * version-1 hop still written for the rare events no version-2 record holds
+ * (a return; a settle of a message hoptrace never saw delivered). Every
+ * value is made to fit `HopLimits` (see clip.ts).
+ */
+import { HOP_SCHEMA_VERSION, type HopError, type HopKind, HopLimits, type HopProperties, type HopRecord } from '../hop.ts';
+import { type Cut, clip, finite, integer, text } from './clip.ts';
+import type { Config } from './config.ts';
+
+/** The class or `name` of a thrown value, for a record and for `error.type`. */
+export function errorType(err: unknown): string {
+  if (err instanceof Error) {
+    const name: unknown = err.name;
+    if (typeof name === 'string' && name !== '') return name;
+    const ctor: unknown = err.constructor?.name;
+    return typeof ctor === 'string' && ctor !== '' ? ctor : 'Error';
+  }
+  return err === null ? 'null' : typeof err;
+}
+
+/**
+ * An error as a record carries it, every field cut to `HopLimits` (type and
+ * code 1,024 characters, message 64 Ki, stack 1 Mi; a cut field ends with
+ * `…` and the error says `truncated`). Never throws: an error whose getters
+ * throw is recorded as unprintable.
+ */
+export function recordError(err: unknown): HopError {
+  const cut: Cut = { truncated: false };
+  let out: HopError;
+  try {
+    if (err instanceof Error) {
+      out = { type: clip(errorType(err), HopLimits.SHORT, cut), message: clip(text(err.message), HopLimits.MEDIUM, cut) };
+      const stack: unknown = err.stack;
+      if (stack !== undefined && stack !== null) out.stack = clip(text(stack), HopLimits.LONG, cut);
+      const code: unknown = (err as { code?: unknown }).code;
+      if (typeof code === 'string' || typeof code === 'number') out.code = clip(String(code), HopLimits.SHORT, cut);
+    } else {
+      out = { type: err === null ? 'null' : typeof err, message: clip(text(err), HopLimits.MEDIUM, cut) };
+    }
+  } catch {
+    return { type: 'Error', message: '[unprintable error]' };
+  }
+  if (cut.truncated) out.truncated = true;
+  return out;
+}
+
+/** Publish options or a delivered message's properties, as amqplib spells them. */
+export interface PropertySource {
+  contentType?: unknown;
+  contentEncoding?: unknown;
+  deliveryMode?: unknown;
+  persistent?: unknown;
+  priority?: unknown;
+  correlationId?: unknown;
+  replyTo?: unknown;
+  expiration?: unknown;
+  messageId?: unknown;
+  timestamp?: unknown;
+  type?: unknown;
+  userId?: unknown;
+  appId?: unknown;
+}
+
+/** What of a record {@link recordProperties} compares with, to leave out what it already says. */
+interface RecordFields {
+  messageId: string;
+  contentType?: string;
+  messageType?: string;
+  service: string;
+}
+
+function short(v: string, cut: Cut): string {
+  return clip(v, HopLimits.SHORT, cut);
+}
+
+/**
+ * AMQP basic properties as a record keeps them, leaving out what the
+ * record's own fields hold: `messageId`, `contentType`, `type` (as
+ * `messageType`) and `appId` when it equals `service`. Numbers are what AMQP
+ * encodes (an integer priority or delivery mode, a finite timestamp).
+ * `undefined` when nothing is left.
+ */
+export function recordProperties(p: PropertySource, rec: RecordFields, cut: Cut): HopProperties | undefined {
+  let out: HopProperties | undefined;
+  if (typeof p.contentType === 'string' && p.contentType !== rec.contentType) (out ??= {}).contentType = short(p.contentType, cut);
+  if (typeof p.contentEncoding === 'string') (out ??= {}).contentEncoding = short(p.contentEncoding, cut);
+  // Publish options say `persistent` (amqplib's preferred spelling) or `deliveryMode`.
+  if (p.persistent !== undefined) (out ??= {}).deliveryMode = p.persistent ? 2 : 1;
+  else if (p.deliveryMode === true) (out ??= {}).deliveryMode = 2;
+  else {
+    const mode = integer(p.deliveryMode);
+    if (mode !== undefined) (out ??= {}).deliveryMode = mode;
+  }
+  const priority = integer(p.priority);
+  if (priority !== undefined) (out ??= {}).priority = priority;
+  if (typeof p.correlationId === 'string') (out ??= {}).correlationId = short(p.correlationId, cut);
+  if (typeof p.replyTo === 'string') (out ??= {}).replyTo = short(p.replyTo, cut);
+  if (typeof p.expiration === 'string' || typeof p.expiration === 'number') (out ??= {}).expiration = short(String(p.expiration), cut);
+  if (typeof p.messageId === 'string' && p.messageId !== rec.messageId) (out ??= {}).messageId = short(p.messageId, cut);
+  const timestamp = finite(p.timestamp);
+  if (timestamp !== undefined) (out ??= {}).timestamp = timestamp;
+  if (typeof p.type === 'string' && p.type !== rec.messageType) (out ??= {}).type = short(p.type, cut);
+  if (typeof p.userId === 'string') (out ??= {}).userId = short(p.userId, cut);
+  if (typeof p.appId === 'string' && p.appId !== rec.service) (out ??= {}).appId = short(p.appId, cut);
+  return out;
+}
+
+/** The ids a version-1 hop names. */
+export interface HopIds {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined;
+  messageId: string;
+  correlationId: string;
+  causationId: string | undefined;
+}
+
+/** A version-1 hop (returns, settles of messages hoptrace never saw delivered): one line per event. */
+export function hopV1(cfg: Config, kind: HopKind, ids: HopIds): HopRecord {
+  const hop: HopRecord = {
+    v: HOP_SCHEMA_VERSION,
+    kind,
+    ts: Date.now(),
+    service: cfg.service,
+    instance: cfg.instance,
+    traceId: ids.traceId,
+    spanId: ids.spanId,
+    correlationId: ids.correlationId,
+    messageId: ids.messageId,
+  };
+  if (ids.parentSpanId !== undefined) hop.parentSpanId = ids.parentSpanId;
+  if (ids.causationId !== undefined) hop.causationId = ids.causationId;
+  return hop;
+}
+
+/** Milliseconds between two `performance.now()` readings, to the microsecond, never negative. */
+export function msBetween(from: number, to: number): number {
+  const d = Math.round((to - from) * 1000) / 1000;
+  return d > 0 ? d : 0;
+}
