@@ -9,6 +9,7 @@ import type { Channel } from 'amqplib';
 import type { Config } from './config.ts';
 import { type Delivery, expireDelivery, writeDelivery } from './delivery.ts';
 import { type Outgoing, closeOutgoing, confirmOutgoing, writeOutgoing } from './outgoing.ts';
+import { TagQueue } from './tag-queue.ts';
 import { telemetryFailed } from './telemetry.ts';
 
 let nextChannelId = 1;
@@ -33,10 +34,10 @@ export class ChannelState {
   readonly confirmChannel: boolean;
   /** A ConfirmChannel whose publishes hoptrace can follow to their confirm. */
   readonly confirm: boolean;
-  /** Deliveries whose complete record is not written yet, by delivery tag; insertion order is tag and time order. */
-  readonly live: Map<number, Delivery>;
+  /** Deliveries whose complete record is not written yet, by delivery tag (tag order is time order). */
+  readonly live: TagQueue<Delivery>;
   /** Publishes waiting for the broker's confirm, by publish sequence number (the confirm's delivery tag). */
-  readonly unconfirmed: Map<number, Outgoing>;
+  readonly unconfirmed: TagQueue<Outgoing>;
   private timer: NodeJS.Timeout | undefined;
   readonly onClose: () => void;
   readonly onAck: (fields: ConfirmFields) => void;
@@ -50,8 +51,8 @@ export class ChannelState {
     const internals = raw as unknown as Partial<ConfirmInternals>;
     this.confirmChannel = confirm;
     this.confirm = confirm && typeof internals.lwm === 'number' && Array.isArray(internals.unconfirmed);
-    this.live = new Map();
-    this.unconfirmed = new Map();
+    this.live = new TagQueue();
+    this.unconfirmed = new TagQueue();
     this.timer = undefined;
     this.onClose = () => this.guard(this.closeAll);
     this.onAck = (fields) => this.guard(this.confirmed, fields, 'ack');
@@ -82,6 +83,11 @@ export class ChannelState {
     if (d.channel === this && this.live.get(d.deliveryTag) === d) this.live.delete(d.deliveryTag);
   }
 
+  /** The delivery with this tag, if it is still tracked. */
+  delivery(tag: number): Delivery | undefined {
+    return this.live.get(tag);
+  }
+
   awaitConfirm(tag: number, o: Outgoing): void {
     this.unconfirmed.set(tag, o);
     if (this.timer === undefined) this.arm(this.cfg.recordGraceMs);
@@ -99,19 +105,19 @@ export class ChannelState {
 
   private confirmed(fields: ConfirmFields, outcome: 'ack' | 'nack'): void {
     const tag = fields.deliveryTag;
+    const q = this.unconfirmed;
     if (fields.multiple) {
-      for (const [t, o] of this.unconfirmed) {
+      for (let i = q.first(); i >= 0; i = q.next(i)) {
+        const t = q.tagAt(i);
         if (t > tag) break;
-        this.unconfirmed.delete(t);
+        const o = q.at(i);
+        q.delete(t);
         confirmOutgoing(this, o, outcome);
       }
       return;
     }
-    const o = this.unconfirmed.get(tag);
-    if (o !== undefined) {
-      this.unconfirmed.delete(tag);
-      confirmOutgoing(this, o, outcome);
-    }
+    const o = q.delete(tag);
+    if (o !== undefined) confirmOutgoing(this, o, outcome);
   }
 
   /**
@@ -124,7 +130,9 @@ export class ChannelState {
     const { recordGraceMs: grace, settleTimeoutMs: timeout } = this.cfg;
     const now = performance.now();
     let next = Number.POSITIVE_INFINITY;
-    for (const d of this.live.values()) {
+    const live = this.live;
+    for (let i = live.first(); i >= 0; i = live.next(i)) {
+      const d = live.at(i);
       if (d.startedAt + Math.min(grace, timeout) > now) {
         next = Math.min(next, d.startedAt + Math.min(grace, timeout));
         break; // later ones started later
@@ -139,7 +147,9 @@ export class ChannelState {
       if (!d.openWritten && d.startedAt + grace <= now) writeDelivery(d, true);
       next = Math.min(next, d.startedAt + timeout);
     }
-    for (const o of this.unconfirmed.values()) {
+    const unconfirmed = this.unconfirmed;
+    for (let i = unconfirmed.first(); i >= 0; i = unconfirmed.next(i)) {
+      const o = unconfirmed.at(i);
       if (o.openWritten) continue;
       if (o.startedAt + grace > now) {
         next = Math.min(next, o.startedAt + grace);
@@ -156,10 +166,12 @@ export class ChannelState {
    * record, unless one was written already) and end their spans.
    */
   private closeAll(): void {
-    for (const d of this.live.values()) closeDelivery(d);
-    this.live.clear();
-    for (const o of this.unconfirmed.values()) closeOutgoing(this.cfg, o);
-    this.unconfirmed.clear();
+    const live = this.live;
+    for (let i = live.first(); i >= 0; i = live.next(i)) closeDelivery(live.at(i));
+    live.clear();
+    const unconfirmed = this.unconfirmed;
+    for (let i = unconfirmed.first(); i >= 0; i = unconfirmed.next(i)) closeOutgoing(this.cfg, unconfirmed.at(i));
+    unconfirmed.clear();
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;

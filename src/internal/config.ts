@@ -12,7 +12,6 @@ import type { HoptraceOptions, PayloadInfo } from '../options.ts';
 import { type Cut, clip, text } from './clip.ts';
 import { type HopWriter, writerFor } from './hop-writer.ts';
 import type { MessageIds } from './message-ids.ts';
-import { publishPrefix } from './record-json.ts';
 import { DEFAULT_SERVICE_NAME, Env, Headers } from './semconv.ts';
 import { describe, telemetryFailed } from './telemetry.ts';
 import { LIBRARY_NAME, LIBRARY_VERSION } from './version.ts';
@@ -56,8 +55,6 @@ export interface Config {
   readonly writer: HopWriter;
   /** `instance` as version-2 records carry it: absent when the writer's lines say hostname and pid. */
   readonly recordInstance: string | undefined;
-  /** The serialized start of this configuration's publish records. */
-  readonly publishPrefix: string;
   readonly correlationHeader: string;
   readonly causationHeader: string;
   readonly capture: CaptureFn;
@@ -236,7 +233,6 @@ export function resolveConfig(options: HoptraceOptions | undefined): Config {
     logger,
     writer,
     recordInstance,
-    publishPrefix: publishPrefix(service, recordInstance),
     correlationHeader,
     causationHeader,
     capture,

@@ -11,15 +11,12 @@ import { newSpanId, newTraceId, uuidv7 } from './ids.ts';
 import { type Incoming, readIncoming } from './incoming.ts';
 import type { MessageIds } from './message-ids.ts';
 import { msBetween, recordError } from './records.ts';
-import { consumePrefix } from './record-json.ts';
 import { Attr, Headers } from './semconv.ts';
 import { deliverySpan } from './span-model.ts';
-import { kDelivery } from './symbols.ts';
 import { telemetryFailed } from './telemetry.ts';
 import { activeTracer, lowerHex, ownSpanContext } from './tracing.ts';
 
 type Handler = (msg: ConsumeMessage | null) => unknown;
-export type Tracked = Message & { [kDelivery]?: Delivery };
 
 /** One `consume` call: the user's handler and where it consumes from. */
 export class Consumer implements DeliverySource {
@@ -28,7 +25,6 @@ export class Consumer implements DeliverySource {
   readonly handler: Handler;
   readonly noAck: boolean;
   readonly pull = false;
-  readonly prefix: string;
   /** Given to amqplib in place of the user's handler; one per consume, not per message. */
   readonly onMessage: (msg: ConsumeMessage | null) => unknown;
 
@@ -37,14 +33,13 @@ export class Consumer implements DeliverySource {
     this.queue = queue;
     this.handler = handler;
     this.noAck = noAck;
-    this.prefix = consumePrefix(chan.cfg.service, chan.cfg.recordInstance, queue);
     this.onMessage = (msg) => deliver(this, msg);
   }
 }
 
 /** Where a `get` takes its message from (made per call: a get is a round trip to the broker anyway). */
 export function pullSource(chan: ChannelState, queue: string, noAck: boolean): DeliverySource {
-  return { chan, queue, noAck, pull: true, prefix: consumePrefix(chan.cfg.service, chan.cfg.recordInstance, queue) };
+  return { chan, queue, noAck, pull: true };
 }
 
 function deliver(c: Consumer, msg: ConsumeMessage | null): unknown {
@@ -198,7 +193,6 @@ export function receive(source: DeliverySource, msg: Message): Delivery {
   const d = new Delivery(source, msg, ids);
   d.incoming = inc;
   d.otel = otel;
-  (msg as Tracked)[kDelivery] = d;
   if (source.noAck) {
     // The broker counted it settled when it sent it: say so, so it never looks stuck.
     d.settled = true;

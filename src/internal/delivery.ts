@@ -27,8 +27,6 @@ export interface DeliverySource {
   readonly noAck: boolean;
   /** A `get`: no handler runs. */
   readonly pull: boolean;
-  /** The serialized start of this source's records (record-json.ts `consumePrefix`). */
-  readonly prefix: string;
 }
 
 /** The OpenTelemetry side of a delivery (an SDK registered). */
@@ -129,8 +127,8 @@ export function consumeRecord(d: Delivery, open: boolean): ConsumeRecordV2 {
     kind: 'consume',
     ts: d.ts,
     service: cfg.service,
-    // Always here for a hook; the line leaves it out when its own hostname and pid say it (the prefix decides).
-    instance: cfg.instance,
+    // Absent when the pino line's own hostname and pid say it.
+    instance: cfg.recordInstance,
     traceId: ids.traceId,
     spanId: ids.spanId,
     messageId: ids.messageId,
@@ -183,7 +181,7 @@ export function writeDelivery(d: Delivery, open: boolean): void {
   const level = levelOf(d);
   if (!cfg.hooked && !cfg.writer.enabled(level)) return;
   const rec = consumeRecord(d, open);
-  emitRecord(cfg, level, rec, d.source.prefix, 1 + (rec.processMs === undefined ? 0 : 1) + (rec.settle === undefined ? 0 : 1));
+  emitRecord(cfg, level, rec, 1 + (rec.processMs === undefined ? 0 : 1) + (rec.settle === undefined ? 0 : 1));
 }
 
 /** Handler done and settled: the complete record, the consumer span ended. */

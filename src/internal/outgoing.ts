@@ -36,7 +36,7 @@ export function writeOutgoing(cfg: Config, o: Outgoing, open: boolean): void {
   const level = rec.confirm === 'nack' ? Level.WARN : Level.INFO;
   if (!cfg.hooked && !cfg.writer.enabled(level)) return;
   const out = open ? { ...rec, open: true } : rec;
-  emitRecord(cfg, level, out, cfg.publishPrefix, rec.confirmMs === undefined ? 1 : 2);
+  emitRecord(cfg, level, out, rec.confirmMs === undefined ? 1 : 2);
 }
 
 /** The broker acked or nacked the publish: the complete record, the send span ended. */

@@ -20,7 +20,7 @@ import type { ChannelState } from './channel-state.ts';
 import { type Cut, clip, text } from './clip.ts';
 import { type Delivery, hopStorage } from './delivery.ts';
 import { Level } from './hop-writer.ts';
-import { formatTraceParent, newSpanId, newTraceId, uuidv7 } from './ids.ts';
+import { formatTraceParent, newSpanId, newTraceId, newTraceParent, uuidv7 } from './ids.ts';
 import { readIncoming } from './incoming.ts';
 import type { MessageIds } from './message-ids.ts';
 import { Outgoing } from './outgoing.ts';
@@ -121,13 +121,14 @@ function prepare(
     }
   }
   if (traceId === undefined) {
-    // No SDK: hoptrace's own ids, continuing the handled message's trace.
+    // No SDK: hoptrace's own ids, continuing the handled message's trace. One string; the ids are slices of it.
     const from = store?.ids;
-    traceId = from?.traceId ?? newTraceId();
-    spanId = newSpanId();
-    parentSpanId = from?.spanId;
     traceFlags = from?.traceFlags ?? 1;
-    headers[Headers.TRACEPARENT] = formatTraceParent(traceId, spanId, traceFlags);
+    const traceparent = newTraceParent(from?.traceId, (traceFlags & 1) === 1);
+    traceId = traceparent.slice(3, 35);
+    spanId = traceparent.slice(36, 52);
+    parentSpanId = from?.spanId;
+    headers[Headers.TRACEPARENT] = traceparent;
     if (from?.tracestate !== undefined) headers[Headers.TRACESTATE] = from.tracestate;
     if (from?.baggage !== undefined) headers[Headers.BAGGAGE] = from.baggage;
   }
@@ -162,8 +163,8 @@ function publishRecord(chan: ChannelState, p: Prepared, exchange: string, routin
     kind: 'publish',
     ts: Date.now(),
     service: cfg.service,
-    // Always here for a hook; the line leaves it out when its own hostname and pid say it (the prefix decides).
-    instance: cfg.instance,
+    // Absent when the pino line's own hostname and pid say it.
+    instance: cfg.recordInstance,
     traceId: ids.traceId,
     spanId: ids.spanId,
     messageId: ids.messageId,
@@ -245,7 +246,7 @@ function sent(chan: ChannelState, p: Prepared, exchange: string, routingKey: str
     chan.awaitConfirm(tag, new Outgoing(rec, performance.now(), p.span));
     return;
   }
-  if (wanted) emitRecord(cfg, Level.INFO, publishRecord(chan, p, exchange, routingKey, content), cfg.publishPrefix, 1);
+  if (wanted) emitRecord(cfg, Level.INFO, publishRecord(chan, p, exchange, routingKey, content), 1);
   if (p.span !== undefined) endSpan(cfg, p.span);
 }
 
@@ -285,5 +286,5 @@ export function returned(chan: ChannelState, msg: Message): void {
   if (typeof props.type === 'string') hop.messageType = props.type;
   if (typeof props.contentType === 'string') hop.contentType = props.contentType;
   hop.bodySize = msg.content.length;
-  emitRecord(cfg, Level.WARN, hop, '', 1);
+  emitRecord(cfg, Level.WARN, hop, 1);
 }

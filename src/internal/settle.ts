@@ -13,11 +13,8 @@ import { readIncoming } from './incoming.ts';
 import { hopV1, msBetween } from './records.ts';
 import { Attr } from './semconv.ts';
 import { settleSpan } from './span-model.ts';
-import { kDelivery } from './symbols.ts';
 import { emitRecord, telemetryFailed } from './telemetry.ts';
 import { activeTracer, endSpan, lowerHex, ownSpanContext } from './tracing.ts';
-
-type Tracked = Message & { [kDelivery]?: Delivery };
 
 /** ack / nack / reject of one message, or of everything up to it (`allUpTo`). Never throws. */
 export function settleMessage(
@@ -31,7 +28,9 @@ export function settleMessage(
     if (allUpTo) {
       const tag = message?.fields?.deliveryTag;
       let covered = false;
-      for (const d of chan.live.values()) {
+      const live = chan.live;
+      for (let i = live.first(); i >= 0; i = live.next(i)) {
+        const d = live.at(i);
         if (d.deliveryTag > tag) break;
         if (d.settled) continue;
         if (d.deliveryTag === tag) covered = true;
@@ -49,7 +48,11 @@ export function settleMessage(
 /** ackAll / nackAll: every delivery still unsettled on this channel. Never throws. */
 export function settleAll(chan: ChannelState, outcome: SettleOutcome, requeue: boolean | undefined): void {
   try {
-    for (const d of chan.live.values()) if (!d.settled) settleOne(chan, d, outcome, requeue, true);
+    const live = chan.live;
+    for (let i = live.first(); i >= 0; i = live.next(i)) {
+      const d = live.at(i);
+      if (!d.settled) settleOne(chan, d, outcome, requeue, true);
+    }
   } catch (err) {
     telemetryFailed(chan.cfg, 'internal', err);
   }
@@ -62,9 +65,9 @@ function settleKnownOrNot(
   requeue: boolean | undefined,
   multiple: boolean,
 ): void {
-  const mine = (message as Tracked)[kDelivery];
-  // A delivery past the settle timeout is no longer tracked but still known through the message.
-  const d = mine !== undefined && mine.channel === chan ? mine : chan.live.get(message.fields.deliveryTag);
+  // The delivery this channel tracks under the message's tag: what the broker settles too. One past the
+  // settle timeout is no longer tracked; its late settle is recorded as a settle of its own (version 1).
+  const d = chan.delivery(message.fields.deliveryTag);
   if (d !== undefined) {
     if (!d.settled) settleOne(chan, d, outcome, requeue, multiple);
   } else settleUntracked(chan, message, outcome, requeue, multiple);
@@ -145,5 +148,5 @@ function settleUntracked(
   hop.outcome = outcome;
   if (outcome !== 'ack') hop.requeue = requeue ?? true;
   if (multiple) hop.multiple = true;
-  emitRecord(cfg, level, hop, '', 1);
+  emitRecord(cfg, level, hop, 1);
 }

@@ -99,18 +99,19 @@ export function headerIgnored(cfg: Config, kind: string, header: string, why: st
 
 /**
  * Write one record (a line through the configuration's writer), then the
- * hook. `prefix` is the record's serialized constant part; `hops` how many
- * hops it stands for. Never throws.
+ * hook (which always gets the record's `instance`, even when the line leaves
+ * it to the pino line's hostname and pid). `hops`: how many hops it stands
+ * for. Never throws.
  */
-export function emitRecord(cfg: Config, level: HopLevel, record: AnyHopRecord, prefix: string, hops: number): void {
+export function emitRecord(cfg: Config, level: HopLevel, record: AnyHopRecord, hops: number): void {
   stats.records++;
   stats.hops += hops;
   try {
-    cfg.writer.write(level, record, prefix);
+    cfg.writer.write(level, record);
   } catch (err) {
     telemetryFailed(cfg, 'logger', err);
   }
-  cfg.onHop(record);
+  if (cfg.hooked) cfg.onHop(record.instance === undefined ? { ...record, instance: cfg.instance } : record);
 }
 
 /** A line that is not a hop (settle timeout, ...). Never throws. */
