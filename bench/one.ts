@@ -30,6 +30,7 @@ try {
     warmupMessages: warmup,
     queuePrefix: 'hoptrace.bench.one',
     hopFile,
+    asyncHopFile: process.argv.includes('--async'),
   });
   const f = (p: RoundtripOutput['roundtrip']) =>
     `${((p.messages / p.wallMs) * 1000).toFixed(0)} msg/s, ${(p.cpuUs / p.messages).toFixed(1)} µs CPU/msg, ${(p.allocBytes / p.messages / 1024).toFixed(2)} KiB/msg`;

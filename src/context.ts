@@ -27,8 +27,7 @@ export interface HopContext {
 export function currentHopContext(): HopContext | undefined {
   const d = hopStorage.getStore();
   if (d === undefined) return undefined;
-  const ids = d.ids;
-  return { correlationId: ids.correlationId, causationId: ids.causationId, messageId: ids.messageId, traceId: ids.traceId };
+  return { correlationId: d.correlationId, causationId: d.causationId, messageId: d.messageId, traceId: d.traceId };
 }
 
 /** Fields {@link hoptraceMixin} adds to a log line. */
@@ -52,8 +51,7 @@ const NONE: HoptraceLogFields = Object.freeze({});
 export function hoptraceMixin(): HoptraceLogFields {
   const d = hopStorage.getStore();
   if (d === undefined) return NONE;
-  const ids = d.ids;
-  return ids.causationId === undefined
-    ? { correlationId: ids.correlationId, messageId: ids.messageId, traceId: ids.traceId, spanId: ids.spanId }
-    : { correlationId: ids.correlationId, causationId: ids.causationId, messageId: ids.messageId, traceId: ids.traceId, spanId: ids.spanId };
+  return d.causationId === undefined
+    ? { correlationId: d.correlationId, messageId: d.messageId, traceId: d.traceId, spanId: d.spanId }
+    : { correlationId: d.correlationId, causationId: d.causationId, messageId: d.messageId, traceId: d.traceId, spanId: d.spanId };
 }

@@ -150,6 +150,34 @@ describe('publish and sendToQueue', () => {
     await raw.close();
   });
 
+  it('give every message of a burst its own traceparent and ids (headers are encoded before publish returns)', async () => {
+    const cap = capture();
+    const raw = await fx.conn.createChannel();
+    const ch = instrument(raw, { logger: cap.logger });
+    const inQ = await fx.queue('lib.pub.burst.in');
+    const outQ = await fx.queue('lib.pub.burst.out');
+    // Children published from handlers carry correlation and causation headers too.
+    await ch.consume(inQ, (m) => {
+      ch.sendToQueue(outQ, Buffer.from(`child of ${m!.content.toString()}`));
+      ch.ack(m!);
+    });
+    const got = await collect(raw, outQ);
+    for (let i = 0; i < 100; i++) ch.sendToQueue(inQ, Buffer.from(String(i)));
+    await waitFor(() => got.length === 100, 'a hundred children');
+    const sends = new Map(cap.hops('send').map((h) => [h.messageId, h]));
+    const seen = new Set<string>();
+    for (const m of got) {
+      const send = sends.get(m.properties.messageId)!;
+      const h = m.properties.headers!;
+      expect(h.traceparent).toBe(`00-${send.traceId}-${send.spanId}-01`);
+      expect(h['x-correlation-id']).toBe(send.correlationId);
+      expect(h['x-causation-id']).toBe(send.causationId);
+      seen.add(h.traceparent as string);
+    }
+    expect(seen.size).toBe(100);
+    await raw.close();
+  });
+
   it('generate time-ordered message ids', async () => {
     const cap = capture();
     const raw = await fx.conn.createChannel();

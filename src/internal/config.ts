@@ -46,6 +46,24 @@ export type RenderHeadersFn = (
   cut: Cut,
 ) => Record<string, string> | undefined;
 
+/** A headers object per set of headers hoptrace adds, keys in the order they go out. */
+export interface HeaderShapes {
+  traceparentOnly: Record<string, unknown>;
+  withCorrelation: Record<string, unknown>;
+  withCausation: Record<string, unknown>;
+  withBoth: Record<string, unknown>;
+}
+
+function headerShapes(correlation: string, causation: string): HeaderShapes {
+  const tp = Headers.TRACEPARENT;
+  return {
+    traceparentOnly: { [tp]: '' },
+    withCorrelation: { [tp]: '', [correlation]: '' },
+    withCausation: { [tp]: '', [causation]: '' },
+    withBoth: { [tp]: '', [correlation]: '', [causation]: '' },
+  };
+}
+
 export interface Config {
   readonly service: string;
   /** `host/pid`. */
@@ -57,6 +75,8 @@ export interface Config {
   readonly recordInstance: string | undefined;
   readonly correlationHeader: string;
   readonly causationHeader: string;
+  /** Headers objects reused by every publish that carries only hoptrace's headers, one per set of them (publish.ts). */
+  readonly headerShapes: HeaderShapes;
   readonly capture: CaptureFn;
   /** Guarded hook; a no-op when there is none. Set once, right after the config is built. */
   onHop: (record: AnyHopRecord) => void;
@@ -235,6 +255,7 @@ export function resolveConfig(options: HoptraceOptions | undefined): Config {
     recordInstance,
     correlationHeader,
     causationHeader,
+    headerShapes: headerShapes(correlationHeader, causationHeader),
     capture,
     onHop: noop,
     hooked: false,

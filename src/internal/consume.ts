@@ -9,7 +9,6 @@ import type { ChannelState } from './channel-state.ts';
 import { Delivery, type DeliverySource, type DeliverySpans, finishDelivery, hopStorage, writeDelivery } from './delivery.ts';
 import { newSpanId, newTraceId, uuidv7 } from './ids.ts';
 import { type Incoming, readIncoming } from './incoming.ts';
-import type { MessageIds } from './message-ids.ts';
 import { msBetween, recordError } from './records.ts';
 import { Attr, Headers } from './semconv.ts';
 import { deliverySpan } from './span-model.ts';
@@ -52,7 +51,7 @@ function deliver(c: Consumer, msg: ConsumeMessage | null): unknown {
     telemetryFailed(c.chan.cfg, 'internal', err);
   }
   if (d === undefined) return c.handler(msg);
-  return hopStorage.run(d, runHandler, c, msg, d);
+  return hopStorage.run(d, runHandler);
 }
 
 /**
@@ -62,7 +61,11 @@ function deliver(c: Consumer, msg: ConsumeMessage | null): unknown {
  * hoptrace). A rejected promise is noted and the rejection passed on, so
  * it stays unhandled exactly as it would be with amqplib alone.
  */
-function runHandler(c: Consumer, msg: ConsumeMessage, d: Delivery): unknown {
+function runHandler(): unknown {
+  // The delivery is this context's store (no arguments: nothing allocated to pass them).
+  const d = hopStorage.getStore()!;
+  const c = d.source as Consumer;
+  const msg = d.message as ConsumeMessage;
   let result: unknown;
   try {
     result = d.otel === undefined ? c.handler(msg) : context.with(d.otel.ctx, c.handler, undefined, msg);
@@ -179,19 +182,18 @@ export function receive(source: DeliverySource, msg: Message): Delivery {
     traceFlags = inc.traceParent?.traceFlags ?? 1;
   }
 
-  const ids: MessageIds = {
-    traceId,
-    spanId,
-    parentSpanId,
-    traceFlags,
-    messageId,
-    correlationId,
-    causationId,
-    tracestate: inc.tracestate,
-    baggage: inc.baggage,
-  };
-  const d = new Delivery(source, msg, ids);
-  d.incoming = inc;
+  const d = new Delivery(source, msg);
+  d.traceId = traceId;
+  d.spanId = spanId;
+  d.parentSpanId = parentSpanId;
+  d.traceFlags = traceFlags;
+  d.messageId = messageId;
+  d.correlationId = correlationId;
+  d.causationId = causationId;
+  d.tracestate = inc.tracestate;
+  d.baggage = inc.baggage;
+  d.death = inc.death;
+  d.deathTruncated = inc.deathTruncated;
   d.otel = otel;
   if (source.noAck) {
     // The broker counted it settled when it sent it: say so, so it never looks stuck.

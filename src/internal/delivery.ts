@@ -8,14 +8,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Context, Span } from '@opentelemetry/api';
 import type { Message } from 'amqplib';
-import { type ConsumeRecordV2, HOP_RECORD_V2, type HopError } from '../hop.ts';
+import type { DeathEntry, HopError } from '../hop.ts';
 import type { Cut } from './clip.ts';
 import type { ChannelState } from './channel-state.ts';
 import type { Config } from './config.ts';
 import { type HopLevel, Level } from './hop-writer.ts';
-import type { Incoming } from './incoming.ts';
 import type { MessageIds } from './message-ids.ts';
-import { recordProperties } from './records.ts';
+import { ConsumeRecord, recordProperties } from './records.ts';
 import { emitRecord, note } from './telemetry.ts';
 import { endSpan, endSpanWith } from './tracing.ts';
 
@@ -38,57 +37,55 @@ export interface DeliverySpans {
 
 export type SettleOutcome = 'ack' | 'nack' | 'reject';
 
-export class Delivery {
+/**
+ * A delivery: its ids (the `MessageIds` its handler's context and its record
+ * share, filled in by `receive`), its span, and what became of it.
+ */
+export class Delivery implements MessageIds {
   readonly source: DeliverySource;
   /** The instrumented channel it was delivered on. */
   readonly channel: ChannelState;
   readonly message: Message;
-  readonly ids: MessageIds;
   readonly deliveryTag: number;
   /** Date.now() at receive: the record's `ts`. */
   readonly ts: number;
   /** performance.now() at receive: handler and settle times count from here. */
   readonly startedAt: number;
-  /** What the delivered headers said (x-death and the ids). */
-  incoming: Incoming | undefined;
-  otel: DeliverySpans | undefined;
-  handlerDone: boolean;
-  processMs: number | undefined;
-  error: HopError | undefined;
-  settled: boolean;
-  settle: SettleOutcome | undefined;
-  settleMs: number | undefined;
-  requeue: boolean | undefined;
-  multiple: boolean;
-  settleSpanId: string | undefined;
+  traceId = '';
+  spanId = '';
+  parentSpanId: string | undefined = undefined;
+  traceFlags = 1;
+  messageId = '';
+  correlationId = '';
+  causationId: string | undefined = undefined;
+  tracestate: string | undefined = undefined;
+  baggage: string | undefined = undefined;
+  /** Dead-letter history from `x-death`, and whether it was cut to the record limits. */
+  death: DeathEntry[] | undefined = undefined;
+  deathTruncated = false;
+  otel: DeliverySpans | undefined = undefined;
+  handlerDone = false;
+  processMs: number | undefined = undefined;
+  error: HopError | undefined = undefined;
+  settled = false;
+  settle: SettleOutcome | undefined = undefined;
+  settleMs: number | undefined = undefined;
+  requeue: boolean | undefined = undefined;
+  multiple = false;
+  settleSpanId: string | undefined = undefined;
   /** An `open` record was written (after the grace period, or at channel close). */
-  openWritten: boolean;
+  openWritten = false;
   /** The complete record was written. */
-  written: boolean;
-  spanEnded: boolean;
+  written = false;
+  spanEnded = false;
 
-  constructor(source: DeliverySource, message: Message, ids: MessageIds) {
+  constructor(source: DeliverySource, message: Message) {
     this.source = source;
     this.channel = source.chan;
     this.message = message;
-    this.ids = ids;
     this.deliveryTag = message.fields.deliveryTag;
     this.ts = Date.now();
     this.startedAt = performance.now();
-    this.incoming = undefined;
-    this.otel = undefined;
-    this.handlerDone = false;
-    this.processMs = undefined;
-    this.error = undefined;
-    this.settled = false;
-    this.settle = undefined;
-    this.settleMs = undefined;
-    this.requeue = undefined;
-    this.multiple = false;
-    this.settleSpanId = undefined;
-    this.openWritten = false;
-    this.written = false;
-    this.spanEnded = false;
   }
 
   /** End the consumer span once; `event` says why when it is not the delivery finishing. */
@@ -114,29 +111,17 @@ function levelOf(d: Delivery): HopLevel {
 }
 
 /** The delivery's `consume` record: what is known now (`open`), or all of it. */
-export function consumeRecord(d: Delivery, open: boolean): ConsumeRecordV2 {
+export function consumeRecord(d: Delivery, open: boolean): ConsumeRecord {
   const cfg = d.channel.cfg;
-  const ids = d.ids;
   const msg = d.message;
   const props = msg.properties;
   const fields = msg.fields as Message['fields'] & { consumerTag?: string };
   const queue = d.source.queue;
-  const cut: Cut = { truncated: d.incoming?.deathTruncated === true };
-  const rec: ConsumeRecordV2 = {
-    v: HOP_RECORD_V2,
-    kind: 'consume',
-    ts: d.ts,
-    service: cfg.service,
-    // Absent when the pino line's own hostname and pid say it.
-    instance: cfg.recordInstance,
-    traceId: ids.traceId,
-    spanId: ids.spanId,
-    messageId: ids.messageId,
-    queue,
-  };
-  if (ids.parentSpanId !== undefined) rec.parentSpanId = ids.parentSpanId;
-  if (ids.correlationId !== ids.messageId) rec.correlationId = ids.correlationId;
-  if (ids.causationId !== undefined) rec.causationId = ids.causationId;
+  const cut: Cut = { truncated: d.deathTruncated };
+  const rec = new ConsumeRecord(cfg, d, queue);
+  rec.parentSpanId = d.parentSpanId;
+  if (d.correlationId !== d.messageId) rec.correlationId = d.correlationId;
+  rec.causationId = d.causationId;
   if (fields.exchange !== '') rec.exchange = fields.exchange;
   if (fields.routingKey !== queue) rec.routingKey = fields.routingKey;
   // A broker-generated tag (amq.ctag-…) names nothing a person chose.
@@ -144,30 +129,27 @@ export function consumeRecord(d: Delivery, open: boolean): ConsumeRecordV2 {
   if (typeof tag === 'string' && !tag.startsWith('amq.ctag-')) rec.consumerTag = tag;
   rec.deliveryTag = d.deliveryTag;
   if (fields.redelivered) rec.redelivered = true;
-  const death = d.incoming?.death;
-  if (death !== undefined) rec.death = death;
+  rec.death = d.death;
   rec.bodySize = msg.content.length;
   if (typeof props.contentType === 'string') rec.contentType = props.contentType;
   if (typeof props.type === 'string') rec.messageType = props.type;
   // The producer's traceparent names this record's parent span (child mode): no need to keep it.
-  const headers = cfg.renderHeaders(cfg, props.headers as Record<string, unknown> | undefined, ids, ids.parentSpanId, cut);
-  if (headers !== undefined) rec.headers = headers;
-  const properties = recordProperties(props, rec, cut);
-  if (properties !== undefined) rec.properties = properties;
+  rec.headers = cfg.renderHeaders(cfg, props.headers as Record<string, unknown> | undefined, d, d.parentSpanId, cut);
+  rec.properties = recordProperties(props, rec, cut);
   const captured = cfg.capture(cfg, msg.content, 'receive', fields.exchange, fields.routingKey, props);
   if (captured !== undefined) {
     rec.payload = captured.payload;
     if (captured.truncated) rec.payloadTruncated = true;
   }
   if (cut.truncated) rec.truncated = true;
-  if (d.processMs !== undefined) rec.processMs = d.processMs;
-  if (d.error !== undefined) rec.error = d.error;
+  rec.processMs = d.processMs;
+  rec.error = d.error;
   if (d.settle !== undefined) {
     rec.settle = d.settle;
     rec.settleMs = d.settleMs ?? 0;
     if (d.settle !== 'ack') rec.requeue = d.requeue ?? true;
     if (d.multiple) rec.multiple = true;
-    if (d.settleSpanId !== undefined) rec.settleSpanId = d.settleSpanId;
+    rec.settleSpanId = d.settleSpanId;
   }
   if (open) rec.open = true;
   return rec;
@@ -197,7 +179,7 @@ export function expireDelivery(cfg: Config, d: Delivery, timeoutMs: number): voi
   note(
     cfg,
     'warn',
-    { messageId: d.ids.messageId, correlationId: d.ids.correlationId, queue: d.source.queue, deliveryTag: d.deliveryTag },
+    { messageId: d.messageId, correlationId: d.correlationId, queue: d.source.queue, deliveryTag: d.deliveryTag },
     `hoptrace: delivery ${d.deliveryTag} from queue "${d.source.queue}" not settled after ${timeoutMs} ms; its span is ended`,
   );
 }

@@ -53,12 +53,18 @@ export function readIncoming(cfg: Config, headers: Record<string, unknown> | und
   }
   // tracestate without a valid traceparent means nothing (W3C §3.3).
   const tracestate = readString(cfg, headers, Headers.TRACESTATE, MAX_ID_CHARS);
-  const cut: Cut = { truncated: false };
-  const death = headers[Headers.X_DEATH] === undefined ? undefined : parseDeath(cfg, headers[Headers.X_DEATH], cut);
+  let death: DeathEntry[] | undefined;
   let deathCount: number | undefined;
-  if (death !== undefined) {
-    deathCount = 0;
-    for (const d of death) deathCount = addCount(deathCount, d.count);
+  let deathTruncated = false;
+  const rawDeath = headers[Headers.X_DEATH];
+  if (rawDeath !== undefined) {
+    const cut: Cut = { truncated: false };
+    death = parseDeath(cfg, rawDeath, cut);
+    deathTruncated = cut.truncated;
+    if (death !== undefined) {
+      deathCount = 0;
+      for (const d of death) deathCount = addCount(deathCount, d.count);
+    }
   }
   return {
     traceParent,
@@ -69,7 +75,7 @@ export function readIncoming(cfg: Config, headers: Record<string, unknown> | und
     causationId: readString(cfg, headers, cfg.causationHeader, MAX_ID_CHARS),
     death,
     deathCount,
-    deathTruncated: cut.truncated,
+    deathTruncated,
   };
 }
 

@@ -1,30 +1,45 @@
 /**
- * A publish on a ConfirmChannel between its send and the broker's confirm:
- * its `publish` record (built at send, written when the confirm comes, or
- * `open` when the grace period runs out first) and its send span.
+ * One outgoing message: its ids (the `MessageIds` its headers, span and
+ * record share), the options and headers it goes out with, and on a
+ * ConfirmChannel, between its send and the broker's confirm, its `publish`
+ * record (built at send, written when the confirm comes, or `open` when the
+ * grace period runs out first) and its send span. One object per publish.
  */
 import type { Span } from '@opentelemetry/api';
-import type { PublishRecordV2 } from '../hop.ts';
+import type { Options } from 'amqplib';
 import type { ChannelState } from './channel-state.ts';
 import type { Config } from './config.ts';
+import type { Delivery } from './delivery.ts';
 import { Level } from './hop-writer.ts';
-import { msBetween } from './records.ts';
+import type { MessageIds } from './message-ids.ts';
+import { type PublishRecord, msBetween } from './records.ts';
 import { emitRecord } from './telemetry.ts';
 import { endSpan, endSpanWith, failSpan } from './tracing.ts';
 
-export class Outgoing {
-  /** The record as of the send; undefined when nothing wants it (level off, no hook). */
-  readonly rec: PublishRecordV2 | undefined;
+export class Outgoing implements MessageIds {
+  traceId = '';
+  spanId = '';
+  parentSpanId: string | undefined = undefined;
+  traceFlags = 1;
+  messageId = '';
+  correlationId = '';
+  causationId: string | undefined = undefined;
+  readonly tracestate = undefined;
+  readonly baggage = undefined;
+  /** The headers as they go out (ours, then the caller's). */
+  headers: Record<string, unknown> | undefined = undefined;
+  options: Options.Publish | undefined = undefined;
+  span: Span | undefined = undefined;
+  /** The delivery whose handler publishes this (for the confirm callback's context). */
+  readonly store: Delivery | undefined;
+  /** ConfirmChannel: the record as of the send; undefined when nothing wants it (level off, no hook). */
+  rec: PublishRecord | undefined = undefined;
   /** performance.now() at the send. */
-  readonly startedAt: number;
-  readonly span: Span | undefined;
-  openWritten: boolean;
+  startedAt = 0;
+  openWritten = false;
 
-  constructor(rec: PublishRecordV2 | undefined, startedAt: number, span: Span | undefined) {
-    this.rec = rec;
-    this.startedAt = startedAt;
-    this.span = span;
-    this.openWritten = false;
+  constructor(store: Delivery | undefined) {
+    this.store = store;
   }
 }
 

@@ -15,33 +15,21 @@
  */
 import { type Context, type Span, context, propagation, trace } from '@opentelemetry/api';
 import type { ConfirmChannel, Message, Options, Replies } from 'amqplib';
-import { HOP_RECORD_V2, HopLimits, type PublishRecordV2 } from '../hop.ts';
+import { HopLimits } from '../hop.ts';
 import type { ChannelState } from './channel-state.ts';
 import { type Cut, clip, text } from './clip.ts';
 import { type Delivery, hopStorage } from './delivery.ts';
 import { Level } from './hop-writer.ts';
 import { formatTraceParent, newSpanId, newTraceId, newTraceParent, uuidv7 } from './ids.ts';
 import { readIncoming } from './incoming.ts';
-import type { MessageIds } from './message-ids.ts';
 import { Outgoing } from './outgoing.ts';
-import { hopV1, recordProperties } from './records.ts';
+import { PublishRecord, hopV1, recordProperties } from './records.ts';
 import { Headers } from './semconv.ts';
 import { publishSpan } from './span-model.ts';
 import { emitRecord, telemetryFailed } from './telemetry.ts';
 import { activeTracer, endSpan, failSpan, lowerHex, ownSpanContext } from './tracing.ts';
 
 type ConfirmCallback = (err: any, ok: Replies.Empty) => void;
-
-/** One outgoing message between its ids being made and amqplib taking it. */
-interface Prepared {
-  ids: MessageIds;
-  /** The headers as they go out (ours, then the caller's). */
-  headers: Record<string, unknown>;
-  options: Options.Publish;
-  span: Span | undefined;
-  /** The delivery whose handler publishes this (for the confirm callback's context). */
-  store: Delivery | undefined;
-}
 
 /**
  * An id header the caller set, when it is one hoptrace can carry: a
@@ -61,9 +49,10 @@ function prepare(
   routingKey: string,
   content: Buffer,
   options: Options.Publish | undefined,
-): Prepared {
+): Outgoing {
   const cfg = chan.cfg;
   const store = hopStorage.getStore();
+  const o = new Outgoing(store);
   const callerHeaders =
     options?.headers !== undefined && options.headers !== null && typeof options.headers === 'object'
       ? (options.headers as Record<string, unknown>)
@@ -73,10 +62,12 @@ function prepare(
   const generated = rawId === undefined || rawId === null || rawId === '';
   // A messageId that is not a string makes amqplib refuse the publish, as it would without hoptrace.
   const messageId = generated ? uuidv7() : clip(text(rawId), HopLimits.SHORT, { truncated: false });
-  const correlationId = given(callerHeaders, cfg.correlationHeader) ?? store?.ids.correlationId ?? messageId;
-  const causationId = given(callerHeaders, cfg.causationHeader) ?? store?.ids.messageId;
+  const correlationId = given(callerHeaders, cfg.correlationHeader) ?? store?.correlationId ?? messageId;
+  const causationId = given(callerHeaders, cfg.causationHeader) ?? store?.messageId;
 
-  const headers: Record<string, unknown> = {};
+  /** What the SDK's propagator wrote (traceparent, tracestate, baggage...). */
+  let carrier: Record<string, unknown> | undefined;
+  let traceparent: string | undefined;
   let span: Span | undefined;
   let traceId: string | undefined;
   let spanId = '';
@@ -109,79 +100,86 @@ function prepare(
         spanId = lowerHex(sc.spanId);
         parentSpanId = parent === undefined ? undefined : lowerHex(parent.spanId);
         traceFlags = sc.traceFlags;
-        propagation.inject(trace.setSpan(parentCtx, s), headers);
-        // No propagator registered: write W3C trace context ourselves.
-        if (headers[Headers.TRACEPARENT] === undefined) {
-          headers[Headers.TRACEPARENT] = formatTraceParent(sc.traceId, sc.spanId, sc.traceFlags);
-          if (sc.traceState !== undefined) headers[Headers.TRACESTATE] = sc.traceState.serialize();
+        carrier = {};
+        propagation.inject(trace.setSpan(parentCtx, s), carrier);
+        if (carrier[Headers.TRACEPARENT] === undefined) {
+          // No propagator registered: write W3C trace context ourselves.
+          carrier[Headers.TRACEPARENT] = formatTraceParent(sc.traceId, sc.spanId, sc.traceFlags);
+          if (sc.traceState !== undefined) carrier[Headers.TRACESTATE] = sc.traceState.serialize();
         }
       }
     } catch (err) {
       telemetryFailed(cfg, 'span', err);
     }
   }
+  let from: Delivery | undefined;
   if (traceId === undefined) {
     // No SDK: hoptrace's own ids, continuing the handled message's trace. One string; the ids are slices of it.
-    const from = store?.ids;
+    from = store;
     traceFlags = from?.traceFlags ?? 1;
-    const traceparent = newTraceParent(from?.traceId, (traceFlags & 1) === 1);
+    traceparent = newTraceParent(from?.traceId, (traceFlags & 1) === 1);
     traceId = traceparent.slice(3, 35);
     spanId = traceparent.slice(36, 52);
     parentSpanId = from?.spanId;
-    headers[Headers.TRACEPARENT] = traceparent;
-    if (from?.tracestate !== undefined) headers[Headers.TRACESTATE] = from.tracestate;
-    if (from?.baggage !== undefined) headers[Headers.BAGGAGE] = from.baggage;
   }
-  if (correlationId !== messageId) headers[cfg.correlationHeader] = correlationId;
-  if (causationId !== undefined) headers[cfg.causationHeader] = causationId;
-  // The caller's headers win. for-in like amqplib, which serialises inherited keys too.
-  if (callerHeaders !== undefined) for (const key in callerHeaders) headers[key] = callerHeaders[key];
 
-  const finalOptions: Options.Publish = { ...options, headers };
+  const correlated = correlationId !== messageId;
+  const caused = causationId !== undefined;
+  let out: Record<string, unknown>;
+  if (carrier !== undefined) {
+    out = carrier;
+  } else if (callerHeaders === undefined && from?.tracestate === undefined && from?.baggage === undefined) {
+    // The common case, only hoptrace's headers: one reusable headers object per set of them.
+    // amqplib makes every publish's headers the prototype of a new object (Object.create), and a
+    // fresh prototype each time costs V8 a prototype map and a slow for-in (bench: "What each
+    // header ... costs in amqplib"); a reused one does not. Safe: amqplib encodes the headers
+    // before publish returns and keeps no reference to them (test/lib-publish.test.ts).
+    const shapes = cfg.headerShapes;
+    out = correlated ? (caused ? shapes.withBoth : shapes.withCorrelation) : caused ? shapes.withCausation : shapes.traceparentOnly;
+    out[Headers.TRACEPARENT] = traceparent;
+  } else {
+    out = { [Headers.TRACEPARENT]: traceparent };
+    if (from?.tracestate !== undefined) out[Headers.TRACESTATE] = from.tracestate;
+    if (from?.baggage !== undefined) out[Headers.BAGGAGE] = from.baggage;
+  }
+  if (correlated) out[cfg.correlationHeader] = correlationId;
+  if (caused) out[cfg.causationHeader] = causationId;
+  // The caller's headers win. for-in like amqplib, which serialises inherited keys too.
+  if (callerHeaders !== undefined) for (const key in callerHeaders) out[key] = callerHeaders[key];
+
+  const finalOptions: Options.Publish = { ...options, headers: out };
   if (generated) finalOptions.messageId = messageId;
-  const ids: MessageIds = {
-    traceId,
-    spanId,
-    parentSpanId,
-    traceFlags,
-    messageId,
-    correlationId,
-    causationId,
-    tracestate: undefined,
-    baggage: undefined,
-  };
-  return { ids, headers, options: finalOptions, span, store };
+  o.traceId = traceId;
+  o.spanId = spanId;
+  o.parentSpanId = parentSpanId;
+  o.traceFlags = traceFlags;
+  o.messageId = messageId;
+  o.correlationId = correlationId;
+  o.causationId = causationId;
+  o.headers = out;
+  o.options = finalOptions;
+  o.span = span;
+  return o;
 }
 
+
+
 /** The message's `publish` record as of its send. */
-function publishRecord(chan: ChannelState, p: Prepared, exchange: string, routingKey: string, content: Buffer): PublishRecordV2 {
+function publishRecord(chan: ChannelState, o: Outgoing, exchange: string, routingKey: string, content: Buffer): PublishRecord {
   const cfg = chan.cfg;
-  const ids = p.ids;
   const cut: Cut = { truncated: false };
-  const rec: PublishRecordV2 = {
-    v: HOP_RECORD_V2,
-    kind: 'publish',
-    ts: Date.now(),
-    service: cfg.service,
-    // Absent when the pino line's own hostname and pid say it.
-    instance: cfg.recordInstance,
-    traceId: ids.traceId,
-    spanId: ids.spanId,
-    messageId: ids.messageId,
-    routingKey,
-  };
-  if (ids.parentSpanId !== undefined) rec.parentSpanId = ids.parentSpanId;
-  if (ids.correlationId !== ids.messageId) rec.correlationId = ids.correlationId;
-  if (ids.causationId !== undefined) rec.causationId = ids.causationId;
+  const rec = new PublishRecord(cfg, o, routingKey);
+  rec.parentSpanId = o.parentSpanId;
+  if (o.correlationId !== o.messageId) rec.correlationId = o.correlationId;
+  rec.causationId = o.causationId;
   if (exchange !== '') rec.exchange = exchange;
   if (Buffer.isBuffer(content)) rec.bodySize = content.length;
-  const opts = p.options;
+  const opts = o.options!;
   if (typeof opts.contentType === 'string') rec.contentType = opts.contentType;
   if (typeof opts.type === 'string') rec.messageType = opts.type;
-  const headers = cfg.renderHeaders(cfg, p.headers, ids, ids.spanId, cut);
-  if (headers !== undefined) rec.headers = headers;
-  const properties = recordProperties(opts, rec, cut);
-  if (properties !== undefined) rec.properties = properties;
+  // Read now: a reused headers object (prepare) holds this message's values until the next publish.
+  rec.headers = cfg.renderHeaders(cfg, o.headers, o, o.spanId, cut);
+  rec.properties = recordProperties(opts, rec, cut);
   const captured = cfg.capture(cfg, content, 'send', exchange, routingKey, opts);
   if (captured !== undefined) {
     rec.payload = captured.payload;
@@ -200,7 +198,7 @@ export function instrumentedPublish(
   options: Options.Publish | undefined,
   cb: ConfirmCallback | undefined,
 ): boolean {
-  let p: Prepared | undefined;
+  let p: Outgoing | undefined;
   try {
     p = prepare(chan, exchange, routingKey, content, options);
   } catch (err) {
@@ -237,17 +235,21 @@ export function instrumentedPublish(
 }
 
 /** After amqplib took the message: the record now (plain channel) or at the confirm. */
-function sent(chan: ChannelState, p: Prepared, exchange: string, routingKey: string, content: Buffer, tag: number): void {
+function sent(chan: ChannelState, o: Outgoing, exchange: string, routingKey: string, content: Buffer, tag: number): void {
   const cfg = chan.cfg;
   const wanted = cfg.hooked || cfg.writer.enabled(Level.INFO);
   if (chan.confirm) {
-    if (!wanted && p.span === undefined) return;
-    const rec = wanted ? publishRecord(chan, p, exchange, routingKey, content) : undefined;
-    chan.awaitConfirm(tag, new Outgoing(rec, performance.now(), p.span));
+    if (!wanted && o.span === undefined) return;
+    if (wanted) o.rec = publishRecord(chan, o, exchange, routingKey, content);
+    o.startedAt = performance.now();
+    // Only the record and the span are needed from here: let the rest go.
+    o.headers = undefined;
+    o.options = undefined;
+    chan.awaitConfirm(tag, o);
     return;
   }
-  if (wanted) emitRecord(cfg, Level.INFO, publishRecord(chan, p, exchange, routingKey, content), 1);
-  if (p.span !== undefined) endSpan(cfg, p.span);
+  if (wanted) emitRecord(cfg, Level.INFO, publishRecord(chan, o, exchange, routingKey, content), 1);
+  if (o.span !== undefined) endSpan(cfg, o.span);
 }
 
 /**

@@ -5,9 +5,120 @@
  * (a return; a settle of a message hoptrace never saw delivered). Every
  * value is made to fit `HopLimits` (see clip.ts).
  */
-import { HOP_SCHEMA_VERSION, type HopError, type HopKind, HopLimits, type HopProperties, type HopRecord } from '../hop.ts';
+import {
+  type ConsumeRecordV2,
+  type DeathEntry,
+  HOP_RECORD_V2,
+  HOP_SCHEMA_VERSION,
+  type HopError,
+  type HopKind,
+  HopLimits,
+  type HopProperties,
+  type HopRecord,
+  type PublishRecordV2,
+} from '../hop.ts';
 import { type Cut, clip, finite, integer, text } from './clip.ts';
 import type { Config } from './config.ts';
+
+/**
+ * A `publish` record with every field declared up front: one fixed shape
+ * (no property added after construction: no hidden-class transitions, no
+ * growing property store), fields left `undefined` are not serialized.
+ */
+export class PublishRecord implements PublishRecordV2 {
+  v = HOP_RECORD_V2;
+  kind = 'publish' as const;
+  ts: number;
+  service: string;
+  instance: string | undefined;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined = undefined;
+  messageId: string;
+  correlationId: string | undefined = undefined;
+  causationId: string | undefined = undefined;
+  exchange: string | undefined = undefined;
+  routingKey: string;
+  bodySize: number | undefined = undefined;
+  contentType: string | undefined = undefined;
+  messageType: string | undefined = undefined;
+  headers: Record<string, string> | undefined = undefined;
+  properties: HopProperties | undefined = undefined;
+  payload: string | undefined = undefined;
+  payloadTruncated: boolean | undefined = undefined;
+  truncated: boolean | undefined = undefined;
+  confirmMs: number | undefined = undefined;
+  confirm: 'ack' | 'nack' | undefined = undefined;
+  error: HopError | undefined = undefined;
+  open: boolean | undefined = undefined;
+
+  /** A publish sent now. */
+  constructor(cfg: Config, ids: RecordIds, routingKey: string) {
+    this.ts = Date.now();
+    this.service = cfg.service;
+    this.instance = cfg.recordInstance;
+    this.traceId = ids.traceId;
+    this.spanId = ids.spanId;
+    this.messageId = ids.messageId;
+    this.routingKey = routingKey;
+  }
+}
+
+/** A `consume` record with every field declared up front (see {@link PublishRecord}). */
+export class ConsumeRecord implements ConsumeRecordV2 {
+  v = HOP_RECORD_V2;
+  kind = 'consume' as const;
+  ts: number;
+  service: string;
+  instance: string | undefined;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined = undefined;
+  messageId: string;
+  correlationId: string | undefined = undefined;
+  causationId: string | undefined = undefined;
+  queue: string;
+  exchange: string | undefined = undefined;
+  routingKey: string | undefined = undefined;
+  consumerTag: string | undefined = undefined;
+  deliveryTag: number | undefined = undefined;
+  redelivered: boolean | undefined = undefined;
+  death: DeathEntry[] | undefined = undefined;
+  bodySize: number | undefined = undefined;
+  contentType: string | undefined = undefined;
+  messageType: string | undefined = undefined;
+  headers: Record<string, string> | undefined = undefined;
+  properties: HopProperties | undefined = undefined;
+  payload: string | undefined = undefined;
+  payloadTruncated: boolean | undefined = undefined;
+  truncated: boolean | undefined = undefined;
+  processMs: number | undefined = undefined;
+  error: HopError | undefined = undefined;
+  settle: 'ack' | 'nack' | 'reject' | undefined = undefined;
+  settleMs: number | undefined = undefined;
+  requeue: boolean | undefined = undefined;
+  multiple: boolean | undefined = undefined;
+  settleSpanId: string | undefined = undefined;
+  open: boolean | undefined = undefined;
+
+  /** A delivery received at `ids.ts` from `queue`. */
+  constructor(cfg: Config, ids: RecordIds & { ts: number }, queue: string) {
+    this.ts = ids.ts;
+    this.service = cfg.service;
+    this.instance = cfg.recordInstance;
+    this.traceId = ids.traceId;
+    this.spanId = ids.spanId;
+    this.messageId = ids.messageId;
+    this.queue = queue;
+  }
+}
+
+/** The ids a record starts from. */
+interface RecordIds {
+  traceId: string;
+  spanId: string;
+  messageId: string;
+}
 
 /** The class or `name` of a thrown value, for a record and for `error.type`. */
 export function errorType(err: unknown): string {

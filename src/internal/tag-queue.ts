@@ -26,10 +26,11 @@ export class TagQueue<T> {
   set(tag: number, value: T): boolean {
     let items = this.items;
     if (this.count === 0) {
-      items.length = 0;
-      this.head = 0;
+      // Empty: start over at the end of what is there (truncating would give the array's store back, to regrow).
+      this.head = items.length;
       this.headTag = tag;
-    } else if (this.head > 1024 && this.head * 2 > items.length) {
+    }
+    if (this.head > 1024 && this.head * 2 > items.length) {
       // Drop the emptied front now and then (never while someone iterates: entries are only added from outside).
       items.splice(0, this.head);
       this.head = 0;
