@@ -25,8 +25,8 @@ export interface SpanModel {
 
 /** What every messaging span says about its message. */
 export interface MessageSpanFields {
-  /** `''`: the default exchange. */
-  exchange: string;
+  /** `''`: the default exchange; undefined: not known (the span then names none). */
+  exchange: string | undefined;
   routingKey: string;
   messageId: string;
   correlationId: string;
@@ -38,14 +38,21 @@ export interface MessageSpanFields {
 
 /** A delivery on the consumer side. */
 export interface DeliverySpanFields extends MessageSpanFields {
-  queue: string;
+  /** undefined: not known. */
+  queue: string | undefined;
   deliveryTag?: number | undefined;
   consumerTag?: string | undefined;
   redelivered?: boolean | undefined;
   deathCount?: number | undefined;
   death?: readonly DeathEntry[] | undefined;
-  /** A pull (`get`): operation `receive`, a CLIENT span; else a pushed delivery, `process`, CONSUMER. */
+  /**
+   * A pull (`get`): operation `receive` named `get`, a CLIENT span. Else a
+   * pushed delivery: `process` (CONSUMER) when a handler ran (`handled`),
+   * `receive` (CONSUMER) when none is known to have.
+   */
   pull?: boolean | undefined;
+  /** A handler ran (or runs) for it. @default true */
+  handled?: boolean | undefined;
 }
 
 /** A settle of a delivery. */
@@ -56,8 +63,11 @@ export interface SettleSpanFields extends DeliverySpanFields {
   multiple?: boolean | undefined;
 }
 
-function messageAttributes(a: Attributes, f: MessageSpanFields): void {
-  a[Attr.HOPTRACE_EXCHANGE] = f.exchange;
+function messageAttributes(a: Attributes, f: MessageSpanFields, destination: string): void {
+  if (f.exchange !== undefined) {
+    a[Attr.MESSAGING_DESTINATION_NAME] = destination;
+    a[Attr.HOPTRACE_EXCHANGE] = f.exchange;
+  }
   a[Attr.MESSAGING_MESSAGE_ID] = f.messageId;
   a[Attr.MESSAGING_MESSAGE_CONVERSATION_ID] = f.correlationId;
   if (f.routingKey !== '') a[Attr.MESSAGING_RABBITMQ_ROUTING_KEY] = f.routingKey;
@@ -66,23 +76,22 @@ function messageAttributes(a: Attributes, f: MessageSpanFields): void {
   if (f.messageType !== undefined) a[Attr.HOPTRACE_MESSAGE_TYPE] = f.messageType;
 }
 
-function deliveryAttributes(a: Attributes, f: DeliverySpanFields): void {
-  a[Attr.HOPTRACE_QUEUE] = f.queue;
-  messageAttributes(a, f);
+function deliveryAttributes(a: Attributes, f: DeliverySpanFields, destination: string): void {
+  if (f.queue !== undefined) a[Attr.HOPTRACE_QUEUE] = f.queue;
+  messageAttributes(a, f, destination);
   if (f.deliveryTag !== undefined) a[Attr.MESSAGING_RABBITMQ_DELIVERY_TAG] = f.deliveryTag;
   if (f.consumerTag !== undefined) a[Attr.HOPTRACE_CONSUMER_TAG] = f.consumerTag;
 }
 
 /** The PRODUCER span of a publish: `send {exchange}:{routing key}`. */
 export function publishSpan(f: MessageSpanFields): SpanModel {
-  const destination = producerDestination(f.exchange, f.routingKey);
+  const destination = producerDestination(f.exchange ?? '', f.routingKey);
   const attributes: Attributes = {
     [Attr.MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
     [Attr.MESSAGING_OPERATION_TYPE]: OperationType.SEND,
     [Attr.MESSAGING_OPERATION_NAME]: OperationType.SEND,
-    [Attr.MESSAGING_DESTINATION_NAME]: destination,
   };
-  messageAttributes(attributes, f);
+  messageAttributes(attributes, f, destination);
   return { name: `${OperationType.SEND} ${destination}`, kind: SpanKind.PRODUCER, attributes };
 }
 
@@ -93,18 +102,18 @@ export function deathText(death: readonly DeathEntry[]): string {
 
 /**
  * The span of a delivery: `process {destination}` (CONSUMER) for a pushed
- * delivery, `receive {destination}` (CLIENT, operation name `get`) for a pull.
+ * delivery a handler ran for, `receive {destination}` for one without (a
+ * CLIENT span with operation name `get` for a pull).
  */
 export function deliverySpan(f: DeliverySpanFields): SpanModel {
-  const destination = consumerDestination(f.exchange, f.routingKey, f.queue);
-  const operation = f.pull ? OperationType.RECEIVE : OperationType.PROCESS;
+  const destination = consumerDestination(f.exchange ?? '', f.routingKey, f.queue ?? '');
+  const operation = f.pull || f.handled === false ? OperationType.RECEIVE : OperationType.PROCESS;
   const attributes: Attributes = {
     [Attr.MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
     [Attr.MESSAGING_OPERATION_TYPE]: operation,
     [Attr.MESSAGING_OPERATION_NAME]: f.pull ? 'get' : operation,
-    [Attr.MESSAGING_DESTINATION_NAME]: destination,
   };
-  deliveryAttributes(attributes, f);
+  deliveryAttributes(attributes, f, destination);
   if (f.redelivered !== undefined) attributes[Attr.HOPTRACE_REDELIVERED] = f.redelivered;
   if (f.deathCount !== undefined) attributes[Attr.HOPTRACE_DEATH_COUNT] = f.deathCount;
   if (f.death !== undefined && f.death.length > 0) attributes[Attr.HOPTRACE_DEATH] = deathText(f.death);
@@ -113,15 +122,14 @@ export function deliverySpan(f: DeliverySpanFields): SpanModel {
 
 /** The CLIENT span of a settle: `{ack|nack|reject} {destination}`. */
 export function settleSpan(f: SettleSpanFields): SpanModel {
-  const destination = consumerDestination(f.exchange, f.routingKey, f.queue);
+  const destination = consumerDestination(f.exchange ?? '', f.routingKey, f.queue ?? '');
   const attributes: Attributes = {
     [Attr.MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
     [Attr.MESSAGING_OPERATION_TYPE]: OperationType.SETTLE,
     [Attr.MESSAGING_OPERATION_NAME]: f.outcome,
-    [Attr.MESSAGING_DESTINATION_NAME]: destination,
     [Attr.HOPTRACE_SETTLE_OUTCOME]: f.outcome,
   };
-  deliveryAttributes(attributes, f);
+  deliveryAttributes(attributes, f, destination);
   if (f.outcome !== 'ack') attributes[Attr.HOPTRACE_REQUEUE] = f.requeue ?? true;
   if (f.multiple === true) attributes[Attr.HOPTRACE_SETTLE_MULTIPLE] = true;
   return { name: `${f.outcome} ${destination}`, kind: SpanKind.CLIENT, attributes };
