@@ -174,7 +174,8 @@ describe('version-2 records, end to end', () => {
     const followUp = chain.messages.find((m) => m.messageId !== legacyId)!;
     expect(followUp.parentMessageId).toBe(legacyId);
     expect(kindsOf(chain, legacyId)).toEqual(['legacy:send', 'legacy-worker:receive', 'legacy-worker:process', 'legacy-worker:settle']);
-    expect(kindsOf(chain, followUp.messageId)).toEqual(['modern:send', 'modern:receive', 'modern:settle', 'modern:process']);
+    expect(kindsOf(chain, followUp.messageId).slice(0, 2)).toEqual(['modern:send', 'modern:receive']);
+    expect(kindsOf(chain, followUp.messageId).slice(2).sort()).toEqual(['modern:process', 'modern:settle']);
     // The legacy message comes before what its handler caused.
     expect(chain.hops.findIndex((h) => h.messageId === followUp.messageId)).toBeGreaterThan(chain.hops.findIndex((h) => h.messageId === legacyId));
     expect(chain.status).toBe('ok');
