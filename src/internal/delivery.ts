@@ -14,7 +14,7 @@ import type { ChannelState } from './channel-state.ts';
 import type { Config } from './config.ts';
 import { type HopLevel, Level } from './hop-writer.ts';
 import type { MessageIds } from './message-ids.ts';
-import { ConsumeRecord, recordProperties } from './records.ts';
+import { ConsumeRecord, recordProperties, recordsReusable } from './records.ts';
 import { emitRecord, note } from './telemetry.ts';
 import { endSpan, endSpanWith } from './tracing.ts';
 
@@ -110,6 +110,8 @@ function levelOf(d: Delivery): HopLevel {
   return d.settle === undefined || d.settle === 'ack' ? Level.INFO : Level.WARN;
 }
 
+let scratch: ConsumeRecord | undefined;
+
 /** The delivery's `consume` record: what is known now (`open`), or all of it. */
 export function consumeRecord(d: Delivery, open: boolean): ConsumeRecord {
   const cfg = d.channel.cfg;
@@ -118,7 +120,9 @@ export function consumeRecord(d: Delivery, open: boolean): ConsumeRecord {
   const fields = msg.fields as Message['fields'] & { consumerTag?: string };
   const queue = d.source.queue;
   const cut: Cut = { truncated: d.deathTruncated };
-  const rec = new ConsumeRecord(cfg, d, queue);
+  const rec = recordsReusable(cfg)
+    ? (scratch ??= new ConsumeRecord(cfg, d, queue, d.ts)).reset(cfg, d, queue, d.ts)
+    : new ConsumeRecord(cfg, d, queue, d.ts);
   rec.parentSpanId = d.parentSpanId;
   if (d.correlationId !== d.messageId) rec.correlationId = d.correlationId;
   rec.causationId = d.causationId;
@@ -135,7 +139,7 @@ export function consumeRecord(d: Delivery, open: boolean): ConsumeRecord {
   if (typeof props.type === 'string') rec.messageType = props.type;
   // The producer's traceparent names this record's parent span (child mode): no need to keep it.
   rec.headers = cfg.renderHeaders(cfg, props.headers as Record<string, unknown> | undefined, d, d.parentSpanId, cut);
-  rec.properties = recordProperties(props, rec, cut);
+  rec.properties = recordProperties(props, rec, cfg.service, cut);
   const captured = cfg.capture(cfg, msg.content, 'receive', fields.exchange, fields.routingKey, props);
   if (captured !== undefined) {
     rec.payload = captured.payload;

@@ -7,12 +7,14 @@
  */
 import type { Span } from '@opentelemetry/api';
 import type { Options } from 'amqplib';
+import type { HopProperties } from '../hop.ts';
 import type { ChannelState } from './channel-state.ts';
+import type { Cut } from './clip.ts';
 import type { Config } from './config.ts';
 import type { Delivery } from './delivery.ts';
 import { Level } from './hop-writer.ts';
 import type { MessageIds } from './message-ids.ts';
-import { type PublishRecord, msBetween } from './records.ts';
+import { PublishRecord, msBetween, recordProperties, recordsReusable } from './records.ts';
 import { emitRecord } from './telemetry.ts';
 import { endSpan, endSpanWith, failSpan } from './tracing.ts';
 
@@ -32,8 +34,22 @@ export class Outgoing implements MessageIds {
   span: Span | undefined = undefined;
   /** The delivery whose handler publishes this (for the confirm callback's context). */
   readonly store: Delivery | undefined;
-  /** ConfirmChannel: the record as of the send; undefined when nothing wants it (level off, no hook). */
-  rec: PublishRecord | undefined = undefined;
+  /** What its record says, noted at the send (`noted`: something wants the record). */
+  noted = false;
+  ts = 0;
+  exchange = '';
+  routingKey = '';
+  bodySize: number | undefined = undefined;
+  contentType: string | undefined = undefined;
+  messageType: string | undefined = undefined;
+  recordHeaders: Record<string, string> | undefined = undefined;
+  recordProperties: HopProperties | undefined = undefined;
+  payload: string | undefined = undefined;
+  payloadTruncated = false;
+  truncated = false;
+  /** The broker's confirm, when it came. */
+  confirmMs: number | undefined = undefined;
+  nacked = false;
   /** performance.now() at the send. */
   startedAt = 0;
   openWritten = false;
@@ -43,24 +59,71 @@ export class Outgoing implements MessageIds {
   }
 }
 
-/** Write a publish record; an `open` one is a copy, the record itself stays as it was sent. */
+/**
+ * Note at the send what the message's record will say (headers must be read
+ * now: a reused headers object holds this message's values only until the
+ * next publish).
+ */
+export function noteSend(cfg: Config, o: Outgoing, exchange: string, routingKey: string, content: Buffer): void {
+  const cut: Cut = { truncated: false };
+  const opts = o.options!;
+  o.noted = true;
+  o.ts = Date.now();
+  o.exchange = exchange;
+  o.routingKey = routingKey;
+  if (Buffer.isBuffer(content)) o.bodySize = content.length;
+  if (typeof opts.contentType === 'string') o.contentType = opts.contentType;
+  if (typeof opts.type === 'string') o.messageType = opts.type;
+  o.recordHeaders = cfg.renderHeaders(cfg, o.headers, o, o.spanId, cut);
+  o.recordProperties = recordProperties(opts, o, cfg.service, cut);
+  const captured = cfg.capture(cfg, content, 'send', exchange, routingKey, opts);
+  if (captured !== undefined) {
+    o.payload = captured.payload;
+    o.payloadTruncated = captured.truncated;
+  }
+  o.truncated = cut.truncated;
+}
+
+let scratch: PublishRecord | undefined;
+
+/** The message's `publish` record: as of the send, with the confirm when it came, or `open`. */
+export function publishRecord(cfg: Config, o: Outgoing, open: boolean): PublishRecord {
+  const rec = recordsReusable(cfg)
+    ? (scratch ??= new PublishRecord(cfg, o, o.routingKey, o.ts)).reset(cfg, o, o.routingKey, o.ts)
+    : new PublishRecord(cfg, o, o.routingKey, o.ts);
+  rec.parentSpanId = o.parentSpanId;
+  if (o.correlationId !== o.messageId) rec.correlationId = o.correlationId;
+  rec.causationId = o.causationId;
+  if (o.exchange !== '') rec.exchange = o.exchange;
+  rec.bodySize = o.bodySize;
+  rec.contentType = o.contentType;
+  rec.messageType = o.messageType;
+  rec.headers = o.recordHeaders;
+  rec.properties = o.recordProperties;
+  rec.payload = o.payload;
+  if (o.payloadTruncated) rec.payloadTruncated = true;
+  if (o.truncated) rec.truncated = true;
+  rec.confirmMs = o.confirmMs;
+  if (o.nacked) rec.confirm = 'nack';
+  if (open) rec.open = true;
+  return rec;
+}
+
+/** Write the publish record (`open`: the confirm has not come). */
 export function writeOutgoing(cfg: Config, o: Outgoing, open: boolean): void {
-  const rec = o.rec;
   if (open) o.openWritten = true;
-  if (rec === undefined) return;
-  const level = rec.confirm === 'nack' ? Level.WARN : Level.INFO;
+  if (!o.noted) return;
+  const level = o.nacked ? Level.WARN : Level.INFO;
   if (!cfg.hooked && !cfg.writer.enabled(level)) return;
-  const out = open ? { ...rec, open: true } : rec;
-  emitRecord(cfg, level, out, rec.confirmMs === undefined ? 1 : 2);
+  emitRecord(cfg, level, publishRecord(cfg, o, open), o.confirmMs === undefined ? 1 : 2);
 }
 
 /** The broker acked or nacked the publish: the complete record, the send span ended. */
 export function confirmOutgoing(chan: ChannelState, o: Outgoing, outcome: 'ack' | 'nack'): void {
   const cfg = chan.cfg;
-  const rec = o.rec;
-  if (rec !== undefined) {
-    rec.confirmMs = msBetween(o.startedAt, performance.now());
-    if (outcome === 'nack') rec.confirm = 'nack';
+  if (o.noted) {
+    o.confirmMs = msBetween(o.startedAt, performance.now());
+    o.nacked = outcome === 'nack';
     writeOutgoing(cfg, o, false);
   }
   if (o.span !== undefined) {

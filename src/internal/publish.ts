@@ -17,13 +17,13 @@ import { type Context, type Span, context, propagation, trace } from '@opentelem
 import type { ConfirmChannel, Message, Options, Replies } from 'amqplib';
 import { HopLimits } from '../hop.ts';
 import type { ChannelState } from './channel-state.ts';
-import { type Cut, clip, text } from './clip.ts';
+import { clip, text } from './clip.ts';
 import { type Delivery, hopStorage } from './delivery.ts';
 import { Level } from './hop-writer.ts';
 import { formatTraceParent, newSpanId, newTraceId, newTraceParent, uuidv7 } from './ids.ts';
 import { readIncoming } from './incoming.ts';
-import { Outgoing } from './outgoing.ts';
-import { PublishRecord, hopV1, recordProperties } from './records.ts';
+import { Outgoing, noteSend, publishRecord } from './outgoing.ts';
+import { hopV1 } from './records.ts';
 import { Headers } from './semconv.ts';
 import { publishSpan } from './span-model.ts';
 import { emitRecord, telemetryFailed } from './telemetry.ts';
@@ -164,31 +164,6 @@ function prepare(
 
 
 
-/** The message's `publish` record as of its send. */
-function publishRecord(chan: ChannelState, o: Outgoing, exchange: string, routingKey: string, content: Buffer): PublishRecord {
-  const cfg = chan.cfg;
-  const cut: Cut = { truncated: false };
-  const rec = new PublishRecord(cfg, o, routingKey);
-  rec.parentSpanId = o.parentSpanId;
-  if (o.correlationId !== o.messageId) rec.correlationId = o.correlationId;
-  rec.causationId = o.causationId;
-  if (exchange !== '') rec.exchange = exchange;
-  if (Buffer.isBuffer(content)) rec.bodySize = content.length;
-  const opts = o.options!;
-  if (typeof opts.contentType === 'string') rec.contentType = opts.contentType;
-  if (typeof opts.type === 'string') rec.messageType = opts.type;
-  // Read now: a reused headers object (prepare) holds this message's values until the next publish.
-  rec.headers = cfg.renderHeaders(cfg, o.headers, o, o.spanId, cut);
-  rec.properties = recordProperties(opts, rec, cut);
-  const captured = cfg.capture(cfg, content, 'send', exchange, routingKey, opts);
-  if (captured !== undefined) {
-    rec.payload = captured.payload;
-    if (captured.truncated) rec.payloadTruncated = true;
-  }
-  if (cut.truncated) rec.truncated = true;
-  return rec;
-}
-
 /** publish on a plain Channel (or a ConfirmChannel, with `confirm`). Never fails because of hoptrace. */
 export function instrumentedPublish(
   chan: ChannelState,
@@ -238,17 +213,17 @@ export function instrumentedPublish(
 function sent(chan: ChannelState, o: Outgoing, exchange: string, routingKey: string, content: Buffer, tag: number): void {
   const cfg = chan.cfg;
   const wanted = cfg.hooked || cfg.writer.enabled(Level.INFO);
+  if (wanted) noteSend(cfg, o, exchange, routingKey, content);
   if (chan.confirm) {
     if (!wanted && o.span === undefined) return;
-    if (wanted) o.rec = publishRecord(chan, o, exchange, routingKey, content);
     o.startedAt = performance.now();
-    // Only the record and the span are needed from here: let the rest go.
+    // Only what the record and the span need is kept from here.
     o.headers = undefined;
     o.options = undefined;
     chan.awaitConfirm(tag, o);
     return;
   }
-  if (wanted) emitRecord(cfg, Level.INFO, publishRecord(chan, o, exchange, routingKey, content), 1);
+  if (wanted) emitRecord(cfg, Level.INFO, publishRecord(cfg, o, false), 1);
   if (o.span !== undefined) endSpan(cfg, o.span);
 }
 

@@ -24,93 +24,156 @@ import type { Config } from './config.ts';
  * A `publish` record with every field declared up front: one fixed shape
  * (no property added after construction: no hidden-class transitions, no
  * growing property store), fields left `undefined` are not serialized.
+ * `reset` makes one object serve again (see {@link recordsReusable}).
  */
 export class PublishRecord implements PublishRecordV2 {
-  v = HOP_RECORD_V2;
-  kind = 'publish' as const;
-  ts: number;
-  service: string;
+  readonly v = HOP_RECORD_V2;
+  readonly kind = 'publish' as const;
+  ts!: number;
+  service!: string;
   instance: string | undefined;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string | undefined = undefined;
-  messageId: string;
-  correlationId: string | undefined = undefined;
-  causationId: string | undefined = undefined;
-  exchange: string | undefined = undefined;
-  routingKey: string;
-  bodySize: number | undefined = undefined;
-  contentType: string | undefined = undefined;
-  messageType: string | undefined = undefined;
-  headers: Record<string, string> | undefined = undefined;
-  properties: HopProperties | undefined = undefined;
-  payload: string | undefined = undefined;
-  payloadTruncated: boolean | undefined = undefined;
-  truncated: boolean | undefined = undefined;
-  confirmMs: number | undefined = undefined;
-  confirm: 'ack' | 'nack' | undefined = undefined;
-  error: HopError | undefined = undefined;
-  open: boolean | undefined = undefined;
+  traceId!: string;
+  spanId!: string;
+  parentSpanId: string | undefined;
+  messageId!: string;
+  correlationId: string | undefined;
+  causationId: string | undefined;
+  exchange: string | undefined;
+  routingKey!: string;
+  bodySize: number | undefined;
+  contentType: string | undefined;
+  messageType: string | undefined;
+  headers: Record<string, string> | undefined;
+  properties: HopProperties | undefined;
+  payload: string | undefined;
+  payloadTruncated: boolean | undefined;
+  truncated: boolean | undefined;
+  confirmMs: number | undefined;
+  confirm: 'ack' | 'nack' | undefined;
+  error: HopError | undefined;
+  open: boolean | undefined;
 
-  /** A publish sent now. */
-  constructor(cfg: Config, ids: RecordIds, routingKey: string) {
-    this.ts = Date.now();
+  constructor(cfg: Config, ids: RecordIds, routingKey: string, ts: number) {
+    this.reset(cfg, ids, routingKey, ts);
+  }
+
+  /** Start over as a new record (of a publish to `routingKey` sent at `ts`): every other field undefined. */
+  reset(cfg: Config, ids: RecordIds, routingKey: string, ts: number): this {
+    this.ts = ts;
     this.service = cfg.service;
+    // Absent when the pino line's own hostname and pid say it.
     this.instance = cfg.recordInstance;
     this.traceId = ids.traceId;
     this.spanId = ids.spanId;
+    this.parentSpanId = undefined;
     this.messageId = ids.messageId;
+    this.correlationId = undefined;
+    this.causationId = undefined;
+    this.exchange = undefined;
     this.routingKey = routingKey;
+    this.bodySize = undefined;
+    this.contentType = undefined;
+    this.messageType = undefined;
+    this.headers = undefined;
+    this.properties = undefined;
+    this.payload = undefined;
+    this.payloadTruncated = undefined;
+    this.truncated = undefined;
+    this.confirmMs = undefined;
+    this.confirm = undefined;
+    this.error = undefined;
+    this.open = undefined;
+    return this;
   }
 }
 
 /** A `consume` record with every field declared up front (see {@link PublishRecord}). */
 export class ConsumeRecord implements ConsumeRecordV2 {
-  v = HOP_RECORD_V2;
-  kind = 'consume' as const;
-  ts: number;
-  service: string;
+  readonly v = HOP_RECORD_V2;
+  readonly kind = 'consume' as const;
+  ts!: number;
+  service!: string;
   instance: string | undefined;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string | undefined = undefined;
-  messageId: string;
-  correlationId: string | undefined = undefined;
-  causationId: string | undefined = undefined;
-  queue: string;
-  exchange: string | undefined = undefined;
-  routingKey: string | undefined = undefined;
-  consumerTag: string | undefined = undefined;
-  deliveryTag: number | undefined = undefined;
-  redelivered: boolean | undefined = undefined;
-  death: DeathEntry[] | undefined = undefined;
-  bodySize: number | undefined = undefined;
-  contentType: string | undefined = undefined;
-  messageType: string | undefined = undefined;
-  headers: Record<string, string> | undefined = undefined;
-  properties: HopProperties | undefined = undefined;
-  payload: string | undefined = undefined;
-  payloadTruncated: boolean | undefined = undefined;
-  truncated: boolean | undefined = undefined;
-  processMs: number | undefined = undefined;
-  error: HopError | undefined = undefined;
-  settle: 'ack' | 'nack' | 'reject' | undefined = undefined;
-  settleMs: number | undefined = undefined;
-  requeue: boolean | undefined = undefined;
-  multiple: boolean | undefined = undefined;
-  settleSpanId: string | undefined = undefined;
-  open: boolean | undefined = undefined;
+  traceId!: string;
+  spanId!: string;
+  parentSpanId: string | undefined;
+  messageId!: string;
+  correlationId: string | undefined;
+  causationId: string | undefined;
+  queue!: string;
+  exchange: string | undefined;
+  routingKey: string | undefined;
+  consumerTag: string | undefined;
+  deliveryTag: number | undefined;
+  redelivered: boolean | undefined;
+  death: DeathEntry[] | undefined;
+  bodySize: number | undefined;
+  contentType: string | undefined;
+  messageType: string | undefined;
+  headers: Record<string, string> | undefined;
+  properties: HopProperties | undefined;
+  payload: string | undefined;
+  payloadTruncated: boolean | undefined;
+  truncated: boolean | undefined;
+  processMs: number | undefined;
+  error: HopError | undefined;
+  settle: 'ack' | 'nack' | 'reject' | undefined;
+  settleMs: number | undefined;
+  requeue: boolean | undefined;
+  multiple: boolean | undefined;
+  settleSpanId: string | undefined;
+  open: boolean | undefined;
 
-  /** A delivery received at `ids.ts` from `queue`. */
-  constructor(cfg: Config, ids: RecordIds & { ts: number }, queue: string) {
-    this.ts = ids.ts;
+  constructor(cfg: Config, ids: RecordIds, queue: string, ts: number) {
+    this.reset(cfg, ids, queue, ts);
+  }
+
+  /** Start over as a new record (of a delivery from `queue` received at `ts`): every other field undefined. */
+  reset(cfg: Config, ids: RecordIds, queue: string, ts: number): this {
+    this.ts = ts;
     this.service = cfg.service;
+    // Absent when the pino line's own hostname and pid say it.
     this.instance = cfg.recordInstance;
     this.traceId = ids.traceId;
     this.spanId = ids.spanId;
+    this.parentSpanId = undefined;
     this.messageId = ids.messageId;
+    this.correlationId = undefined;
+    this.causationId = undefined;
     this.queue = queue;
+    this.exchange = undefined;
+    this.routingKey = undefined;
+    this.consumerTag = undefined;
+    this.deliveryTag = undefined;
+    this.redelivered = undefined;
+    this.death = undefined;
+    this.bodySize = undefined;
+    this.contentType = undefined;
+    this.messageType = undefined;
+    this.headers = undefined;
+    this.properties = undefined;
+    this.payload = undefined;
+    this.payloadTruncated = undefined;
+    this.truncated = undefined;
+    this.processMs = undefined;
+    this.error = undefined;
+    this.settle = undefined;
+    this.settleMs = undefined;
+    this.requeue = undefined;
+    this.multiple = undefined;
+    this.settleSpanId = undefined;
+    this.open = undefined;
+    return this;
   }
+}
+
+/**
+ * Whether one scratch record object can serve every record: when the writer
+ * builds the line itself and no hook keeps records, JSON.stringify reads the
+ * record at once and nothing holds on to it. Else each record is a new object.
+ */
+export function recordsReusable(cfg: Config): boolean {
+  return cfg.writer.direct && !cfg.hooked;
 }
 
 /** The ids a record starts from. */
@@ -177,9 +240,8 @@ export interface PropertySource {
 /** What of a record {@link recordProperties} compares with, to leave out what it already says. */
 interface RecordFields {
   messageId: string;
-  contentType?: string;
-  messageType?: string;
-  service: string;
+  contentType?: string | undefined;
+  messageType?: string | undefined;
 }
 
 function short(v: string, cut: Cut): string {
@@ -193,7 +255,7 @@ function short(v: string, cut: Cut): string {
  * encodes (an integer priority or delivery mode, a finite timestamp).
  * `undefined` when nothing is left.
  */
-export function recordProperties(p: PropertySource, rec: RecordFields, cut: Cut): HopProperties | undefined {
+export function recordProperties(p: PropertySource, rec: RecordFields, service: string, cut: Cut): HopProperties | undefined {
   let out: HopProperties | undefined;
   if (typeof p.contentType === 'string' && p.contentType !== rec.contentType) (out ??= {}).contentType = short(p.contentType, cut);
   if (typeof p.contentEncoding === 'string') (out ??= {}).contentEncoding = short(p.contentEncoding, cut);
@@ -214,7 +276,7 @@ export function recordProperties(p: PropertySource, rec: RecordFields, cut: Cut)
   if (timestamp !== undefined) (out ??= {}).timestamp = timestamp;
   if (typeof p.type === 'string' && p.type !== rec.messageType) (out ??= {}).type = short(p.type, cut);
   if (typeof p.userId === 'string') (out ??= {}).userId = short(p.userId, cut);
-  if (typeof p.appId === 'string' && p.appId !== rec.service) (out ??= {}).appId = short(p.appId, cut);
+  if (typeof p.appId === 'string' && p.appId !== service) (out ??= {}).appId = short(p.appId, cut);
   return out;
 }
 
