@@ -39,7 +39,7 @@ export function profileFlags(): string[] {
 export function runWorker<I, O>(file: string | URL, input: I, options: WorkerOptions = {}): Promise<O> {
   return new Promise((resolve, reject) => {
     const child = fork(file, [], {
-      execArgv: [...profileFlags(), ...(options.execArgv ?? [])],
+      execArgv: [...profileFlags(), ...(options.execArgv ?? []), ...(process.env.BENCH_IMPORT ? ['--import', process.env.BENCH_IMPORT] : [])],
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
