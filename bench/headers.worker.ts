@@ -7,8 +7,10 @@
  *
  * amqplib copies the headers with `Object.create(options.headers)` and
  * enumerates that object with for-in, which V8 cannot do on its fast path
- * when the prototype has keys: the first header costs far more than the
- * next ones. The row "what hoptrace adds" is what a message gets now.
+ * when the prototype has keys, and a new prototype per message costs V8 a
+ * prototype map each time: the first header costs far more than the next
+ * ones, unless the same headers object comes back (the "reused" rows, what
+ * hoptrace does when only its own headers go out).
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -50,6 +52,8 @@ async function main(input: HeadersInput): Promise<HeaderRow[]> {
   const defs = require(join(lib, 'defs.js')) as Defs;
   const args = require(join(lib, 'api_args.js')) as Args;
   const base: Options = { persistent: true, contentType: 'application/json', type: 'order.placed' };
+  const shared: Options = { traceparent: '' };
+  const sharedAll: Options = { traceparent: '', 'x-correlation-id': '', 'x-causation-id': '' };
   const cases: { name: string; added: string; make: () => Options }[] = [
     { name: 'the round trip’s options (baseline)', added: '', make: () => ({ ...base }) },
     { name: '+ messageId (property)', added: 'when the caller set none', make: () => ({ ...base, messageId: ID }) },
@@ -63,9 +67,30 @@ async function main(input: HeadersInput): Promise<HeaderRow[]> {
     { name: '+ appId', added: 'no longer (the record says the service)', make: () => ({ ...base, appId: 'billing-service' }) },
     { name: '+ timestamp', added: 'no longer (the record says when)', make: () => ({ ...base, timestamp: 1_796_000_000 }) },
     {
-      name: 'what hoptrace adds to a chain’s first message now: messageId, traceparent',
+      name: '+ traceparent, reused headers object',
+      added: 'always (reused when the caller gave no headers)',
+      make: () => {
+        shared.traceparent = TP;
+        return { ...base, headers: shared };
+      },
+    },
+    {
+      name: '+ traceparent, x-correlation-id, x-causation-id, reused headers object',
+      added: 'from a handler (reused when the caller gave no headers)',
+      make: () => {
+        sharedAll.traceparent = TP;
+        sharedAll['x-correlation-id'] = ID;
+        sharedAll['x-causation-id'] = ID2;
+        return { ...base, headers: sharedAll };
+      },
+    },
+    {
+      name: 'what hoptrace adds to a chain’s first message now: messageId, traceparent (reused)',
       added: 'now',
-      make: () => ({ ...base, messageId: ID, headers: { traceparent: TP } }),
+      make: () => {
+        shared.traceparent = TP;
+        return { ...base, messageId: ID, headers: shared };
+      },
     },
     {
       name: 'what it added before: messageId, traceparent, x-correlation-id, appId, timestamp',
