@@ -20,7 +20,8 @@ type ConfirmCb = (err: any, ok: Replies.Empty) => void;
  * Wrap an amqplib promise-API `Channel` or `ConfirmChannel`. The result is
  * typed exactly as the input and behaves exactly like it, except that
  * messages carry trace, correlation and causation ids and every hop is
- * logged. Options are validated here, once (a bad one throws `ConfigError`).
+ * recorded (a `publish` record per message sent, a `consume` record per
+ * delivery). Options are validated here, once (a bad one throws `ConfigError`).
  * Wrapping an already instrumented channel returns it unchanged.
  *
  * A consume handler that throws is recorded (the delivery's record says

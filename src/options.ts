@@ -68,8 +68,10 @@ export interface HoptraceHooks {
  */
 export interface HoptraceOptions {
   /**
-   * Name of this service, written into every hop (`service`) and as the
-   * AMQP `appId` of messages that carry none.
+   * Name of this service, written into every record (`service`). At most
+   * 255 bytes of UTF-8 and no control characters (a longer or odd one is a
+   * `ConfigError` when the channel is wrapped: an AMQP short string could
+   * not carry it).
    * @default process.env.OTEL_SERVICE_NAME, else 'unknown_service:node'
    * @example 'member-service'
    */
