@@ -18,7 +18,8 @@ export interface WorkerOptions {
 /**
  * Flags to profile the children: `BENCH_CPU_PROF=DIR` (V8 CPU profiles) and
  * `BENCH_HEAP_PROF=DIR` (sampled allocation profiles). Read them with
- * lib/profile-top.ts or Chrome DevTools.
+ * lib/profile-top.ts or Chrome DevTools. `BENCH_IMPORT=FILE` preloads a
+ * module into every child (a counter of syscalls, say).
  */
 export function profileFlags(): string[] {
   const flags: string[] = [];
