@@ -134,7 +134,9 @@ describe('collector HTTP API', () => {
     const cases: [unknown, string][] = [
       [{ ...makeHop(), kind: 'publish' }, 'record 0: field "kind" must be one of'],
       [{ ...makeHop(), ts: 'yesterday' }, 'record 0: field "ts" must be a finite number'],
-      [{ ...makeHop(), v: 2 }, 'record 0: field "v" must be one of 1'],
+      // A version-2 record has its own kinds (the hop kinds are version 1's).
+      [{ ...makeHop(), v: 2 }, 'record 0: field "kind" must be one of "publish", "consume"'],
+      [{ ...makeHop(), v: 3 }, 'record 0: field "v" must be one of 1'],
       [{ ...makeHop(), service: '' }, 'record 0: field "service" must be a non-empty string'],
       [{ ...makeHop(), correlationId: undefined }, 'record 0: field "correlationId" must be present'],
       [{ ...makeHop(), redelivered: 'yes' }, 'record 0: field "redelivered" must be true or false'],
