@@ -6,7 +6,7 @@
  * first). One object per delivery, fixed shape.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Context, Span } from '@opentelemetry/api';
+import { type Context, type Span, context, createContextKey } from '@opentelemetry/api';
 import type { Message } from 'amqplib';
 import type { DeathEntry, HopError } from '../hop.ts';
 import type { Cut } from './clip.ts';
@@ -104,6 +104,14 @@ export class Delivery implements MessageIds {
  * from OpenTelemetry's context, so ids propagate with no SDK at all.
  */
 export const hopStorage = new AsyncLocalStorage<Delivery>();
+
+/** With an SDK, the delivery travels in the handler's OpenTelemetry context under this key instead. */
+export const DELIVERY_KEY = createContextKey('hoptrace.delivery');
+
+/** The delivery whose handler is running (in hoptrace's storage, or in the OpenTelemetry context), if any. */
+export function currentDelivery(): Delivery | undefined {
+  return hopStorage.getStore() ?? (context.active().getValue(DELIVERY_KEY) as Delivery | undefined);
+}
 
 function levelOf(d: Delivery): HopLevel {
   if (d.error !== undefined) return Level.ERROR;

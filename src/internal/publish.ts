@@ -18,7 +18,7 @@ import type { ConfirmChannel, Message, Options, Replies } from 'amqplib';
 import { HopLimits } from '../hop.ts';
 import type { ChannelState } from './channel-state.ts';
 import { clip, text } from './clip.ts';
-import { type Delivery, hopStorage } from './delivery.ts';
+import { type Delivery, currentDelivery, hopStorage } from './delivery.ts';
 import { Level } from './hop-writer.ts';
 import { formatTraceParent, newSpanId, newTraceId, newTraceParent, uuidv7 } from './ids.ts';
 import { readIncoming } from './incoming.ts';
@@ -51,7 +51,9 @@ function prepare(
   options: Options.Publish | undefined,
 ): Outgoing {
   const cfg = chan.cfg;
-  const store = hopStorage.getStore();
+  const tracer = activeTracer(cfg);
+  // The handled delivery: in hoptrace's storage, or (an SDK registered) in the OpenTelemetry context.
+  const store = hopStorage.getStore() ?? (tracer === undefined ? undefined : currentDelivery());
   const o = new Outgoing(store);
   const callerHeaders =
     options?.headers !== undefined && options.headers !== null && typeof options.headers === 'object'
@@ -74,7 +76,6 @@ function prepare(
   let parentSpanId: string | undefined;
   let traceFlags = 1;
 
-  const tracer = activeTracer(cfg);
   if (tracer !== undefined) {
     try {
       let parentCtx: Context = context.active();

@@ -3,7 +3,7 @@
  * safely. Only `@opentelemetry/api` is used; with no SDK registered there
  * are no spans and hoptrace makes W3C ids itself.
  */
-import { type Span, type SpanContext, SpanStatusCode, type Tracer, isSpanContextValid, trace } from '@opentelemetry/api';
+import { type Span, type SpanContext, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import type { Config } from './config.ts';
 import { errorType } from './records.ts';
 import { Attr } from './semconv.ts';
@@ -47,9 +47,24 @@ export function activeTracer(cfg: Config): Tracer | undefined {
  */
 export function ownSpanContext(span: Span, parent: SpanContext | undefined): SpanContext | undefined {
   const sc = span.spanContext();
-  if (!isSpanContextValid(sc)) return undefined;
+  // What isSpanContextValid checks (hex ids, not all zero), without its two regular expressions per span.
+  if (!isHexId(sc.traceId, 32) || !isHexId(sc.spanId, 16)) return undefined;
   if (parent !== undefined && sc.spanId === parent.spanId) return undefined;
   return sc;
+}
+
+/** `id` is `length` hex digits (either case), not all zero. */
+function isHexId(id: unknown, length: number): boolean {
+  if (typeof id !== 'string' || id.length !== length) return false;
+  let nonZero = false;
+  for (let i = 0; i < length; i++) {
+    const c = id.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (c !== 48) nonZero = true;
+    } else if ((c >= 97 && c <= 102) || (c >= 65 && c <= 70)) nonZero = true;
+    else return false;
+  }
+  return nonZero;
 }
 
 /** Run a span operation; a throwing SDK or exporter is contained and counted. */
