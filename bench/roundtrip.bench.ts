@@ -172,13 +172,16 @@ function headersTable(rows: HeaderRow[], iterations: number): Table {
     columns: ['options', 'encode', 'decode', 'bytes', 'hoptrace adds it'],
     rows: rows.map((r, i) => [
       r.name,
-      i === 0 ? `${fmtInt(r.encodeNs)} ns` : `+${fmtInt(r.encodeNs)} ns`,
-      i === 0 ? `${fmtInt(r.decodeNs)} ns` : `+${fmtInt(r.decodeNs)} ns`,
+      i === 0 ? `${fmtInt(r.encodeNs)} ns` : `${signed(r.encodeNs)} ns`,
+      i === 0 ? `${fmtInt(r.decodeNs)} ns` : `${signed(r.decodeNs)} ns`,
       i === 0 ? `${r.bytes} B` : `+${r.bytes} B`,
       r.added,
     ]),
   };
 }
+
+/** A difference with its sign: +12, −3 (within the noise of a shared machine, a cheap addition can measure below zero). */
+const signed = (n: number): string => (n < 0 ? `−${fmtInt(-n)}` : `+${fmtInt(n)}`);
 
 function firstMeaningfulLine(message: string): string {
   const lines = message.split('\n').map((l) => l.trim());
