@@ -5,59 +5,31 @@
  * others are tested by primary-key lookups; `q` matches correlation ids,
  * message ids (`records`) and trace ids (`chain_traces`), exact or prefix.
  */
-import { ErrorCodes, ValidationError } from '../src/errors.ts';
 import type { ChainList, ChainSummary } from './api-types.ts';
-import type { ChainTag } from './chain-summary.ts';
+import {
+  decodeCursor,
+  DRIVER_COUNT_CAP,
+  encodeCursor,
+  isTracePrefix,
+  Q_MATCH_CAP,
+  REDELIVERED_KEY,
+  tagFilters as queryTagFilters,
+} from './chain-list-filters.ts';
 import { hexPrefixRange, packedPrefixRanges, unpackId } from './record-codec.ts';
 import type { SqliteDb } from './sqlite-db.ts';
-import { REDELIVERED_FILTER, type ChainQuery } from './store.ts';
+import type { ChainQuery } from './store.ts';
 
-/** Tag filters with more entries than this are equally bad drivers: counting stops there. */
-const DRIVER_COUNT_CAP = 5_000;
-/** Chains a `q` prefix can match through message and trace ids, at most (a prefix that short matches noise). */
-const Q_MATCH_CAP = 1_000;
-
-const TAG_PREFIX = { service: 's:', status: 't:', exchange: 'x:', routingKey: 'r:' } as const;
-const REDELIVERED_KEY = 'f:redelivered';
-
-/** How a tag is stored in `chain_tags.tag` (migration 3's encoding). */
-export function tagKey(tag: ChainTag): string {
-  return tag.kind === 'redelivered' ? REDELIVERED_KEY : TAG_PREFIX[tag.kind] + tag.value;
-}
-
-function encodeCursor(startTs: number, correlationId: string): string {
-  return Buffer.from(JSON.stringify([startTs, correlationId])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [number, string] {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'number' && typeof value[1] === 'string') {
-      return [value[0], value[1]];
-    }
-  } catch {
-    // fall through
-  }
-  throw new ValidationError(ErrorCodes.INVALID_QUERY, 'query parameter "cursor" is not a cursor this collector gave out', {
-    field: 'cursor',
-  });
-}
+export { tagKey } from './chain-list-filters.ts';
 
 type SqlValue = string | number | Uint8Array | null;
 
 /** The trace-id byte range of a hex prefix (all 32 digits: one id), or undefined when it is not one. */
 function traceRange(q: string): { lo: Uint8Array; hi: Uint8Array | undefined } | undefined {
-  return /^[0-9a-f]{1,32}$/.test(q) ? hexPrefixRange(q) : undefined;
+  return isTracePrefix(q) ? hexPrefixRange(q) : undefined;
 }
 
 export function listChains(db: SqliteDb, query: ChainQuery): ChainList {
-  const tagFilters: string[][] = [];
-  const status = (s: string): string => (s === REDELIVERED_FILTER ? REDELIVERED_KEY : tagKey({ kind: 'status', value: s }));
-  if (query.status && query.status.length > 0) tagFilters.push([...new Set(query.status)].map(status));
-  if (query.redelivered === true) tagFilters.push([REDELIVERED_KEY]);
-  if (query.service !== undefined) tagFilters.push([tagKey({ kind: 'service', value: query.service })]);
-  if (query.exchange !== undefined) tagFilters.push([tagKey({ kind: 'exchange', value: query.exchange })]);
-  if (query.routingKey !== undefined) tagFilters.push([tagKey({ kind: 'routingKey', value: query.routingKey })]);
+  const tagFilters = queryTagFilters(query);
   const driver = driverFilter(db, tagFilters, query);
 
   // With a driver: walk that tag's index range newest first (the chains' start order), testing

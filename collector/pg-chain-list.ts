@@ -1,0 +1,115 @@
+/**
+ * The chain list (`GET /api/chains`) in PostgreSQL, the same plan as
+ * `sqlite-chain-list.ts`: each filter is a set of `chain_tags` keys
+ * (`chain-list-filters.ts`); the most selective single-valued filter drives
+ * an index range newest first, the others are tested by primary-key lookups;
+ * `q` matches correlation ids, message ids and trace ids, exact or prefix.
+ * Text columns use the "C" collation, so ranges and the cursor compare bytes
+ * as SQLite does.
+ */
+import type { ChainList, ChainSummary } from './api-types.ts';
+import {
+  decodeCursor,
+  DRIVER_COUNT_CAP,
+  encodeCursor,
+  isTracePrefix,
+  Q_MATCH_CAP,
+  REDELIVERED_KEY,
+  tagFilters as queryTagFilters,
+} from './chain-list-filters.ts';
+import type { PgDb } from './pg-db.ts';
+import { fromPgId, pgIdPrefixRanges } from './pg-ids.ts';
+import { hexPrefixRange } from './record-codec.ts';
+import type { ChainQuery } from './store.ts';
+
+export async function listChainsPg(db: PgDb, query: ChainQuery): Promise<ChainList> {
+  const tagFilters = queryTagFilters(query);
+  const driver = await driverFilter(db, tagFilters, query);
+  const t = driver ? 'd' : 'c';
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const p = (value: unknown): string => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  if (driver) where.push(`d.tag = ${p(driver[0])}`);
+  for (const tags of tagFilters) {
+    if (tags === driver) continue;
+    where.push(
+      `EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ANY(${p(tags)}::text[])
+         AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id)`,
+    );
+  }
+  if (query.redelivered === false) {
+    where.push(`NOT EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ${p(REDELIVERED_KEY)} AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id)`);
+  }
+  if (query.q !== undefined) {
+    const alternatives = [`(c.correlation_id >= ${p(query.q)} AND c.correlation_id < ${p(query.q + '\uffff')})`];
+    const others = await idMatches(db, query.q);
+    if (others.length > 0) alternatives.push(`c.correlation_id = ANY(${p(others)}::text[])`);
+    where.push(`(${alternatives.join(' OR ')})`);
+  }
+  if (query.from !== undefined) where.push(`${t}.start_ts >= ${p(query.from)}`);
+  if (query.to !== undefined) where.push(`${t}.start_ts <= ${p(query.to)}`);
+  if (query.cursor !== undefined) {
+    const [startTs, correlationId] = decodeCursor(query.cursor);
+    where.push(`(${t}.start_ts, ${t}.correlation_id) < (${p(startTs)}::float8, ${p(correlationId)}::text COLLATE "C")`);
+  }
+  const sql =
+    `SELECT c.correlation_id, c.start_ts, c.summary FROM ` +
+    (driver ? 'chain_tags d JOIN chains c ON c.correlation_id = d.correlation_id' : 'chains c') +
+    (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+    ` ORDER BY ${t}.start_ts DESC, ${t}.correlation_id DESC LIMIT ${p(query.limit + 1)}`;
+  const rows = await db.query<{ correlation_id: string; start_ts: number; summary: string }>(sql, params);
+  const page = rows.slice(0, query.limit);
+  const last = page.at(-1);
+  return {
+    items: page.map((r) => JSON.parse(r.summary) as ChainSummary),
+    nextCursor: rows.length > query.limit && last ? encodeCursor(last.start_ts, last.correlation_id) : null,
+  };
+}
+
+/** Correlation ids of the chains holding a message or trace id that is `q` or starts with it. */
+async function idMatches(db: PgDb, q: string): Promise<string[]> {
+  const out = new Set<string>();
+  const queries: Promise<void>[] = [];
+  for (const r of pgIdPrefixRanges(q)) {
+    const shape = r.uuid ? 'length(message_id) = 16' : 'length(message_id) <> 16';
+    const sql = `SELECT DISTINCT correlation_id FROM (SELECT correlation_id FROM records WHERE message_id >= $1${r.hi ? ' AND message_id < $2' : ''} AND ${shape} LIMIT ${Q_MATCH_CAP}) m`;
+    queries.push(
+      db.query<{ correlation_id: Buffer }>(sql, r.hi ? [r.lo, r.hi] : [r.lo]).then((rows) => {
+        for (const row of rows) out.add(fromPgId(row.correlation_id));
+      }),
+    );
+  }
+  if (isTracePrefix(q)) {
+    const { lo, hi } = hexPrefixRange(q);
+    const sql = `SELECT DISTINCT correlation_id FROM (SELECT correlation_id FROM chain_traces WHERE trace_id >= $1${hi ? ' AND trace_id < $2' : ''} LIMIT ${Q_MATCH_CAP}) t`;
+    queries.push(
+      db.query<{ correlation_id: string }>(sql, hi ? [Buffer.from(lo), Buffer.from(hi)] : [Buffer.from(lo)]).then((rows) => {
+        for (const row of rows) out.add(row.correlation_id);
+      }),
+    );
+  }
+  await Promise.all(queries);
+  return [...out];
+}
+
+/** The tag filter to walk: of the single-valued ones, the one with the fewest chains in the window. */
+async function driverFilter(db: PgDb, tagFilters: string[][], query: ChainQuery): Promise<string[] | undefined> {
+  const single = tagFilters.filter((tags) => tags.length === 1);
+  if (single.length <= 1) return single[0];
+  let best = single[0];
+  let bestCount = Infinity;
+  for (const tags of single) {
+    const rows = await db.query<{ n: number }>(
+      `SELECT count(*)::int8 AS n FROM (SELECT 1 FROM chain_tags WHERE tag = $1 AND start_ts >= $2 AND start_ts <= $3 LIMIT ${DRIVER_COUNT_CAP}) x`,
+      [tags[0], query.from ?? -Infinity, query.to ?? Infinity],
+    );
+    if (rows[0].n < bestCount) {
+      best = tags;
+      bestCount = rows[0].n;
+    }
+  }
+  return best;
+}

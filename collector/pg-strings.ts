@@ -1,0 +1,97 @@
+/**
+ * The string table of the record codec in PostgreSQL, shared by every
+ * collector on the database. Unlike the SQLite one, a new name is written in
+ * a statement of its own before the records that use it (a name stored for
+ * a write that then fails costs a row, nothing else), so two collectors never
+ * wait on each other's write transactions for a name. A name another
+ * collector added is read when a record first needs it.
+ */
+import type { PgDb } from './pg-db.ts';
+import { encodeRecord, type StringTable } from './record-codec.ts';
+import type { IngestRecord } from './record-identity.ts';
+
+/** Names kept at most; past it new names are written inline (as in sqlite-strings.ts). */
+export const MAX_INTERNED_STRINGS = 200_000;
+const MAX_INTERNED_LENGTH = 256;
+
+/** A record refers to a name this collector has not read yet. */
+export class UnknownStringError extends RangeError {
+  readonly id: number;
+  constructor(id: number) {
+    super(`unknown string id ${id} in a stored record`);
+    this.id = id;
+  }
+}
+
+export class PgStrings implements StringTable {
+  readonly #db: PgDb;
+  readonly #ids = new Map<string, number>();
+  readonly #texts = new Map<number, string>();
+  #maxId = 0;
+  /** While encoding a batch: names not known yet, interned before the batch is encoded for good. */
+  #missing: Set<string> | undefined;
+
+  constructor(db: PgDb) {
+    this.#db = db;
+  }
+
+  async load(): Promise<void> {
+    await this.#read(await this.#db.query<{ id: number; text: string }>('SELECT id, text FROM strings WHERE id > $1', [this.#maxId]));
+  }
+
+  #read(rows: readonly { id: number; text: string }[]): void {
+    for (const r of rows) {
+      this.#ids.set(r.text, r.id);
+      this.#texts.set(r.id, r.text);
+      if (r.id > this.#maxId) this.#maxId = r.id;
+    }
+  }
+
+  idOf(text: string): number | undefined {
+    const id = this.#ids.get(text);
+    if (id !== undefined) return id;
+    if (this.#missing !== undefined && this.#ids.size < MAX_INTERNED_STRINGS && text.length <= MAX_INTERNED_LENGTH) this.#missing.add(text);
+    return undefined;
+  }
+
+  textOf(id: number): string {
+    const text = this.#texts.get(id);
+    if (text === undefined) throw new UnknownStringError(id);
+    return text;
+  }
+
+  /**
+   * Encode records' bodies, interning their new names first. The bytes are
+   * copies (the codec reuses its buffer).
+   */
+  async encodeAll(records: readonly IngestRecord[]): Promise<Buffer[]> {
+    const encode = () => records.map((r) => Buffer.from(encodeRecord(r as unknown as Record<string, unknown>, this)));
+    const missing = new Set<string>();
+    this.#missing = missing;
+    let bodies: Buffer[];
+    try {
+      bodies = encode();
+    } finally {
+      this.#missing = undefined;
+    }
+    if (missing.size === 0) return bodies;
+    // New names: store them, then encode again so the records refer to them.
+    await this.intern([...missing]);
+    return encode();
+  }
+
+  /** Store names (whoever stores one first gives it its id) and learn their ids. */
+  async intern(texts: readonly string[]): Promise<void> {
+    if (texts.length === 0) return;
+    await this.#db.query('INSERT INTO strings (text) SELECT unnest($1::text[]) ON CONFLICT (text) DO NOTHING', [texts]);
+    const rows = await this.#db.query<{ id: number; text: string }>('SELECT id, text FROM strings WHERE text = ANY($1::text[])', [texts]);
+    this.#read(rows);
+  }
+
+  /** Read the names other collectors added (after an {@link UnknownStringError}). */
+  async refresh(id: number): Promise<void> {
+    const rows = await this.#db.query<{ id: number; text: string }>('SELECT id, text FROM strings WHERE id > $1 OR id = $2', [this.#maxId, id]);
+    this.#read(rows);
+    if (!this.#texts.has(id)) throw new UnknownStringError(id);
+  }
+}
