@@ -13,7 +13,7 @@
  * A lost connection is opened again (the lock is asked for anew then).
  */
 import pg from 'pg';
-import { clientConfig, LOCK, LOCK_SPACE, type PgTarget } from './pg-db.ts';
+import { clientConfig, LOCK, lockArgs, lockCall, type PgTarget } from './pg-db.ts';
 import { NOTIFY_CHANNEL, type ChainNotice } from './pg-summaries.ts';
 
 const RECONNECT_MS = 1_000;
@@ -101,7 +101,7 @@ export class PgCoordinator {
       return false;
     }
     if (!client) return false;
-    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [LOCK_SPACE, LOCK.sweep]);
+    const { rows } = await client.query<{ ok: boolean }>(`SELECT ${lockCall('pg_try_advisory_lock', 1)} AS ok`, lockArgs(LOCK.sweep, this.#target.schema));
     this.#sweeper = rows[0].ok;
     return this.#sweeper;
   }

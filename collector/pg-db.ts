@@ -16,10 +16,21 @@
 import pg from 'pg';
 import { StoreError, ValidationError } from '../src/errors.ts';
 
-/** First key of every advisory lock hoptrace takes (two-key form): 'hopt'. */
-export const LOCK_SPACE = 0x686f7074;
-/** Second keys. Per-chain locks use the one-key form (`hashtextextended`), a separate key space. */
+/** Base of the first key of every advisory lock hoptrace takes (two-key form): 'hop' << 8. */
+export const LOCK_SPACE = 0x686f7000;
+/**
+ * What a lock guards: the first key is `LOCK_SPACE + purpose`, the second
+ * `hashtext(schema)`, so stores in two schemas of one database never share a
+ * lock. Per-chain locks use the one-key form (`hashtextextended(schema/id)`),
+ * a separate key space.
+ */
 export const LOCK = { migrate: 1, partitions: 2, flush: 3, sweep: 4 } as const;
+
+/** SQL calling an advisory-lock function on one of {@link LOCK} for a schema: `$n` is the purpose's key, `$n+1` the schema. */
+export const lockCall = (fn: string, n: number): string => `${fn}($${n}::int4, hashtext($${n + 1}::text))`;
+
+/** The values of {@link lockCall}'s two parameters. */
+export const lockArgs = (purpose: number, schema: string): [number, string] => [LOCK_SPACE + purpose, schema];
 
 /** The schema a store lives in when the URL names none. */
 export const DEFAULT_SCHEMA = 'hoptrace';
@@ -107,8 +118,10 @@ export class PgDb {
     this.target = options.target;
     this.applicationName = options.applicationName;
     this.pool = new pg.Pool({ ...clientConfig(options.target, options.applicationName), max: options.poolSize });
-    // An idle client that loses its server connection emits here; the pool drops it and connects anew.
+    // A client that loses its server connection emits 'error': an idle one through the pool (which drops
+    // it), a checked-out one on itself (its query fails too, and that failure is what we report).
     this.pool.on('error', () => {});
+    this.pool.on('connect', (client) => client.on('error', () => {}));
   }
 
   get schema(): string {

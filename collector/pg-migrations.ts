@@ -8,7 +8,7 @@
  * so the second waits, then finds every migration applied.
  */
 import type pg from 'pg';
-import { ident, LOCK, LOCK_SPACE } from './pg-db.ts';
+import { ident, LOCK, lockArgs, lockCall } from './pg-db.ts';
 
 export interface PgMigration {
   description: string;
@@ -152,7 +152,7 @@ export async function migratePg(
   migrations: readonly PgMigration[] = PG_MIGRATIONS,
   appliedBy = 'hoptrace',
 ): Promise<{ from: number; to: number }> {
-  await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_SPACE, LOCK.migrate]);
+  await client.query(`SELECT ${lockCall('pg_advisory_lock', 1)}`, lockArgs(LOCK.migrate, schema));
   try {
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
     await client.query(
@@ -186,6 +186,6 @@ export async function migratePg(
     }
     return { from: current, to: Math.max(current, migrations.length) };
   } finally {
-    await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_SPACE, LOCK.migrate]);
+    await client.query(`SELECT ${lockCall('pg_advisory_unlock', 1)}`, lockArgs(LOCK.migrate, schema));
   }
 }

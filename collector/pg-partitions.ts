@@ -6,7 +6,7 @@
  * (meta `partition_ms`), so every collector cuts time the same way.
  */
 import type pg from 'pg';
-import { ident, LOCK, LOCK_SPACE, type PgDb } from './pg-db.ts';
+import { ident, LOCK, lockArgs, lockCall, type PgDb } from './pg-db.ts';
 import { PARTITIONED_TABLES } from './pg-migrations.ts';
 
 /** One day: seven partitions hold the default 7-day retention, plus the one being written. */
@@ -68,7 +68,7 @@ export class PgPartitions {
   async #create(part: number): Promise<void> {
     await this.#db.transaction(async (c) => {
       // One creator at a time across collectors; the others then find it.
-      await c.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_SPACE, LOCK.partitions]);
+      await c.query(`SELECT ${lockCall('pg_advisory_xact_lock', 1)}`, lockArgs(LOCK.partitions, this.#db.schema));
       for (const table of PARTITIONED_TABLES) {
         await c.query(`CREATE TABLE IF NOT EXISTS ${ident(partitionName(table, part))} PARTITION OF ${ident(table)} FOR VALUES IN (${part})`);
       }

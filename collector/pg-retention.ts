@@ -23,7 +23,7 @@
  * and are cleared by the flush.
  */
 import type { PgDb } from './pg-db.ts';
-import { LOCK, LOCK_SPACE } from './pg-db.ts';
+import { LOCK, lockArgs, lockCall } from './pg-db.ts';
 import type { PgPartitions } from './pg-partitions.ts';
 import type { PgSummaries } from './pg-summaries.ts';
 import type { RetentionPolicy, RetentionResult } from './store.ts';
@@ -71,7 +71,7 @@ export class PgRetention {
     const dropped = new Set(drop);
     const result = await this.#db.transaction(async (c) => {
       // No flush or sweep runs while this holds it (they share it); it waits for those running.
-      await c.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_SPACE, LOCK.flush]);
+      await c.query(`SELECT ${lockCall('pg_advisory_xact_lock', 1)}`, lockArgs(LOCK.flush, this.#db.schema));
       const hops = await c.query<{ n: number }>('SELECT coalesce(sum(n), 0)::int8 AS n FROM record_counts WHERE part = ANY($1::int[])', [drop]);
       const dead = await c.query<{ n: number }>(
         `WITH dead AS (DELETE FROM chains WHERE updated_at < $1 RETURNING correlation_id),

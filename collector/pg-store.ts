@@ -135,7 +135,7 @@ export class PgStore implements Store {
   }
 
   #hear(notice: ChainNotice): void {
-    if (notice.s === this.#summaries.storeId) return;
+    if (notice.s === this.#summaries.storeId || notice.d !== this.#db.schema) return;
     for (const id of notice.n) this.#heard.set(id, 'new');
     for (const id of notice.c) if (this.#heard.get(id) !== 'new') this.#heard.set(id, 'changed');
   }

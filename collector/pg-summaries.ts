@@ -26,7 +26,7 @@ import type { ChainChange } from './store.ts';
 import type { ChainSummary, StoredHop } from './api-types.ts';
 import { hopsOfMessages, stepChain, type ChainStep } from './chain-refresh.ts';
 import { summaryHop, type EngineSettings } from './chain-summary.ts';
-import { LOCK, LOCK_SPACE, type PgDb } from './pg-db.ts';
+import { LOCK, lockArgs, lockCall, type PgDb } from './pg-db.ts';
 import { fromPgId, pgId } from './pg-ids.ts';
 import type { PgPartitions } from './pg-partitions.ts';
 import { PG_RECORD_COLUMNS, type PgRecordRow, type PgRecords } from './pg-records.ts';
@@ -43,9 +43,10 @@ const MAX_PENDING_CHANGES = 10_000;
 export const NOTIFY_CHANNEL = 'hoptrace_chains';
 const NOTIFY_MAX_BYTES = 7_000;
 
-/** A notification: which store sent it, chains new (`n`) and changed (`c`). */
+/** A notification: which store sent it, in which schema (one channel serves every schema), chains new (`n`) and changed (`c`). */
 export interface ChainNotice {
   s: string;
+  d: string;
   n: string[];
   c: string[];
 }
@@ -131,9 +132,9 @@ export class PgSummaries {
   async #round(now: number, wait: boolean): Promise<{ changes: ChainChange[]; more: boolean; blocked: boolean }> {
     const after: (() => void)[] = [];
     const result = await this.#db.transaction(async (c) => {
-      if (wait) await c.query('SELECT pg_advisory_xact_lock_shared($1, $2)', [LOCK_SPACE, LOCK.flush]);
+      if (wait) await c.query(`SELECT ${lockCall('pg_advisory_xact_lock_shared', 1)}`, lockArgs(LOCK.flush, this.#db.schema));
       else {
-        const { rows } = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock_shared($1, $2) AS ok', [LOCK_SPACE, LOCK.flush]);
+        const { rows } = await c.query<{ ok: boolean }>(`SELECT ${lockCall('pg_try_advisory_xact_lock_shared', 1)} AS ok`, lockArgs(LOCK.flush, this.#db.schema));
         if (!rows[0].ok) return { changes: [], more: false, blocked: true };
       }
       const claimed = (
@@ -179,8 +180,8 @@ export class PgSummaries {
     if (ids.length === 0) return [];
     const sorted = [...ids].sort();
     const { rows } = await c.query<{ id: string }>(
-      'SELECT id FROM unnest($1::text[]) WITH ORDINALITY AS u (id, o) WHERE pg_try_advisory_xact_lock(hashtextextended(id, 0)) ORDER BY o',
-      [sorted],
+      `SELECT id FROM unnest($1::text[]) WITH ORDINALITY AS u (id, o) WHERE pg_try_advisory_xact_lock(hashtextextended($2 || '/' || id, 0)) ORDER BY o`,
+      [sorted, this.#db.schema],
     );
     return rows.map((r) => r.id);
   }
@@ -405,13 +406,13 @@ export class PgSummaries {
 
   /** Announce changes to every collector (delivered when the transaction commits). */
   async #notify(c: pg.ClientBase, changes: readonly ChainChange[]): Promise<void> {
-    let notice: ChainNotice = { s: this.storeId, n: [], c: [] };
-    let bytes = 40;
+    let notice: ChainNotice = { s: this.storeId, d: this.#db.schema, n: [], c: [] };
+    let bytes = 120;
     const send = async () => {
       if (notice.n.length + notice.c.length === 0) return;
       await c.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, JSON.stringify(notice)]);
-      notice = { s: this.storeId, n: [], c: [] };
-      bytes = 40;
+      notice = { s: this.storeId, d: this.#db.schema, n: [], c: [] };
+      bytes = 120;
     };
     for (const change of changes) {
       const id = change.chain.correlationId;
@@ -469,7 +470,7 @@ export class PgSummaries {
   async refreshUnsettled(now: number, limit: number): Promise<ChainChange[]> {
     const after: (() => void)[] = [];
     const changes = await this.#db.transaction(async (c) => {
-      const { rows: lock } = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock_shared($1, $2) AS ok', [LOCK_SPACE, LOCK.flush]);
+      const { rows: lock } = await c.query<{ ok: boolean }>(`SELECT ${lockCall('pg_try_advisory_xact_lock_shared', 1)} AS ok`, lockArgs(LOCK.flush, this.#db.schema));
       if (!lock[0].ok) return [];
       const { rows } = await c.query<{ correlation_id: string }>('SELECT correlation_id FROM chains WHERE NOT settled ORDER BY checked_at LIMIT $1', [limit]);
       const won = await this.#lockChains(c, rows.map((r) => r.correlation_id));

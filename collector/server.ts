@@ -26,6 +26,7 @@ import { ingestRoutes } from './routes/ingest-routes.ts';
 import { opsRoutes } from './routes/ops-routes.ts';
 import { uiRoutes } from './routes/ui-routes.ts';
 import { SqliteStore } from './sqlite-store.ts';
+import { describeStore, openStore, parseStoreSpec, STORE_ENV } from './store-open.ts';
 import type { Store } from './store.ts';
 import { startSummaryFlush, startSweep } from './sweep.ts';
 import { VERSION } from './version.ts';
@@ -38,6 +39,13 @@ export interface CollectorOptions {
   host?: string;
   /** SQLite database file, created when missing. @default process.env.HOPTRACE_DB ?? './hoptrace.db' */
   db?: string;
+  /**
+   * The store as one string, instead of `db`: `postgres://user@host/db` (several collectors may share
+   * it), `sqlite:PATH` or a path. See `store-open.ts`.
+   * @default process.env.HOPTRACE_STORE, else the SQLite file of `db`
+   * @example 'postgres://hoptrace@db.internal:5432/observability'
+   */
+  storeUrl?: string;
   /**
    * Bearer token that `POST /v1/hops` and `POST /v1/traces` require
    * (`Authorization: Bearer <token>`). `''` switches auth off even when the env var is set.
@@ -141,13 +149,17 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
   const token = options.token ?? process.env[Env.HOPTRACE_TOKEN] ?? undefined;
   const jaegerUrl = (options.jaegerUrl ?? process.env[Env.HOPTRACE_JAEGER_URL]) || undefined;
 
+  // An explicit option beats the environment; a store URL beats a file path at the same level.
+  const storeUrl = options.storeUrl ?? (options.db === undefined ? process.env[STORE_ENV] || undefined : undefined);
   const store =
     options.store ??
-    new SqliteStore({
-      path: options.db ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH,
-      engine,
-      durability: options.durability,
-    });
+    (storeUrl !== undefined
+      ? await openStore(parseStoreSpec(storeUrl), { engine, durability: options.durability })
+      : new SqliteStore({
+          path: options.db ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH,
+          engine,
+          durability: options.durability,
+        }));
 
   const ctx: CollectorContext = {
     store,
@@ -209,7 +221,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
   const address = server.address() as AddressInfo;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : urlHost}:${address.port}`;
-  logger.info({ url, db: store instanceof SqliteStore ? store.path : undefined }, 'hoptrace collector listening');
+  logger.info({ url, store: describeStore(store) }, 'hoptrace collector listening');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
