@@ -46,7 +46,7 @@ export interface PgStoreOptions {
   engine?: EngineSettings;
   /** Pooled connections at most (one more is kept for LISTEN and the sweep lock). @default 10 */
   poolSize?: number;
-  /** How inserts send rows (`pg-commit.ts`); the bench measures all three. @default 'values' */
+  /** How inserts send rows (`pg-commit.ts`); the bench measures all three. @default 'unnest' */
   insertMethod?: PgInsertMethod;
   /**
    * Width of a time partition when this call creates the schema (an existing schema keeps its own).
@@ -118,7 +118,7 @@ export class PgStore implements Store {
         url,
         db,
         coordinator,
-        commit: new PgCommit(db, strings, partitions, options.insertMethod ?? 'values'),
+        commit: new PgCommit(db, strings, partitions, options.insertMethod ?? 'unnest'),
         records,
         summaries,
         topology: new PgTopology(db, records),
