@@ -160,7 +160,7 @@ export class PgCommit {
     const earlier = ' WHERE $3::int IS NULL OR NOT EXISTS (SELECT 1 FROM records r WHERE r.part = $3 AND r.message_id = s.message_id AND r.dkey = s.dkey)';
     const sql = `WITH ins AS (
         INSERT INTO records (part, message_id, correlation_id, dkey, kind, ts, received_at, body)
-        SELECT $1::int, s.message_id, s.correlation_id, s.dkey, s.kind, s.ts, $2::int8, s.body FROM ${source}${earlier}
+        SELECT $1::int, s.message_id, s.correlation_id, s.dkey, s.kind, s.ts, $2::float8, s.body FROM ${source}${earlier}
         ON CONFLICT (message_id, dkey, part) DO NOTHING
         RETURNING correlation_id
       ), dirty AS (

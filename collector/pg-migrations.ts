@@ -43,7 +43,8 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       dkey           bigint           NOT NULL,
       kind           smallint         NOT NULL,
       ts             double precision NOT NULL,
-      received_at    bigint           NOT NULL,
+      -- epoch ms (collector clock); times are double precision as in the API (a caller's time may have a fraction)
+      received_at    double precision NOT NULL,
       -- the writing transaction: which records a chain's summary holds is told by the dirty marks' xids
       xid            xid8             NOT NULL DEFAULT pg_current_xact_id(),
       -- record-codec.ts encodeRecord
@@ -79,10 +80,10 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       end_ts         double precision NOT NULL,
       hop_count      integer          NOT NULL,
       -- the newest and oldest arrival of a record the summary holds (collector clock, epoch ms)
-      updated_at     bigint           NOT NULL,
-      received_from  bigint           NOT NULL,
+      updated_at     double precision NOT NULL,
+      received_from  double precision NOT NULL,
       settled        boolean          NOT NULL,
-      checked_at     bigint           NOT NULL,
+      checked_at     double precision NOT NULL,
       -- from chain_version_seq at every change of what the summary holds: a collector's cached state
       -- of the chain is good while the versions agree
       version        bigint           NOT NULL,

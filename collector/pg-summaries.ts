@@ -340,8 +340,8 @@ export class PgSummaries {
       const col = <T>(f: (u: { plan: Plan; step: ChainStep }) => T) => upsert.map(f);
       const { rows } = await c.query<{ correlation_id: string; version: number; inserted: boolean }>(
         `INSERT INTO chains (correlation_id, status, start_ts, end_ts, hop_count, updated_at, received_from, settled, checked_at, version, summary)
-         SELECT id, status, st, et, hc, ua, rf, s, $1, nextval('chain_version_seq'), sm
-         FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::int[], $7::int8[], $8::int8[], $9::bool[], $10::text[])
+         SELECT id, status, st, et, hc, ua, rf, s, $1::float8, nextval('chain_version_seq'), sm
+         FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::int[], $7::float8[], $8::float8[], $9::bool[], $10::text[])
            AS u (id, status, st, et, hc, ua, rf, s, sm)
          ON CONFLICT (correlation_id) DO UPDATE SET status = excluded.status, start_ts = excluded.start_ts, end_ts = excluded.end_ts,
            hop_count = excluded.hop_count, updated_at = excluded.updated_at, received_from = excluded.received_from,
