@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
+import { pgIngestTable } from './ingest-pg.ts';
 import type { IngestInput, IngestOutput } from './ingest.worker.ts';
 import { runWorker } from './lib/child.ts';
 import { startCollectorProcess } from './lib/collector-process.ts';
@@ -57,13 +58,15 @@ interface Row {
 
 async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const size = sizes(ctx.quick);
-  const big = await cachedStore(ctx.cacheDir, size.bigStore);
+  // BENCH_INGEST_EMPTY_ONLY=1: the empty-store rows only (no big store to build), e.g. for the PostgreSQL rows.
+  const emptyOnly = process.env.BENCH_INGEST_EMPTY_ONLY === '1';
+  const big = emptyOnly ? { path: '', hops: 0 } : await cachedStore(ctx.cacheDir, size.bigStore);
   const rows: Row[] = [];
   let seed = 100;
   // Ingested hops continue where the cached store's day ends, as new traffic would.
   const gen = () => ({ seed: seed++, startTs: STORE_START + 86_400_000, chainGapMs: STORE_CHAIN_GAP_MS });
 
-  for (const before of [0, big.hops]) {
+  for (const before of emptyOnly ? [0] : [0, big.hops]) {
     const freshDb = (name: string): string => {
       const path = join(ctx.tmpDir, `${name}.db`);
       for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
@@ -162,7 +165,14 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
     }
   }
 
-  return { tables: [table(rows, size)], raw: { sizes: size, rows, bigStore: big } };
+  // PostgreSQL rows, against this run's SQLite collector row (empty store, batches of 1,000).
+  const reference = rows.find((r) => r.storeBefore === 0 && r.path.startsWith('POST /v1/hops, batches of 1,000') && r.hops && r.wallMs);
+  const pg = await pgIngestTable(
+    ctx,
+    gen,
+    reference ? { label: reference.path, hopsPerSec: (reference.hops! / reference.wallMs!) * 1000 } : undefined,
+  );
+  return { tables: [table(rows, size), pg.table], raw: { sizes: size, rows, bigStore: big, postgres: pg.raw } };
 }
 
 function runCli(args: string[]): Promise<{ code: number; output: string }> {

@@ -76,6 +76,9 @@ export class PgCommit {
       ts: r.ts,
       body: bodies[i],
     }));
+    // In key order: two writes holding some of the same records (a resend racing the original) wait
+    // on each other's index entries in one order, so they never deadlock.
+    rows.sort((a, b) => Buffer.compare(a.messageId, b.messageId) || a.dkey - b.dkey);
     const part = this.#partitions.partOf(receivedAt);
     for (let attempt = 0; ; attempt++) {
       await this.#partitions.ensure(part);
@@ -133,7 +136,8 @@ export class PgCommit {
 
   async #insertChunk(c: pg.ClientBase, rows: readonly Row[], part: number, receivedAt: number, boundary: boolean): Promise<number> {
     if (this.method === 'unnest') {
-      const source = 'unnest($4::bytea[], $5::bytea[], $6::int8[], $7::int2[], $8::float8[], $9::bytea[]) AS s (message_id, correlation_id, dkey, kind, ts, body)';
+      const source =
+        '(SELECT * FROM unnest($4::bytea[], $5::bytea[], $6::int8[], $7::int2[], $8::float8[], $9::bytea[]) WITH ORDINALITY AS u (message_id, correlation_id, dkey, kind, ts, body, o) ORDER BY o) AS s';
       return this.#insertFrom(
         c,
         source,

@@ -83,7 +83,13 @@ export class PgStrings implements StringTable {
   /** Store names (whoever stores one first gives it its id) and learn their ids. */
   async intern(texts: readonly string[]): Promise<void> {
     if (texts.length === 0) return;
-    await this.#db.query('INSERT INTO strings (text) SELECT unnest($1::text[]) ON CONFLICT (text) DO NOTHING', [texts]);
+    // In one order everywhere: two collectors adding the same new names never deadlock on them.
+    const sorted = [...texts].sort();
+    await this.#db.query(
+      'INSERT INTO strings (text) SELECT t FROM unnest($1::text[]) WITH ORDINALITY AS u (t, o) ORDER BY o ON CONFLICT (text) DO NOTHING',
+      [sorted],
+      'interning names',
+    );
     const rows = await this.#db.query<{ id: number; text: string }>('SELECT id, text FROM strings WHERE text = ANY($1::text[])', [texts]);
     this.#read(rows);
   }
