@@ -22,9 +22,18 @@ import { fromPgId, pgIdPrefixRanges } from './pg-ids.ts';
 import { hexPrefixRange } from './record-codec.ts';
 import type { ChainQuery } from './store.ts';
 
-export async function listChainsPg(db: PgDb, query: ChainQuery): Promise<ChainList> {
+/**
+ * @param fresh resolves once summaries are up to date: the parts of the plan
+ *   that read records only (the driver's counts, message-id matches) run
+ *   meanwhile, the rest after it
+ */
+export async function listChainsPg(db: PgDb, query: ChainQuery, fresh: Promise<void> = Promise.resolve()): Promise<ChainList> {
   const tagFilters = queryTagFilters(query);
-  const driver = await driverFilter(db, tagFilters, query);
+  const [driver, messageMatches] = await Promise.all([
+    driverFilter(db, tagFilters, query),
+    query.q === undefined ? Promise.resolve([]) : messageIdMatches(db, query.q),
+    fresh,
+  ]);
   const t = driver ? 'd' : 'c';
   const where: string[] = [];
   const params: unknown[] = [];
@@ -45,7 +54,7 @@ export async function listChainsPg(db: PgDb, query: ChainQuery): Promise<ChainLi
   }
   if (query.q !== undefined) {
     const alternatives = [`(c.correlation_id >= ${p(query.q)} AND c.correlation_id < ${p(query.q + '\uffff')})`];
-    const others = await idMatches(db, query.q);
+    const others = [...new Set([...messageMatches, ...(await traceIdMatches(db, query.q))])];
     if (others.length > 0) alternatives.push(`c.correlation_id = ANY(${p(others)}::text[])`);
     where.push(`(${alternatives.join(' OR ')})`);
   }
@@ -69,47 +78,48 @@ export async function listChainsPg(db: PgDb, query: ChainQuery): Promise<ChainLi
   };
 }
 
-/** Correlation ids of the chains holding a message or trace id that is `q` or starts with it. */
-async function idMatches(db: PgDb, q: string): Promise<string[]> {
+/** Correlation ids of the chains holding a message whose id is `q` or starts with it (from records: no summary needed). */
+async function messageIdMatches(db: PgDb, q: string): Promise<string[]> {
   const out = new Set<string>();
-  const queries: Promise<void>[] = [];
-  for (const r of pgIdPrefixRanges(q)) {
-    const shape = r.uuid ? 'length(message_id) = 16' : 'length(message_id) <> 16';
-    const sql = `SELECT DISTINCT correlation_id FROM (SELECT correlation_id FROM records WHERE message_id >= $1${r.hi ? ' AND message_id < $2' : ''} AND ${shape} LIMIT ${Q_MATCH_CAP}) m`;
-    queries.push(
-      db.query<{ correlation_id: Buffer }>(sql, r.hi ? [r.lo, r.hi] : [r.lo]).then((rows) => {
-        for (const row of rows) out.add(fromPgId(row.correlation_id));
-      }),
-    );
-  }
-  if (isTracePrefix(q)) {
-    const { lo, hi } = hexPrefixRange(q);
-    const sql = `SELECT DISTINCT correlation_id FROM (SELECT correlation_id FROM chain_traces WHERE trace_id >= $1${hi ? ' AND trace_id < $2' : ''} LIMIT ${Q_MATCH_CAP}) t`;
-    queries.push(
-      db.query<{ correlation_id: string }>(sql, hi ? [Buffer.from(lo), Buffer.from(hi)] : [Buffer.from(lo)]).then((rows) => {
-        for (const row of rows) out.add(row.correlation_id);
-      }),
-    );
-  }
-  await Promise.all(queries);
+  await Promise.all(
+    pgIdPrefixRanges(q).map(async (r) => {
+      const shape = r.uuid ? 'length(message_id) = 16' : 'length(message_id) <> 16';
+      const sql = `SELECT DISTINCT correlation_id FROM (SELECT correlation_id FROM records WHERE message_id >= $1${r.hi ? ' AND message_id < $2' : ''} AND ${shape} LIMIT ${Q_MATCH_CAP}) m`;
+      for (const row of await db.query<{ correlation_id: Buffer }>(sql, r.hi ? [r.lo, r.hi] : [r.lo])) out.add(fromPgId(row.correlation_id));
+    }),
+  );
   return [...out];
+}
+
+/** Correlation ids of the chains with a trace id that is `q` or starts with it (written with summaries). */
+async function traceIdMatches(db: PgDb, q: string): Promise<string[]> {
+  if (!isTracePrefix(q)) return [];
+  const { lo, hi } = hexPrefixRange(q);
+  const sql = `SELECT DISTINCT correlation_id FROM (SELECT correlation_id FROM chain_traces WHERE trace_id >= $1${hi ? ' AND trace_id < $2' : ''} LIMIT ${Q_MATCH_CAP}) t`;
+  const rows = await db.query<{ correlation_id: string }>(sql, hi ? [Buffer.from(lo), Buffer.from(hi)] : [Buffer.from(lo)]);
+  return rows.map((r) => r.correlation_id);
 }
 
 /** The tag filter to walk: of the single-valued ones, the one with the fewest chains in the window. */
 async function driverFilter(db: PgDb, tagFilters: string[][], query: ChainQuery): Promise<string[] | undefined> {
   const single = tagFilters.filter((tags) => tags.length === 1);
   if (single.length <= 1) return single[0];
+  const counts = await Promise.all(
+    single.map(async (tags) => {
+      const rows = await db.query<{ n: number }>(
+        `SELECT count(*)::int8 AS n FROM (SELECT 1 FROM chain_tags WHERE tag = $1 AND start_ts >= $2 AND start_ts <= $3 LIMIT ${DRIVER_COUNT_CAP}) x`,
+        [tags[0], query.from ?? -Infinity, query.to ?? Infinity],
+      );
+      return rows[0].n;
+    }),
+  );
   let best = single[0];
   let bestCount = Infinity;
-  for (const tags of single) {
-    const rows = await db.query<{ n: number }>(
-      `SELECT count(*)::int8 AS n FROM (SELECT 1 FROM chain_tags WHERE tag = $1 AND start_ts >= $2 AND start_ts <= $3 LIMIT ${DRIVER_COUNT_CAP}) x`,
-      [tags[0], query.from ?? -Infinity, query.to ?? Infinity],
-    );
-    if (rows[0].n < bestCount) {
+  single.forEach((tags, i) => {
+    if (counts[i] < bestCount) {
       best = tags;
-      bestCount = rows[0].n;
+      bestCount = counts[i];
     }
-  }
+  });
   return best;
 }

@@ -48,6 +48,7 @@ interface Row {
 }
 
 const NO_PARTITION = '23514';
+const DEADLOCK = '40P01';
 
 export class PgCommit {
   readonly #db: PgDb;
@@ -76,9 +77,6 @@ export class PgCommit {
       ts: r.ts,
       body: bodies[i],
     }));
-    // In key order: two writes holding some of the same records (a resend racing the original) wait
-    // on each other's index entries in one order, so they never deadlock.
-    rows.sort((a, b) => Buffer.compare(a.messageId, b.messageId) || a.dkey - b.dkey);
     const part = this.#partitions.partOf(receivedAt);
     for (let attempt = 0; ; attempt++) {
       await this.#partitions.ensure(part);
@@ -86,9 +84,12 @@ export class PgCommit {
         const inserted = await this.#write(rows, part, receivedAt);
         return { accepted: records.length, duplicates: records.length - inserted };
       } catch (err) {
-        // Retention elsewhere dropped a partition this collector still knew: create it again, once.
-        if (attempt > 0 || (err as { cause?: { code?: string } }).cause?.code !== NO_PARTITION) throw err;
-        this.#partitions.forget([part]);
+        const code = (err as { cause?: { code?: string } }).cause?.code;
+        if (attempt >= 2 || (code !== NO_PARTITION && code !== DEADLOCK)) throw err;
+        // Retention elsewhere dropped a partition this collector still knew: create it again.
+        if (code === NO_PARTITION) this.#partitions.forget([part]);
+        // A deadlock: two writes holding some of the same records (a resend racing its original) in
+        // other orders. PostgreSQL rolled this one back; write it again (records keep arrival order).
       }
     }
   }

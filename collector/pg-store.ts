@@ -180,8 +180,8 @@ export class PgStore implements Store {
   }
 
   async listChains(query: ChainQuery): Promise<ChainList> {
-    await this.#summaries.fresh();
-    return listChainsPg(this.#db, query);
+    this.#db.open();
+    return listChainsPg(this.#db, query, this.#summaries.fresh());
   }
 
   async messageChains(messageId: string): Promise<string[]> {

@@ -227,7 +227,7 @@ for (const kind of storeKinds()) {
       } finally {
         await store.close();
       }
-    });
+    }, 120_000);
   });
 }
 
