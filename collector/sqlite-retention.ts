@@ -3,28 +3,19 @@
  * ids, and their topology contributions), oldest-updated first, by age and
  * by size, in chunks so a large purge never holds the write lock for long.
  */
-import type { ChainSummary, StoredHop } from './api-types.ts';
+import type { ChainSummary } from './api-types.ts';
+import { topologyHop } from './chain-refresh.ts';
+import { tagKey } from './chain-list-filters.ts';
 import { chainTags } from './chain-summary.ts';
 import { packId } from './record-codec.ts';
-import { tagKey } from './sqlite-chain-list.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 import type { SqliteRecords } from './sqlite-records.ts';
 import type { SqliteSummaries } from './sqlite-summaries.ts';
 import type { SqliteTopology } from './sqlite-topology.ts';
 import type { RetentionPolicy, RetentionResult } from './store.ts';
-import { EdgeTally, messageContributions, type TopologyHop } from './topology-buckets.ts';
+import { EdgeTally, messageContributions } from './topology-buckets.ts';
 
 const CHUNK = 500;
-
-const topologyHop = (h: StoredHop): TopologyHop => ({
-  kind: h.kind,
-  service: h.service,
-  exchange: h.exchange ?? null,
-  queue: h.queue ?? null,
-  ts: h.ts,
-  outcome: h.outcome ?? null,
-  deathCount: h.deathCount ?? null,
-});
 
 export class SqliteRetention {
   readonly #db: SqliteDb;

@@ -22,12 +22,12 @@
 import type { StatementSync } from 'node:sqlite';
 import { StoreError } from '../src/errors.ts';
 import type { ChainSummary, StoredHop } from './api-types.ts';
-import { chainTags, summarizeChainHops, summaryHop, type ChainTag, type EngineSettings } from './chain-summary.ts';
+import { hopsOfMessages, newTraceIds, tagChanges, topologyHop } from './chain-refresh.ts';
+import { summarizeChainHops, summaryHop, type EngineSettings } from './chain-summary.ts';
 import { unpackId } from './record-codec.ts';
 import { distinctHops } from './record-identity.ts';
 import type { CommittedHops } from './sqlite-commit.ts';
 import type { SqliteDb } from './sqlite-db.ts';
-import { tagKey } from './sqlite-chain-list.ts';
 import type { SqliteRecords } from './sqlite-records.ts';
 import type { SqliteTopology } from './sqlite-topology.ts';
 import type { ChainChange } from './store.ts';
@@ -54,23 +54,8 @@ interface ChainState {
 
 const rowIdOf = (hopId: number): number => Math.floor(hopId / 8);
 
-function topologyHop(h: StoredHop): TopologyHop {
-  return {
-    kind: h.kind,
-    service: h.service,
-    exchange: h.exchange ?? null,
-    queue: h.queue ?? null,
-    ts: h.ts,
-    outcome: h.outcome ?? null,
-    deathCount: h.deathCount ?? null,
-  };
-}
-
 function byMessage(hops: readonly StoredHop[], messages: ReadonlySet<string>): Map<string, TopologyHop[]> {
-  const out = new Map<string, TopologyHop[]>();
-  for (const m of messages) out.set(m, []);
-  for (const h of hops) out.get(h.messageId)?.push(topologyHop(h));
-  return out;
+  return new Map([...hopsOfMessages(hops, messages)].map(([m, list]) => [m, list.map(topologyHop)]));
 }
 
 export class SqliteSummaries {
@@ -261,22 +246,13 @@ export class SqliteSummaries {
   }
 
   #writeTags(correlationId: string, old: ChainSummary | undefined, oldHops: readonly StoredHop[], summary: ChainSummary, hops: readonly StoredHop[]): void {
-    const next = new Set(chainTags(summary, hops).map(tagKey));
-    if (old !== undefined) {
-      const sameStart = old.startTs === summary.startTs;
-      for (const key of new Set(chainTags(old, oldHops).map((t: ChainTag) => tagKey(t)))) {
-        if (sameStart && next.has(key)) next.delete(key);
-        else this.#deleteTag.run(key, old.startTs, correlationId);
-      }
-    }
-    for (const key of next) this.#insertTag.run(key, summary.startTs, correlationId);
+    const { remove, add } = tagChanges(old, oldHops, summary, hops);
+    for (const key of remove) this.#deleteTag.run(key, old!.startTs, correlationId);
+    for (const key of add) this.#insertTag.run(key, summary.startTs, correlationId);
   }
 
   #writeTraces(correlationId: string, old: ChainSummary | undefined, summary: ChainSummary): void {
-    const known = new Set(old?.traceIds ?? []);
-    for (const t of summary.traceIds) {
-      if (!known.has(t) && t.length === 32) this.#insertTrace.run(Buffer.from(t, 'hex'), correlationId);
-    }
+    for (const t of newTraceIds(old, summary)) this.#insertTrace.run(Buffer.from(t, 'hex'), correlationId);
   }
 
   #remember(correlationId: string, state: ChainState): void {
