@@ -37,7 +37,7 @@ export async function pgIngestTable(
   gen: () => { seed: number; startTs: number; chainGapMs: number },
   sqliteRate: { label: string; hopsPerSec: number } | undefined,
 ): Promise<{ table: Table; raw: unknown }> {
-  const hops = ctx.quick ? 5_000 : 200_000;
+  const hops = Number(process.env.BENCH_INGEST_HOPS) || (ctx.quick ? 5_000 : 200_000);
   const db = await benchDatabase('ingest');
   const settings = await pgSettings(db.url);
   const rows: PgIngestRow[] = [];

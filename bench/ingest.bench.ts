@@ -37,6 +37,9 @@ interface Sizes {
 }
 
 function sizes(quick: boolean): Sizes {
+  // BENCH_INGEST_HOPS=N: N hops per row instead (a shorter run while the machine is shared).
+  const n = Number(process.env.BENCH_INGEST_HOPS);
+  if (n > 0) return { bigStore: quick ? 20_000 : 1_000_000, ceiling: n, store: n, http1Requests: Math.min(5_000, Math.ceil(n / 20)), http100: n, http1000: n, importHops: n };
   return quick
     ? { bigStore: 20_000, ceiling: 5_000, store: 5_000, http1Requests: 300, http100: 5_000, http1000: 10_000, importHops: 10_000 }
     : { bigStore: 1_000_000, ceiling: 200_000, store: 200_000, http1Requests: 5_000, http100: 100_000, http1000: 200_000, importHops: 200_000 };
