@@ -10,7 +10,7 @@ import type { StoredHop } from './api-types.ts';
 import { expandRecordV2 } from './hop-v2.ts';
 import type { PgDb } from './pg-db.ts';
 import { fromPgId, pgId } from './pg-ids.ts';
-import { UnknownStringError, type PgStrings } from './pg-strings.ts';
+import type { PgStrings } from './pg-strings.ts';
 import { decodeRecord } from './record-codec.ts';
 import { distinctHops, isV2Code, kindOfCode } from './record-identity.ts';
 
@@ -59,28 +59,16 @@ export class PgRecords {
 
   /** Every hop of the rows, in row order, repeats kept; reads names other collectors added first. */
   async allHops(rows: readonly PgRecordRow[]): Promise<StoredHop[]> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const hops: StoredHop[] = [];
-        for (const row of rows) for (const h of this.rowHops(row)) hops.push(h);
-        return hops;
-      } catch (err) {
-        if (!(err instanceof UnknownStringError) || attempt > 3) throw err;
-        await this.#strings.refresh(err.id);
-      }
-    }
+    return this.#strings.decodeAll(() => {
+      const hops: StoredHop[] = [];
+      for (const row of rows) for (const h of this.rowHops(row)) hops.push(h);
+      return hops;
+    });
   }
 
   /** The records of the rows (for `hoptrace migrate` and tests). */
   async records(rows: readonly PgRecordRow[]): Promise<Record<string, unknown>[]> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return rows.map((r) => this.#record(r));
-      } catch (err) {
-        if (!(err instanceof UnknownStringError) || attempt > 3) throw err;
-        await this.#strings.refresh(err.id);
-      }
-    }
+    return this.#strings.decodeAll(() => rows.map((r) => this.#record(r)));
   }
 
   /** Rows in id order → their hops, each hop once. */

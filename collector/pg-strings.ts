@@ -56,8 +56,37 @@ export class PgStrings implements StringTable {
 
   textOf(id: number): string {
     const text = this.#texts.get(id);
-    if (text === undefined) throw new UnknownStringError(id);
-    return text;
+    if (text !== undefined) return text;
+    if (this.#unknown === undefined) throw new UnknownStringError(id);
+    this.#unknown.add(id);
+    return '';
+  }
+
+  /** While decoding in {@link decodeAll}'s first pass: ids not known yet. */
+  #unknown: Set<number> | undefined;
+
+  /**
+   * Decode with every name known: a first pass notes the ids other
+   * collectors added (ids are not committed in order, so "newer than the
+   * largest known" is not enough), one query reads them all, and only then
+   * is the result kept.
+   */
+  async decodeAll<T>(decode: () => T): Promise<T> {
+    const unknown = new Set<number>();
+    this.#unknown = unknown;
+    let result: T;
+    try {
+      result = decode();
+    } finally {
+      this.#unknown = undefined;
+    }
+    if (unknown.size === 0) return result;
+    const rows = await this.#db.query<{ id: number; text: string }>('SELECT id, text FROM strings WHERE id > $1 OR id = ANY($2::int[])', [
+      this.#maxId,
+      [...unknown],
+    ]);
+    this.#read(rows);
+    return decode();
   }
 
   /**
@@ -94,10 +123,4 @@ export class PgStrings implements StringTable {
     this.#read(rows);
   }
 
-  /** Read the names other collectors added (after an {@link UnknownStringError}). */
-  async refresh(id: number): Promise<void> {
-    const rows = await this.#db.query<{ id: number; text: string }>('SELECT id, text FROM strings WHERE id > $1 OR id = $2', [this.#maxId, id]);
-    this.#read(rows);
-    if (!this.#texts.has(id)) throw new UnknownStringError(id);
-  }
 }

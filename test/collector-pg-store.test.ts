@@ -259,6 +259,16 @@ describe('PostgreSQL store shared by several collectors', () => {
       await a.insertHops(hops, Date.now());
       expect((await b.chainHops('chain-n')).map((h) => [h.service, h.exchange])).toEqual(hops.map((h) => [h.service, h.exchange]));
       expect((await b.listChains({ limit: 5, service: 'brand-new-service' })).items.map((c) => c.correlationId)).toEqual(['chain-n']);
+      // Many new names from both at once: their ids come from one sequence but commit out of order.
+      const batches = Array.from({ length: 16 }, (_, i) =>
+        Array.from({ length: 40 }, (_, k) => makeHop({ correlationId: `many-${i}`, service: `svc-${i}-${k}`, consumerTag: `ctag-${i}-${k}` })),
+      );
+      await Promise.all(batches.map((batch, i) => (i % 2 ? a : b).insertHops(batch, Date.now())));
+      await Promise.all([a.flushSummaries(Date.now()), b.flushSummaries(Date.now())]);
+      for (const [i, batch] of batches.entries()) {
+        for (const s of [a, b]) expect((await s.chainHops(`many-${i}`)).map((h) => h.service).sort()).toEqual(batch.map((h) => h.service).sort());
+      }
+      expect(await a.stats()).toMatchObject({ hops: 4 + 16 * 40, chains: 17 });
     } finally {
       await a.close();
       await b.close();
