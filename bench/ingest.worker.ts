@@ -25,6 +25,7 @@ import { SqliteStore } from '../collector/sqlite-store.ts';
 import type { HopRecord } from '../src/hop.ts';
 import { workerMain } from './lib/child.ts';
 import { HopGenerator, hopsInTimeOrder } from './lib/hop-gen.ts';
+import { recordsInTimeOrder } from './lib/record-gen.ts';
 import { progressEvery } from './lib/progress.ts';
 
 export interface IngestInput {
@@ -42,6 +43,12 @@ export interface IngestInput {
   /** Requests in flight (http). */
   concurrency?: number;
   /**
+   * http: what to send. `v1`: one record per hop (lib/hop-gen.ts); `v2`: the same traffic as the
+   * version-2 library writes it, one record per message per side (lib/record-gen.ts); `hops` then
+   * counts records. @default 'v1'
+   */
+  records?: 'v1' | 'v2';
+  /**
    * http: generate and serialize each request's hops when it is sent instead
    * of all up front (for a million hops, which would not fit in memory as
    * objects). The client then competes for CPU with the collector.
@@ -50,7 +57,10 @@ export interface IngestInput {
 }
 
 export interface IngestOutput {
+  /** Records committed (hops, for version-1 records). */
   hops: number;
+  /** v2: distinct messages the committed records are about. */
+  messages?: number;
   wallMs: number;
   requests?: number;
   /** Request latency percentiles (http), ms. */
@@ -139,23 +149,31 @@ async function http(input: IngestInput): Promise<IngestOutput> {
   const batch = input.batch ?? 100;
   const total = input.hops;
   const requests = Math.ceil(total / batch);
-  const serialize = (hops: HopRecord[]) => Buffer.from(hops.map((h) => JSON.stringify(h)).join('\n') + '\n');
+  const messageIds = new Set<string>();
+  const serialize = (records: { messageId: string }[]) => {
+    if (input.records === 'v2') for (const r of records) messageIds.add(r.messageId);
+    return Buffer.from(records.map((h) => JSON.stringify(h)).join('\n') + '\n');
+  };
+  const stream = (): Iterator<{ messageId: string }> =>
+    input.records === 'v2' ? recordsInTimeOrder(new HopGenerator(input), total) : hopsInTimeOrder(new HopGenerator(input), total);
   let body: (i: number) => Buffer;
   if (input.lazy) {
-    const stream = hopsInTimeOrder(new HopGenerator(input), total);
+    const records = stream();
     body = () => {
-      const hops: HopRecord[] = [];
-      for (let r = stream.next(); !r.done; r = stream.next()) {
-        hops.push(r.value);
-        if (hops.length === batch) break;
+      const batchRecords: { messageId: string }[] = [];
+      for (let r = records.next(); !r.done; r = records.next()) {
+        batchRecords.push(r.value);
+        if (batchRecords.length === batch) break;
       }
-      return serialize(hops);
+      return serialize(batchRecords);
     };
   } else {
     // Bodies are serialized before the clock starts: the client's work is not the collector's.
-    const hops = generateHops(input);
+    const all: { messageId: string }[] = [];
+    const records = stream();
+    for (let r = records.next(); !r.done; r = records.next()) all.push(r.value);
     const bodies: Buffer[] = [];
-    for (let i = 0; i < hops.length; i += batch) bodies.push(serialize(hops.slice(i, i + batch)));
+    for (let i = 0; i < all.length; i += batch) bodies.push(serialize(all.slice(i, i + batch)));
     body = (i) => bodies[i];
   }
   const agent = new Agent({ keepAlive: true, maxSockets: input.concurrency ?? 8 });
@@ -210,7 +228,14 @@ async function http(input: IngestInput): Promise<IngestOutput> {
   if (accepted !== total) throw new Error(`the collector accepted ${accepted} of ${total} hops`);
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  return { hops: accepted, wallMs, requests, latency: { p50: at(0.5), p99: at(0.99) }, catchUpMs };
+  return {
+    hops: accepted,
+    ...(input.records === 'v2' ? { messages: messageIds.size } : {}),
+    wallMs,
+    requests,
+    latency: { p50: at(0.5), p99: at(0.99) },
+    catchUpMs,
+  };
 }
 
 async function main(input: IngestInput): Promise<IngestOutput> {

@@ -41,7 +41,7 @@ function facts(path: string): Facts {
       longChains: col('SELECT correlation_id FROM chains WHERE hop_count >= 1000 ORDER BY start_ts LIMIT 20') as string[],
       smallChains: col('SELECT correlation_id FROM chains WHERE hop_count BETWEEN 3 AND 12 ORDER BY correlation_id LIMIT 50') as string[],
       messageIds: (col(`SELECT message_id FROM records WHERE id % ${step} = 0 LIMIT 50`) as (string | Uint8Array)[]).map(unpackId),
-      traceIds: (col('SELECT trace_id FROM chain_traces ORDER BY correlation_id LIMIT 50') as Uint8Array[]).map((b) => Buffer.from(b).toString('hex')),
+      traceIds: (col('SELECT trace_id FROM chain_traces ORDER BY chain_id LIMIT 50') as Uint8Array[]).map((b) => Buffer.from(b).toString('hex')),
       maxTs: (db.prepare('SELECT max(ts) AS t FROM records').get() as { t: number }).t,
     };
   } finally {

@@ -110,6 +110,9 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const lines = ctx.quick ? 20_000 : 200_000;
   const logline = await runWorker<LoglineInput, LoglineRow[]>(LOGLINE_WORKER, { lines }, { timeoutMs: 300_000 });
 
+  // The ingest scenario compares the collector's intake with this, in the same run.
+  const plainRates = (runs.get('plain') ?? []).flatMap((o) => (o ? [rate(o.roundtrip)] : []));
+  if (plainRates.length > 0) ctx.shared.plainRoundTripRate = summarize(plainRates).median;
   return {
     tables: [...tables(runs, size, failures), loglineTable(logline, lines)],
     raw: { sizes: size, runs: Object.fromEntries(runs), failures: Object.fromEntries(failures), logline },

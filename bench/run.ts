@@ -68,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
   const cacheDir = fileURLToPath(new URL('./.cache/', import.meta.url));
   mkdirSync(cacheDir, { recursive: true });
   mkdirSync(RESULTS, { recursive: true });
-  const ctx: BenchContext = { quick, rounds, amqpUrl: AMQP_URL, tmpDir, cacheDir };
+  const ctx: BenchContext = { quick, rounds, amqpUrl: AMQP_URL, tmpDir, cacheDir, shared: {} };
 
   const sections: { scenario: Scenario; markdown: string }[] = [];
   const raw: Record<string, unknown> = {};

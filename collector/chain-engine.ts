@@ -29,6 +29,13 @@ export interface ChainEngineOptions {
   stuckAfterMs: number;
   /** This many redeliveries (or dead-letter round trips) of one message make a `redelivery-loop`. @default 5 */
   redeliveryLoopThreshold: number;
+  /**
+   * The result feeds only {@link summarizeChain}: `hops` are the input hops
+   * in causal order, not copies with `seq` and `adjustedTs` (a summary of
+   * thousands of chains a second would spend most of its time copying them).
+   * @default false
+   */
+  summaryOnly?: boolean;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: Omit<ChainEngineOptions, 'now'> = {
@@ -96,7 +103,9 @@ export function buildChain(correlationId: string, hops: readonly StoredHop[], op
 
   const chain = diagnoseChain(ctx, built);
 
-  const chainHops: ChainHop[] = order.map((i, seq) => ({ ...g.hops[i], seq, adjustedTs: adjustedTs[i] }));
+  const chainHops: ChainHop[] = options.summaryOnly
+    ? (order.map((i) => g.hops[i]) as ChainHop[])
+    : order.map((i, seq) => ({ ...g.hops[i], seq, adjustedTs: adjustedTs[i] }));
   let startTs = 0;
   let endTs = 0;
   if (n > 0) {

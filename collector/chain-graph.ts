@@ -272,6 +272,16 @@ function lastAtOrBefore(hops: readonly StoredHop[], receives: readonly number[],
  */
 function splitAttempts(hops: readonly StoredHop[], indexes: readonly number[]): Attempt[] {
   const receives = indexes.filter((i) => hops[i].kind === 'receive');
+  if (receives.length === 1) {
+    // One receive: every process and settle of the delivery is its attempt's (what the matching below picks too).
+    const attempt: Attempt = { receive: receives[0], processes: [], settles: [] };
+    for (const i of indexes) {
+      const kind = hops[i].kind;
+      if (kind === 'process') attempt.processes.push(i);
+      else if (kind === 'settle') attempt.settles.push(i);
+    }
+    return [attempt];
+  }
   const attempts: Attempt[] = receives.map((receive) => ({ receive, processes: [], settles: [] }));
   const attemptOfReceive = new Map<number, Attempt>();
   receives.forEach((r, k) => attemptOfReceive.set(r, attempts[k]));

@@ -30,7 +30,7 @@ export function summarizeChainHops(
   times: { now: number; updatedAt: number },
   settings: EngineSettings,
 ): SummaryResult {
-  const detail = buildChain(correlationId, hops, { ...settings, now: times.now });
+  const detail = buildChain(correlationId, hops, { ...settings, now: times.now, summaryOnly: true });
   return { summary: summarizeChain(detail, times.updatedAt), settled: chainIsSettled(detail) };
 }
 

@@ -10,7 +10,7 @@ import { encodeRecord, packId, type StringTable } from './record-codec.ts';
 import { dedupeKey, KIND_CODE } from './record-identity.ts';
 import { EdgeTally, encodeWaits, messageContributions, TOPOLOGY_HOP_COLUMNS, type TopologyHop } from './topology-buckets.ts';
 
-/** Delimiter of the `services` and `statuses` list columns (never inside a name). */
+/** Delimiter of the `services` and `statuses` list columns of schema versions 1 to 5 (never inside a name). */
 export const LIST_SEP = '\u001f';
 
 export type Migration = string | ((db: DatabaseSync) => void);
@@ -143,6 +143,7 @@ export const MIGRATIONS: readonly Migration[] = [
   // makes a record one event (record-identity.ts) instead of SHA-256 of canonical JSON; no trace-id
   // or ts index per hop (trace ids per chain in chain_traces, written with the summary). Summaries
   // follow the records through chains.flushed_id and meta 'flushed_through' instead of dirty marks.
+  // Chains get an integer id that tags and trace ids refer to, instead of repeating the correlation id.
   (db) => {
     db.exec(`
     CREATE TABLE strings (
@@ -169,18 +170,52 @@ export const MIGRATIONS: readonly Migration[] = [
     CREATE INDEX records_chain ON records (correlation_id);
     -- topology's partial minutes: the records that start a publish or a delivery, by time
     CREATE INDEX records_start_ts ON records (ts) WHERE kind IN (0, 3, 6, 7);
+
+    CREATE TABLE chains_v6 (
+      id             INTEGER PRIMARY KEY,
+      correlation_id TEXT    NOT NULL UNIQUE,
+      status         TEXT    NOT NULL,
+      start_ts       REAL    NOT NULL,
+      end_ts         REAL    NOT NULL,
+      hop_count      INTEGER NOT NULL,
+      updated_at     INTEGER NOT NULL,
+      settled        INTEGER NOT NULL,
+      checked_at     INTEGER NOT NULL,
+      -- the largest record id this chain's summary, tags and topology contributions include
+      flushed_id     INTEGER NOT NULL DEFAULT 0,
+      -- ChainSummary as JSON, without the fields the columns hold (sqlite-chain-list.ts storedSummary)
+      summary        TEXT    NOT NULL
+    );
+    INSERT INTO chains_v6 (correlation_id, status, start_ts, end_ts, hop_count, updated_at, settled, checked_at, summary)
+      SELECT correlation_id, status, start_ts, end_ts, hop_count, updated_at, settled, checked_at, summary FROM chains;
+    CREATE TABLE chain_tags_v6 (
+      tag      TEXT    NOT NULL,
+      start_ts REAL    NOT NULL,
+      chain_id INTEGER NOT NULL,
+      PRIMARY KEY (tag, start_ts, chain_id)
+    ) WITHOUT ROWID;
+    INSERT INTO chain_tags_v6 SELECT t.tag, t.start_ts, c.id FROM chain_tags t JOIN chains_v6 c ON c.correlation_id = t.correlation_id;
+    DROP TABLE chain_tags;
+    DROP TABLE chains;
+    ALTER TABLE chains_v6 RENAME TO chains;
+    ALTER TABLE chain_tags_v6 RENAME TO chain_tags;
+    -- GET /api/chains: newest first, cursor on (start_ts, id)
+    CREATE INDEX chains_start ON chains (start_ts, id);
+    -- the sweep: unsettled chains, least recently checked first
+    CREATE INDEX chains_unsettled ON chains (checked_at) WHERE settled = 0;
+    -- retention: least recently updated first
+    CREATE INDEX chains_updated ON chains (updated_at);
+
     -- q= over trace ids: each chain's trace ids (16 bytes), written with its summary
     CREATE TABLE chain_traces (
-      trace_id       BLOB NOT NULL,
-      correlation_id TEXT NOT NULL,
-      PRIMARY KEY (trace_id, correlation_id)
+      trace_id BLOB    NOT NULL,
+      chain_id INTEGER NOT NULL,
+      PRIMARY KEY (trace_id, chain_id)
     ) WITHOUT ROWID;
     CREATE TABLE meta (
       key   TEXT PRIMARY KEY,
       value
     ) WITHOUT ROWID;
-    -- the largest record id this chain's summary, tags and topology contributions include
-    ALTER TABLE chains ADD COLUMN flushed_id INTEGER NOT NULL DEFAULT 0;
     `);
     copyHopsToRecords(db);
   },
@@ -228,11 +263,11 @@ function copyHopsToRecords(db: DatabaseSync): void {
   }
   const flushed = db.prepare('UPDATE chains SET flushed_id = ? WHERE correlation_id = ?');
   for (const [correlationId, id] of maxIdOf) flushed.run(id, correlationId);
-  const trace = db.prepare('INSERT OR IGNORE INTO chain_traces (trace_id, correlation_id) VALUES (?, ?)');
-  const chains = db.prepare('SELECT correlation_id, summary FROM chains').iterate() as Iterable<{ correlation_id: string; summary: string }>;
+  const trace = db.prepare('INSERT OR IGNORE INTO chain_traces (trace_id, chain_id) VALUES (?, ?)');
+  const chains = db.prepare('SELECT id, summary FROM chains').iterate() as Iterable<{ id: number; summary: string }>;
   for (const c of chains) {
     for (const t of (JSON.parse(c.summary) as { traceIds?: unknown[] }).traceIds ?? []) {
-      if (typeof t === 'string' && /^[0-9a-f]{32}$/.test(t)) trace.run(Buffer.from(t, 'hex'), c.correlation_id);
+      if (typeof t === 'string' && /^[0-9a-f]{32}$/.test(t)) trace.run(Buffer.from(t, 'hex'), c.id);
     }
   }
   // Every record so far is in its chain's summary and topology, except the chains still marked dirty

@@ -8,8 +8,9 @@
  *   is written inline instead.
  * - Trace and span ids are their bytes (16 and 8), UUID-shaped ids 16 bytes.
  * - Non-negative integers are varints; other numbers float64.
- * - Structured values (headers, properties, error, death) and any field this
- *   codec does not know are JSON.
+ * - Headers and properties are key/value lists, the keys interned too.
+ * - Other structured values (error, death) and any field this codec does not
+ *   know are JSON.
  *
  * `decodeRecord(encodeRecord(r))` gives back every field of `r` with the
  * same value (a round-trip test keeps it so); only key order may differ.
@@ -26,7 +27,7 @@ export interface StringTable {
 }
 
 /** Value types of a field. */
-const T = { IStr: 1, Str: 2, Hex: 3, Id: 4, Num: 5, Bool: 6, Json: 7 } as const;
+const T = { IStr: 1, Str: 2, Hex: 3, Id: 4, Num: 5, Bool: 6, Json: 7, Obj: 8 } as const;
 type FieldType = (typeof T)[keyof typeof T];
 
 interface FieldSpec {
@@ -63,8 +64,8 @@ const FIELDS: readonly FieldSpec[] = [
   { name: 'messageType', tag: 22, type: T.IStr },
   { name: 'contentType', tag: 23, type: T.IStr },
   { name: 'bodySize', tag: 24, type: T.Num },
-  { name: 'headers', tag: 25, type: T.Json },
-  { name: 'properties', tag: 26, type: T.Json },
+  { name: 'headers', tag: 25, type: T.Obj },
+  { name: 'properties', tag: 26, type: T.Obj },
   { name: 'payload', tag: 27, type: T.Str },
   { name: 'payloadTruncated', tag: 28, type: T.Bool },
   // version 2
@@ -149,8 +150,16 @@ export function packedPrefixRanges(prefix: string): { lo: string | Uint8Array; h
   return ranges;
 }
 
+/** Where an encoded body is written: a growable buffer and its fill level. */
+export interface ByteWriter {
+  buf: Buffer;
+  n: number;
+  /** Make room for `more` bytes past `n` (may replace `buf`). */
+  ensure(more: number): void;
+}
+
 /** A growable byte buffer, reused between records. */
-class Writer {
+class Writer implements ByteWriter {
   buf = Buffer.allocUnsafe(4096);
   n = 0;
 
@@ -160,114 +169,188 @@ class Writer {
     this.buf.copy(next, 0, 0, this.n);
     this.buf = next;
   }
+}
 
-  byte(b: number): void {
-    this.ensure(1);
-    this.buf[this.n++] = b;
-  }
+function putByte(w: ByteWriter, b: number): void {
+  w.ensure(1);
+  w.buf[w.n++] = b;
+}
 
-  varint(v: number): void {
-    this.ensure(10);
-    while (v >= 0x80) {
-      this.buf[this.n++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
-    }
-    this.buf[this.n++] = v;
+function putVarint(w: ByteWriter, v: number): void {
+  w.ensure(10);
+  while (v >= 0x80) {
+    w.buf[w.n++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
   }
+  w.buf[w.n++] = v;
+}
 
-  utf8(s: string): void {
-    const max = s.length * 3;
-    // Room for the bytes after a 5-byte gap and for the varint itself, so nothing reallocates in between.
-    this.ensure(max + 10);
-    // Length first: write the bytes after room for a 5-byte varint, then move them if the length is shorter.
-    const start = this.n + 5;
-    const len = this.buf.write(s, start, 'utf8');
-    const lenBytes = len < 0x80 ? 1 : len < 0x4000 ? 2 : len < 0x200000 ? 3 : len < 0x10000000 ? 4 : 5;
-    this.varint(len);
-    if (lenBytes !== 5) this.buf.copy(this.buf, this.n, start, start + len);
-    this.n += len;
-  }
+function putUtf8(w: ByteWriter, s: string): void {
+  // Room for the bytes after a 5-byte gap and for the varint itself, so nothing reallocates in between.
+  w.ensure(s.length * 3 + 10);
+  const start = w.n + 5;
+  const len = w.buf.write(s, start, 'utf8');
+  const lenBytes = len < 0x80 ? 1 : len < 0x4000 ? 2 : len < 0x200000 ? 3 : len < 0x10000000 ? 4 : 5;
+  putVarint(w, len);
+  if (lenBytes !== 5) w.buf.copy(w.buf, w.n, start, start + len);
+  w.n += len;
+}
 
-  hex(s: string): void {
-    this.ensure(s.length >> 1);
-    this.n += this.buf.write(s, this.n, 'hex');
-  }
+/** Hex digit value of a char code, or -1. */
+function nibble(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
+}
 
-  float(v: number): void {
-    this.ensure(8);
-    this.buf.writeDoubleLE(v, this.n);
-    this.n += 8;
+/** Lowercase hex of even length as bytes; false (nothing written) when it is not. */
+function putHex(w: ByteWriter, s: string): boolean {
+  w.ensure(s.length >> 1);
+  const at = w.n;
+  for (let i = 0, o = at; i < s.length; i += 2, o++) {
+    const hi = nibble(s.charCodeAt(i));
+    const lo = nibble(s.charCodeAt(i + 1));
+    if (hi < 0 || lo < 0) return false;
+    w.buf[o] = (hi << 4) | lo;
   }
+  w.n = at + (s.length >> 1);
+  return true;
+}
+
+/** A lowercase UUID's 16 bytes; false (nothing written) when `s` is not one. */
+export function putUuid(w: ByteWriter, s: string): boolean {
+  if (s.length !== 36 || s.charCodeAt(8) !== 45 || s.charCodeAt(13) !== 45 || s.charCodeAt(18) !== 45 || s.charCodeAt(23) !== 45) return false;
+  w.ensure(16);
+  const at = w.n;
+  let o = at;
+  for (let i = 0; i < 36; i++) {
+    if (i === 8 || i === 13 || i === 18 || i === 23) continue;
+    const hi = nibble(s.charCodeAt(i));
+    const lo = nibble(s.charCodeAt(++i));
+    if (hi < 0 || lo < 0) return false;
+    w.buf[o++] = (hi << 4) | lo;
+  }
+  w.n = at + 16;
+  return true;
+}
+
+function putFloat(w: ByteWriter, v: number): void {
+  w.ensure(8);
+  w.buf.writeDoubleLE(v, w.n);
+  w.n += 8;
 }
 
 const writer = new Writer();
 
-function writeField(w: Writer, f: FieldSpec, value: unknown, strings: StringTable): boolean {
+function writeField(w: ByteWriter, f: FieldSpec, value: unknown, strings: StringTable): boolean {
   switch (f.type) {
     case T.IStr:
     case T.Str: {
       if (typeof value !== 'string') return false;
       const id = f.type === T.IStr ? strings.idOf(value) : undefined;
-      w.byte(f.tag);
+      putByte(w, f.tag);
       if (id !== undefined) {
-        w.varint(id * 2);
+        putVarint(w, id * 2);
       } else {
-        w.byte(1);
-        w.utf8(value);
+        putByte(w, 1);
+        putUtf8(w, value);
       }
       return true;
     }
     case T.Hex: {
-      if (typeof value !== 'string' || value.length !== f.hexChars || !HEX_RE.test(value)) return false;
-      w.byte(f.tag);
-      w.hex(value);
-      return true;
+      if (typeof value !== 'string' || value.length !== f.hexChars) return false;
+      const at = w.n;
+      putByte(w, f.tag);
+      if (putHex(w, value)) return true;
+      w.n = at;
+      return false;
     }
     case T.Id: {
       if (typeof value !== 'string') return false;
-      w.byte(f.tag);
-      if (value.length === 36 && UUID_RE.test(value)) {
-        w.byte(0);
-        w.hex(value.replace(/-/g, ''));
-      } else {
-        w.byte(1);
-        w.utf8(value);
+      putByte(w, f.tag);
+      const at = w.n;
+      putByte(w, 0);
+      if (!putUuid(w, value)) {
+        w.n = at;
+        putByte(w, 1);
+        putUtf8(w, value);
       }
       return true;
     }
     case T.Num: {
       if (typeof value !== 'number') return false;
-      w.byte(f.tag);
+      putByte(w, f.tag);
       if (Number.isInteger(value) && value >= 0 && value < 2 ** 52) {
-        w.varint(value * 2);
+        putVarint(w, value * 2);
       } else {
-        w.byte(1);
-        w.float(value);
+        putByte(w, 1);
+        putFloat(w, value);
       }
       return true;
     }
     case T.Bool: {
       if (typeof value !== 'boolean') return false;
-      w.byte(f.tag);
-      w.byte(value ? 1 : 0);
+      putByte(w, f.tag);
+      putByte(w, value ? 1 : 0);
       return true;
     }
     case T.Json: {
-      w.byte(f.tag);
-      w.utf8(JSON.stringify(value));
+      putByte(w, f.tag);
+      putUtf8(w, JSON.stringify(value));
+      return true;
+    }
+    case T.Obj: {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+      putByte(w, f.tag);
+      putObject(w, value as Record<string, unknown>, strings);
       return true;
     }
   }
 }
 
+/** Value types inside an {@link T.Obj} field. */
+const V = { Str: 0, Uint: 1, Float: 2, True: 3, False: 4, Null: 5, Json: 6 } as const;
+
+/** A flat object: entry count, then each key (interned or inline) and its typed value. */
+function putObject(w: ByteWriter, obj: Record<string, unknown>, strings: StringTable): void {
+  let count = 0;
+  for (const key in obj) if (obj[key] !== undefined) count++;
+  putVarint(w, count);
+  for (const key in obj) {
+    const value = obj[key];
+    if (value === undefined) continue;
+    const id = strings.idOf(key);
+    if (id !== undefined) putVarint(w, id * 2);
+    else {
+      putByte(w, 1);
+      putUtf8(w, key);
+    }
+    if (typeof value === 'string') {
+      putByte(w, V.Str);
+      putUtf8(w, value);
+    } else if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < 2 ** 52) {
+      putByte(w, V.Uint);
+      putVarint(w, value);
+    } else if (typeof value === 'number') {
+      putByte(w, V.Float);
+      putFloat(w, value);
+    } else if (value === true || value === false) {
+      putByte(w, value ? V.True : V.False);
+    } else if (value === null) {
+      putByte(w, V.Null);
+    } else {
+      putByte(w, V.Json);
+      putUtf8(w, JSON.stringify(value));
+    }
+  }
+}
+
 /**
- * The body of a record: every field but the row's columns (`v`, `kind`,
- * `ts`, `messageId`). `correlationId` is left out when it equals the message
- * id. The returned bytes are valid until the next call: bind or copy them.
+ * Append the body of a record to `w`: every field but the row's columns
+ * (`v`, `kind`, `ts`, `messageId`). `correlationId` is left out when it
+ * equals the message id.
  */
-export function encodeRecord(record: Readonly<Record<string, unknown>>, strings: StringTable): Uint8Array {
-  const w = writer;
-  w.n = 0;
+export function encodeRecordInto(w: ByteWriter, record: Readonly<Record<string, unknown>>, strings: StringTable): void {
   let extra: Record<string, unknown> | undefined;
   for (const name in record) {
     const value = record[name];
@@ -277,10 +360,19 @@ export function encodeRecord(record: Readonly<Record<string, unknown>>, strings:
     if (f === undefined || !writeField(w, f, value, strings)) (extra ??= {})[name] = value;
   }
   if (extra !== undefined) {
-    w.byte(EXTRA_TAG);
-    w.utf8(JSON.stringify(extra));
+    putByte(w, EXTRA_TAG);
+    putUtf8(w, JSON.stringify(extra));
   }
-  return w.buf.subarray(0, w.n);
+}
+
+/**
+ * The body of a record (see {@link encodeRecordInto}). The returned bytes are
+ * valid until the next call: bind or copy them.
+ */
+export function encodeRecord(record: Readonly<Record<string, unknown>>, strings: StringTable): Uint8Array {
+  writer.n = 0;
+  encodeRecordInto(writer, record, strings);
+  return writer.buf.subarray(0, writer.n);
 }
 
 /** Decoder state over one body. */
@@ -373,7 +465,35 @@ export function decodeRecord(bytes: Uint8Array, strings: StringTable, into: Reco
       case T.Json:
         into[f.name] = JSON.parse(r.utf8());
         break;
+      case T.Obj:
+        into[f.name] = readObject(r, strings);
+        break;
     }
   }
   return into;
+}
+
+function readObject(r: Reader, strings: StringTable): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let count = r.varint(); count > 0; count--) {
+    const k = r.varint();
+    const key = k === 1 ? r.utf8() : strings.textOf(k / 2);
+    const type = r.byte();
+    let value: unknown;
+    if (type === V.Str) value = r.utf8();
+    else if (type === V.Uint) value = r.varint();
+    else if (type === V.Float) {
+      const at = r.i;
+      r.i += 8;
+      if (r.i > r.buf.length) throw new RangeError('record body ends early');
+      value = r.buf.readDoubleLE(at);
+    } else if (type === V.True) value = true;
+    else if (type === V.False) value = false;
+    else if (type === V.Null) value = null;
+    else if (type === V.Json) value = JSON.parse(r.utf8());
+    else throw new RangeError(`unknown value type ${type} in a stored record`);
+    // Object.defineProperty keeps a "__proto__" key a key, as JSON.parse did.
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
 }

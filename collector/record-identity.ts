@@ -33,14 +33,21 @@ export function kindOfCode(code: number): HopKind | HopRecordV2Kind {
 /** Whether a kind code is a version-2 record's. */
 export const isV2Code = (code: number): boolean => code >= KIND_CODE.publish;
 
-/** FNV-1a over a string's UTF-16 code units, from a given basis (32 bits). */
-function fnv1a(s: string, basis: number): number {
-  let h = basis;
+/** Two 32-bit FNV-1a lanes over the fields of a key, kept in module state between calls (no allocation). */
+let laneA = 0;
+let laneB = 0;
+
+function mix(s: string): void {
+  let a = laneA;
+  let b = laneB;
   for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193);
   }
-  return h >>> 0;
+  // A separator after each field, so ("ab", "c") and ("a", "bc") differ.
+  laneA = Math.imul(a ^ 0x1f, 0x01000193);
+  laneB = Math.imul(b ^ 0x1f, 0x01000193);
 }
 
 /**
@@ -49,16 +56,30 @@ function fnv1a(s: string, basis: number): number {
  * delivery tag, outcome (version 1) or completeness (version 2). An exact
  * resend (in any field order, or as a pino line or bare) has the same key and
  * is stored once; a record that differs in any of these is another event and
- * is kept, even when everything else matches.
+ * is kept, even when everything else matches. The key is stored data: a
+ * change to it needs a migration that recomputes every stored key.
  */
 export function dedupeKey(r: IngestRecord): number {
-  const outcome = r.v === 1 ? (r.outcome ?? '') : r.open === true ? 'open' : '';
-  const queue = r.v === 1 ? (r.queue ?? '') : r.kind === 'consume' ? r.queue : '';
-  const tag = r.v === 1 ? r.deliveryTag : r.kind === 'consume' ? r.deliveryTag : undefined;
-  const text = `${r.kind}\u0000${r.spanId}\u0000${r.ts}\u0000${r.instance}\u0000${queue}\u0000${tag ?? ''}\u0000${outcome}`;
-  const hi = fnv1a(text, 0x811c9dc5) & 0xfffff;
-  const lo = fnv1a(text, 0x050c5d1f);
-  return hi * 0x100000000 + lo;
+  laneA = 0x811c9dc5;
+  laneB = 0x050c5d1f;
+  mix(r.kind);
+  mix(r.spanId);
+  mix(String(r.ts));
+  mix(r.instance);
+  if (r.v === 1) {
+    mix(r.queue ?? '');
+    mix(r.deliveryTag === undefined ? '' : String(r.deliveryTag));
+    mix(r.outcome ?? '');
+  } else if (r.kind === 'consume') {
+    mix(r.queue);
+    mix(r.deliveryTag === undefined ? '' : String(r.deliveryTag));
+    mix(r.open === true ? 'open' : '');
+  } else {
+    mix('');
+    mix('');
+    mix(r.open === true ? 'open' : '');
+  }
+  return ((laneA >>> 0) & 0xfffff) * 0x100000000 + (laneB >>> 0);
 }
 
 /** The hops a record stands for (one for version 1). */

@@ -16,6 +16,8 @@ export interface SqliteDbOptions {
   durability: 'full' | 'normal';
   /** How long a write waits for another connection holding the lock. */
   busyTimeoutMs: number;
+  /** SQLite page cache of this connection, MiB. @default 32 */
+  cacheMiB?: number;
 }
 
 /** Wrap an error thrown in a write as the store's error (validation and store errors pass as they are). */
@@ -38,7 +40,7 @@ export class SqliteDb {
       this.db.exec('PRAGMA journal_mode = WAL');
       this.db.exec(`PRAGMA synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
       this.db.exec('PRAGMA temp_store = MEMORY');
-      this.db.exec('PRAGMA cache_size = -65536');
+      this.db.exec(`PRAGMA cache_size = -${(options.cacheMiB ?? 32) * 1024}`);
       // Checkpoint every ~40 MB of WAL rather than 4: an index page written by many commits in a row
       // is copied into the database once per checkpoint, not once per few commits.
       this.db.exec('PRAGMA wal_autocheckpoint = 10000');

@@ -49,14 +49,19 @@ export class SqliteRecords {
     const rec = decodeRecord(row.body, this.#strings, { v: isV2Code(row.kind) ? 2 : 1, kind, ts: row.ts, messageId });
     rec.correlationId = correlationId;
     const hops: HopRecord[] = rec.v === 2 ? expandRecordV2(rec as unknown as HopRecordV2, rec.instance as string) : [rec as unknown as HopRecord];
-    return hops.map((h, k) => Object.assign(h, { id: hopId(row.id, k), receivedAt: row.received_at }));
+    return hops.map((h, k) => Object.assign(h, { id: hopId(row.id, k, rec.v === 2), receivedAt: row.received_at }));
   }
 
   /** Rows in id order → their hops, each hop once. */
   hopsOf(rows: Iterable<RecordRow>): StoredHop[] {
     const hops: StoredHop[] = [];
-    for (const row of rows) for (const h of this.rowHops(row)) hops.push(h);
-    return distinctHops(hops);
+    let v2 = false;
+    for (const row of rows) {
+      if (isV2Code(row.kind)) v2 = true;
+      for (const h of this.rowHops(row)) hops.push(h);
+    }
+    // Only a version-2 record's hops can have a twin (from the open record of the same delivery).
+    return v2 ? distinctHops(hops) : hops;
   }
 
   /** Every hop of a chain, in record order. */

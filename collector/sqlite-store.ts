@@ -27,6 +27,7 @@ import { SqliteRetention } from './sqlite-retention.ts';
 import { SqliteStrings } from './sqlite-strings.ts';
 import { SqliteSummaries } from './sqlite-summaries.ts';
 import { SqliteTopology } from './sqlite-topology.ts';
+import { SqliteWriter } from './sqlite-writer.ts';
 import type {
   ChainChange,
   ChainQuery,
@@ -59,6 +60,7 @@ export interface SqliteStoreOptions {
 export class SqliteStore implements Store {
   readonly path: string;
   readonly #db: SqliteDb;
+  readonly #writer: SqliteWriter;
   readonly #strings: SqliteStrings;
   readonly #records: SqliteRecords;
   readonly #commit: SqliteCommit;
@@ -66,23 +68,28 @@ export class SqliteStore implements Store {
   readonly #topology: SqliteTopology;
   readonly #retention: SqliteRetention;
   #recordCount: number;
+  #closing: Promise<void> | undefined;
 
   constructor(options: SqliteStoreOptions) {
-    this.#db = new SqliteDb({
+    const dbOptions = {
       path: options.path,
       durability: options.durability ?? 'full',
       busyTimeoutMs: options.busyTimeoutMs ?? 10_000,
-    });
+    } as const;
+    // This connection migrates the schema (here, before anything else runs) and then only reads;
+    // the writer thread holds the one connection that writes.
+    this.#db = new SqliteDb(dbOptions);
     this.path = this.#db.path;
+    this.#writer = new SqliteWriter({ ...dbOptions, path: this.path });
     this.#strings = new SqliteStrings(this.#db);
     this.#records = new SqliteRecords(this.#db, this.#strings);
     this.#topology = new SqliteTopology(this.#db, this.#records);
-    this.#summaries = new SqliteSummaries(this.#db, this.#records, this.#topology, options.engine ?? DEFAULT_ENGINE_OPTIONS);
-    this.#commit = new SqliteCommit(this.#db, this.#strings, (hops, records) => {
+    this.#summaries = new SqliteSummaries(this.#db, this.#records, this.#writer, options.engine ?? DEFAULT_ENGINE_OPTIONS);
+    this.#commit = new SqliteCommit(this.#db, this.#strings, this.#writer, (hops, records) => {
       this.#recordCount += records;
       this.#summaries.added(hops);
     });
-    this.#retention = new SqliteRetention(this.#db, this.#records, this.#summaries, this.#topology);
+    this.#retention = new SqliteRetention(this.#db, this.#records, this.#summaries, this.#writer);
     this.#recordCount = this.#countRecords();
   }
 
@@ -94,7 +101,7 @@ export class SqliteStore implements Store {
     return this.#commit.insert(records, receivedAt);
   }
 
-  async flushSummaries(now: number): Promise<ChainChange[]> {
+  flushSummaries(now: number): Promise<ChainChange[]> {
     return this.#summaries.flush(now);
   }
 
@@ -102,13 +109,13 @@ export class SqliteStore implements Store {
     return this.#records.chainHops(correlationId);
   }
 
-  async chainSummary(correlationId: string): Promise<ChainSummary | undefined> {
+  chainSummary(correlationId: string): Promise<ChainSummary | undefined> {
     return this.#summaries.summary(correlationId);
   }
 
   async listChains(query: ChainQuery): Promise<ChainList> {
     this.#db.open();
-    this.#summaries.fresh();
+    await this.#summaries.fresh();
     return listChains(this.#db, query);
   }
 
@@ -118,11 +125,11 @@ export class SqliteStore implements Store {
 
   async topology(from: number, to: number): Promise<Topology> {
     this.#db.open();
-    this.#summaries.fresh();
+    await this.#summaries.fresh();
     return this.#topology.topology(from, to);
   }
 
-  async refreshUnsettled(now: number, limit: number): Promise<ChainChange[]> {
+  refreshUnsettled(now: number, limit: number): Promise<ChainChange[]> {
     return this.#summaries.refreshUnsettled(now, limit);
   }
 
@@ -134,19 +141,23 @@ export class SqliteStore implements Store {
 
   async stats(): Promise<StoreStats> {
     this.#db.open();
-    this.#summaries.fresh();
+    await this.#summaries.fresh();
     return { hops: this.#recordCount, chains: this.#summaries.chainCount, bytes: this.#db.usedBytes() };
   }
 
   async close(): Promise<void> {
-    if (this.#db.closed) return;
-    // Finish pending work: queued writes are committed, summaries brought up to date.
-    this.#commit.drain();
-    try {
-      this.#summaries.fresh();
-    } catch {
-      // the chains stay unflushed; the next open re-flushes them from their records
-    }
-    this.#db.close();
+    if (this.#closing) return this.#closing;
+    this.#closing = (async () => {
+      // Finish pending work: queued writes are committed, summaries brought up to date.
+      await this.#commit.drain();
+      try {
+        await this.#summaries.fresh();
+      } catch {
+        // the chains stay unflushed; the next open re-flushes them from their records
+      }
+      await this.#writer.close();
+      this.#db.close();
+    })();
+    return this.#closing;
   }
 }

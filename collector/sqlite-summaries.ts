@@ -26,17 +26,22 @@ import { hopsOfMessages, newTraceIds, tagChanges, topologyHop } from './chain-re
 import { summarizeChainHops, summaryHop, type EngineSettings } from './chain-summary.ts';
 import { unpackId } from './record-codec.ts';
 import { distinctHops } from './record-identity.ts';
-import type { CommittedHops } from './sqlite-commit.ts';
+import { fromV2, type CommittedHops } from './sqlite-commit.ts';
 import type { SqliteDb } from './sqlite-db.ts';
+import { CHAIN_ROW_COLUMNS, storedSummary, summaryFromRow, TAG_SEP, type ChainRow } from './sqlite-chain-list.ts';
 import type { SqliteRecords } from './sqlite-records.ts';
-import type { SqliteTopology } from './sqlite-topology.ts';
+import type { SqliteWriter, WriterOp } from './sqlite-writer.ts';
 import type { ChainChange } from './store.ts';
-import { EdgeTally, messageContributions, type TopologyHop } from './topology-buckets.ts';
+import { EdgeTally, encodeWaits, messageContributions, type TopologyHop } from './topology-buckets.ts';
 
-/** Chains written per transaction by a flush (bounds how long one holds the write lock). */
+/** Chains written per transaction by a flush (bounds how long one holds the writer). */
 const FLUSH_CHUNK = 2_000;
-/** Summary hops kept in memory at most; least recently used chains are dropped first (they reload from records). */
-export const MAX_CACHED_HOPS = 100_000;
+/**
+ * Summary hops kept in memory at most; least recently used chains are dropped first (they reload
+ * from their records). About 700 bytes of heap each: 50,000 hold the chains of a few seconds of
+ * busy traffic, which is when a chain still gets hops; a miss costs a read of its records.
+ */
+export const MAX_CACHED_HOPS = 50_000;
 /** Changes kept for the next `flush()` from flushes that reads did; beyond this, live events are dropped. */
 const MAX_PENDING_CHANGES = 10_000;
 
@@ -48,7 +53,6 @@ interface ChainState {
   flushedId: number;
   /** The stored summary (undefined before the chain's first flush). */
   summary: ChainSummary | undefined;
-  json: string | undefined;
   updatedAt: number;
 }
 
@@ -58,10 +62,23 @@ function byMessage(hops: readonly StoredHop[], messages: ReadonlySet<string>): M
   return new Map([...hopsOfMessages(hops, messages)].map(([m, list]) => [m, list.map(topologyHop)]));
 }
 
+/** Topology changes as the writer's bucket ops. */
+function bucketOps(tally: EdgeTally, ops: WriterOp[]): void {
+  for (const e of tally.changed()) ops.push(['bucket', e.bucket, e.from, e.to, e.count, e.errors, encodeWaits(e.waits)]);
+}
+
+/** A chain's new state, computed by a flush and kept once its writes committed. */
+interface Refreshed {
+  id: string;
+  state: ChainState;
+  change: ChainChange | undefined;
+  isNew: boolean;
+}
+
 export class SqliteSummaries {
   readonly #db: SqliteDb;
   readonly #records: SqliteRecords;
-  readonly #topology: SqliteTopology;
+  readonly #writer: SqliteWriter;
   readonly #settings: EngineSettings;
   /** Committed summary hops not yet in their chain's summary. */
   #pending = new Map<string, StoredHop[]>();
@@ -75,39 +92,18 @@ export class SqliteSummaries {
   /** Changes from flushes done by reads, handed out by the next `flush()`. */
   readonly #pendingChanges = new Map<string, ChainChange>();
   #chainCount: number;
+  /** The flush in progress: flushes run one after another, each seeing what the last one wrote. */
+  #running: Promise<unknown> = Promise.resolve();
 
   readonly #chainRow: StatementSync;
-  readonly #upsertChain: StatementSync;
-  readonly #markChecked: StatementSync;
-  readonly #insertTag: StatementSync;
-  readonly #deleteTag: StatementSync;
-  readonly #insertTrace: StatementSync;
-  readonly #markDirty: StatementSync;
-  readonly #clearDirty: StatementSync;
-  readonly #setFlushedThrough: StatementSync;
 
-  constructor(db: SqliteDb, records: SqliteRecords, topology: SqliteTopology, settings: EngineSettings) {
+  constructor(db: SqliteDb, records: SqliteRecords, writer: SqliteWriter, settings: EngineSettings) {
     this.#db = db;
     this.#records = records;
-    this.#topology = topology;
+    this.#writer = writer;
     this.#settings = settings;
     const d = db.db;
-    this.#chainRow = d.prepare('SELECT summary, updated_at, flushed_id FROM chains WHERE correlation_id = ?');
-    this.#upsertChain = d.prepare(
-      `INSERT INTO chains (correlation_id, status, statuses, services, start_ts, end_ts, hop_count, updated_at, settled, checked_at, summary, flushed_id)
-       VALUES (?, ?, '', '', ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (correlation_id) DO UPDATE SET status = excluded.status, start_ts = excluded.start_ts, end_ts = excluded.end_ts,
-         hop_count = excluded.hop_count, updated_at = excluded.updated_at, settled = excluded.settled,
-         checked_at = excluded.checked_at, summary = excluded.summary, flushed_id = excluded.flushed_id`,
-    );
-    this.#markChecked = d.prepare('UPDATE chains SET checked_at = ?, settled = ?, flushed_id = ? WHERE correlation_id = ?');
-    this.#insertTag = d.prepare('INSERT OR IGNORE INTO chain_tags (tag, start_ts, correlation_id) VALUES (?, ?, ?)');
-    this.#deleteTag = d.prepare('DELETE FROM chain_tags WHERE tag = ? AND start_ts = ? AND correlation_id = ?');
-    this.#insertTrace = d.prepare('INSERT OR IGNORE INTO chain_traces (trace_id, correlation_id) VALUES (?, ?)');
-    this.#markDirty = d.prepare('INSERT OR IGNORE INTO dirty_chains (correlation_id, updated_at) VALUES (?, ?)');
-    this.#clearDirty = d.prepare('DELETE FROM dirty_chains WHERE correlation_id = ?');
-    this.#setFlushedThrough = d.prepare("INSERT INTO meta (key, value) VALUES ('flushed_through', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
-
+    this.#chainRow = d.prepare(`SELECT ${CHAIN_ROW_COLUMNS}, flushed_id FROM chains WHERE correlation_id = ?`);
     this.#maxRecordId = (d.prepare('SELECT coalesce(max(id), 0) AS n FROM records').get() as { n: number }).n;
     const through = (d.prepare("SELECT value FROM meta WHERE key = 'flushed_through'").get() as { value: number } | undefined)?.value ?? 0;
     for (const row of d.prepare('SELECT DISTINCT correlation_id FROM records WHERE id > ?').iterate(through) as Iterable<{
@@ -144,7 +140,7 @@ export class SqliteSummaries {
     }
   };
 
-  /** Forget a chain (retention deleted it). */
+  /** Forget a chain (retention deleted it, or its state is no longer trusted). */
   forget(correlationId: string): void {
     const st = this.#cache.get(correlationId);
     if (st !== undefined) {
@@ -156,7 +152,7 @@ export class SqliteSummaries {
     this.#pendingChanges.delete(correlationId);
   }
 
-  /** A chain deleted: one fewer. */
+  /** Chains deleted: that many fewer. */
   deleted(count: number): void {
     this.#chainCount -= count;
   }
@@ -166,40 +162,39 @@ export class SqliteSummaries {
     const cached = this.#cache.get(correlationId);
     const pending = this.#pending.get(correlationId) ?? [];
     if (cached !== undefined) {
-      this.#cache.delete(correlationId); // re-inserted as most recently used
+      this.#cache.delete(correlationId); // re-inserted as most recently used once written
       this.#cachedHops -= cached.hops.length;
       const fresh = pending.filter((h) => rowIdOf(h.id) > cached.flushedId);
       return { state: cached, before: cached.hops, fresh };
     }
-    const row = this.#chainRow.get(correlationId) as { summary: string; updated_at: number; flushed_id: number } | undefined;
+    const row = this.#chainRow.get(correlationId) as (ChainRow & { flushed_id: number }) | undefined;
     if (row === undefined && !this.#resummarize.has(correlationId)) {
       // A chain never summarized and not left over from a restart or a failure: its pending hops are all it has.
-      return pending.length === 0 ? undefined : { state: { hops: [], flushedId: 0, summary: undefined, json: undefined, updatedAt: 0 }, before: [], fresh: pending };
+      return pending.length === 0 ? undefined : { state: { hops: [], flushedId: 0, summary: undefined, updatedAt: 0 }, before: [], fresh: pending };
     }
     const flushedId = row?.flushed_id ?? 0;
     // Every hop of every row, repeats included: what the stored summary holds is the rows up to flushed_id, each hop once.
     const all: StoredHop[] = [];
-    for (const row of this.#records.chainRows(correlationId)) {
-      for (const h of this.#records.rowHops(row)) all.push(summaryHop(h, h.id, h.receivedAt));
+    for (const r of this.#records.chainRows(correlationId)) {
+      for (const h of this.#records.rowHops(r)) all.push(summaryHop(h, h.id, h.receivedAt));
     }
     if (all.length === 0) return undefined;
-    const before = distinctHops(all.filter((h) => rowIdOf(h.id) <= flushedId));
+    const stored = all.filter((h) => rowIdOf(h.id) <= flushedId);
+    const before = stored.some((h) => fromV2(h.id)) ? distinctHops(stored) : stored;
     const fresh = all.filter((h) => rowIdOf(h.id) > flushedId);
-    const summary = row === undefined ? undefined : (JSON.parse(row.summary) as ChainSummary);
-    const state: ChainState = { hops: before, flushedId, summary, json: row?.summary, updatedAt: row?.updated_at ?? 0 };
+    const summary = row === undefined ? undefined : summaryFromRow(row);
+    const state: ChainState = { hops: before, flushedId, summary, updatedAt: row?.updated_at ?? 0 };
     return { state, before, fresh };
   }
 
-  /**
-   * Recompute one chain's summary from its state plus its new hops, and
-   * write what changed. Inside the caller's transaction.
-   */
-  #refresh(correlationId: string, now: number, tally: EdgeTally): ChainChange | undefined {
+  /** Recompute one chain's summary from its state plus its new hops; the writes go into `ops`, topology into `tally`. */
+  #refresh(correlationId: string, now: number, tally: EdgeTally, ops: WriterOp[]): Refreshed | undefined {
     const loaded = this.#state(correlationId);
     this.#pending.delete(correlationId);
     if (loaded === undefined) return undefined;
     const { state, before, fresh } = loaded;
-    const hops = fresh.length === 0 ? before : distinctHops([...before, ...fresh]);
+    // Only a version-2 record's hops can have a twin (from the open record of the same delivery).
+    const hops = fresh.length === 0 ? before : fresh.some((h) => fromV2(h.id)) ? distinctHops([...before, ...fresh]) : [...before, ...fresh];
     let updatedAt = state.updatedAt;
     let flushedId = state.flushedId;
     for (const h of fresh) {
@@ -208,21 +203,36 @@ export class SqliteSummaries {
       if (row > flushedId) flushedId = row;
     }
     const { summary, settled } = summarizeChainHops(correlationId, hops, { now, updatedAt }, this.#settings);
-    const json = JSON.stringify(summary);
+    const stored = storedSummary(summary);
+    const old = state.summary;
+    const same =
+      old !== undefined &&
+      stored === storedSummary(old) &&
+      summary.status === old.status &&
+      summary.startTs === old.startTs &&
+      summary.endTs === old.endTs &&
+      summary.hopCount === old.hopCount &&
+      summary.updatedAt === old.updatedAt;
 
     if (fresh.length > 0) {
       const touched = new Set(fresh.map((h) => h.messageId));
       const was = byMessage(before, touched);
-      const now_ = byMessage(hops, touched);
+      const is = byMessage(hops, touched);
       for (const m of touched) {
         tally.addContributions(messageContributions(was.get(m)!), -1, true);
-        tally.addContributions(messageContributions(now_.get(m)!), 1, true);
+        tally.addContributions(messageContributions(is.get(m)!), 1, true);
       }
     }
 
     let change: ChainChange | undefined;
-    if (json !== state.json) {
-      this.#upsertChain.run(
+    if (!same) {
+      const tags = tagChanges(state.summary, before, summary, hops);
+      const added = tags.add.join(TAG_SEP);
+      const removed = tags.remove.join(TAG_SEP);
+      const traces = newTraceIds(state.summary, summary).join('');
+      // One op per chain: its row, the tags it gained and lost, its new trace ids (hex, 32 each).
+      ops.push([
+        'chain',
         correlationId,
         summary.status,
         summary.startTs,
@@ -231,28 +241,18 @@ export class SqliteSummaries {
         updatedAt,
         settled ? 1 : 0,
         now,
-        json,
+        stored,
         flushedId,
-      );
-      this.#writeTags(correlationId, state.summary, before, summary, hops);
-      this.#writeTraces(correlationId, state.summary, summary);
+        added,
+        old?.startTs ?? summary.startTs,
+        removed,
+        traces,
+      ]);
       change = { type: state.summary === undefined ? 'new' : 'changed', chain: summary };
-      if (state.summary === undefined) this.#chainCount++;
     } else {
-      this.#markChecked.run(now, settled ? 1 : 0, flushedId, correlationId);
+      ops.push(['checked', now, settled ? 1 : 0, flushedId, correlationId]);
     }
-    this.#remember(correlationId, { hops, flushedId, summary, json, updatedAt });
-    return change;
-  }
-
-  #writeTags(correlationId: string, old: ChainSummary | undefined, oldHops: readonly StoredHop[], summary: ChainSummary, hops: readonly StoredHop[]): void {
-    const { remove, add } = tagChanges(old, oldHops, summary, hops);
-    for (const key of remove) this.#deleteTag.run(key, old!.startTs, correlationId);
-    for (const key of add) this.#insertTag.run(key, summary.startTs, correlationId);
-  }
-
-  #writeTraces(correlationId: string, old: ChainSummary | undefined, summary: ChainSummary): void {
-    for (const t of newTraceIds(old, summary)) this.#insertTrace.run(Buffer.from(t, 'hex'), correlationId);
+    return { id: correlationId, state: { hops, flushedId, summary, updatedAt }, change, isNew: state.summary === undefined && change !== undefined };
   }
 
   #remember(correlationId: string, state: ChainState): void {
@@ -265,6 +265,13 @@ export class SqliteSummaries {
     }
   }
 
+  /** Run `job` after the flush in progress, as the next one. */
+  #serial<T>(job: () => Promise<T>): Promise<T> {
+    const next = this.#running.then(job, job);
+    this.#running = next.catch(() => undefined);
+    return next;
+  }
+
   /**
    * Bring every chain with new hops (or marked for it) up to date, in
    * transactions of {@link FLUSH_CHUNK} chains. A chain whose summary throws
@@ -272,7 +279,7 @@ export class SqliteSummaries {
    * on the next flush; the first such error is returned, so one bad chain
    * never blocks the others.
    */
-  #flushAll(now: number): { changes: ChainChange[]; error?: Error } {
+  async #flushAll(now: number): Promise<{ changes: ChainChange[]; error?: Error }> {
     const changes: ChainChange[] = [];
     let error: Error | undefined;
     const ids = [...new Set([...this.#pending.keys(), ...this.#resummarize])];
@@ -280,12 +287,8 @@ export class SqliteSummaries {
     for (let start = 0; start < ids.length; start += FLUSH_CHUNK) {
       const chunk = ids.slice(start, start + FLUSH_CHUNK);
       const last = start + FLUSH_CHUNK >= ids.length;
-      const done = this.#writeChunk(chunk, now, last ? through : undefined);
-      for (const id of done.failed) {
-        this.forget(id);
-        this.#resummarize.add(id);
-      }
-      for (const c of done.out) changes.push(c);
+      const done = await this.#writeChunk(chunk, now, last ? through : undefined);
+      for (const c of done.changes) changes.push(c);
       if (done.error) error ??= done.error;
     }
     return { changes, error };
@@ -296,30 +299,29 @@ export class SqliteSummaries {
    * forgotten and marked, so the next flush reloads them from their records
    * and what the database holds.
    */
-  #writeChunk(chunk: readonly string[], now: number, through: number | undefined): { out: ChainChange[]; failed: string[]; error?: Error } {
+  async #writeChunk(chunk: readonly string[], now: number, through: number | undefined): Promise<{ changes: ChainChange[]; error?: Error }> {
+    const ops: WriterOp[] = [];
+    const tally = new EdgeTally();
+    const refreshed: Refreshed[] = [];
+    const failed: string[] = [];
     let error: Error | undefined;
+    for (const id of chunk) {
+      const wasMarked = this.#resummarize.has(id);
+      try {
+        const r = this.#refresh(id, now, tally, ops);
+        if (r) refreshed.push(r);
+        if (wasMarked) ops.push(['dirty-', id]);
+      } catch (err) {
+        error ??= new StoreError(`cannot summarize chain "${id}": ${(err as Error).message}`, { cause: err });
+        failed.push(id);
+        ops.push(['dirty+', id, now]);
+      }
+      this.#resummarize.delete(id);
+    }
+    bucketOps(tally, ops);
+    if (through !== undefined) ops.push(['meta', 'flushed_through', through]);
     try {
-      return this.#db.transaction(() => {
-        const out: ChainChange[] = [];
-        const failed: string[] = [];
-        const tally = new EdgeTally();
-        for (const id of chunk) {
-          const wasMarked = this.#resummarize.has(id);
-          try {
-            const change = this.#refresh(id, now, tally);
-            this.#resummarize.delete(id);
-            if (change) out.push(change);
-            if (wasMarked) this.#clearDirty.run(id);
-          } catch (err) {
-            error ??= new StoreError(`cannot summarize chain "${id}": ${(err as Error).message}`, { cause: err });
-            failed.push(id);
-            this.#markDirty.run(id, now);
-          }
-        }
-        this.#topology.apply(tally);
-        if (through !== undefined) this.#setFlushedThrough.run(through);
-        return { out, failed, error };
-      });
+      await this.#writer.apply(ops);
     } catch (err) {
       for (const id of chunk) {
         this.forget(id);
@@ -327,12 +329,25 @@ export class SqliteSummaries {
       }
       throw err;
     }
+    for (const id of failed) {
+      this.forget(id);
+      this.#resummarize.add(id);
+    }
+    const changes: ChainChange[] = [];
+    for (const r of refreshed) {
+      this.#remember(r.id, r.state);
+      if (r.isNew) this.#chainCount++;
+      if (r.change) changes.push(r.change);
+    }
+    return { changes, error };
   }
 
   /** Before a read of summaries: bring them up to date, keeping the changes for the next `flush()`. */
-  fresh(): void {
-    if (!this.dirty) return;
-    for (const change of this.#flushAll(Date.now()).changes) this.#keep(change);
+  async fresh(): Promise<void> {
+    await this.#serial(async () => {
+      if (!this.dirty) return;
+      for (const change of (await this.#flushAll(Date.now())).changes) this.#keep(change);
+    });
   }
 
   #keep(change: ChainChange): void {
@@ -347,43 +362,38 @@ export class SqliteSummaries {
    * call (also changes made by reads in between), once per chain.
    * @throws StoreError when a chain could not be summarized (the others are)
    */
-  flush(now: number): ChainChange[] {
+  flush(now: number): Promise<ChainChange[]> {
     this.#db.open();
-    const { changes, error } = this.dirty ? this.#flushAll(now) : { changes: [] };
-    for (const change of changes) this.#keep(change);
-    const out = [...this.#pendingChanges.values()];
-    this.#pendingChanges.clear();
-    if (error) throw error;
-    return out;
+    return this.#serial(async () => {
+      const { changes, error } = this.dirty ? await this.#flushAll(now) : { changes: [] };
+      for (const change of changes) this.#keep(change);
+      const out = [...this.#pendingChanges.values()];
+      this.#pendingChanges.clear();
+      if (error) throw error;
+      return out;
+    });
   }
 
   /** Re-summarize up to `limit` unsettled chains, least recently checked first; the ones whose summary changed. */
-  refreshUnsettled(now: number, limit: number): ChainChange[] {
+  async refreshUnsettled(now: number, limit: number): Promise<ChainChange[]> {
     this.#db.open();
-    this.fresh();
-    const ids = this.#db.prepared('SELECT correlation_id FROM chains WHERE settled = 0 ORDER BY checked_at LIMIT ?').all(limit) as {
-      correlation_id: string;
-    }[];
-    if (ids.length === 0) return [];
-    return this.#db.transaction(() => {
-      const changes: ChainChange[] = [];
-      const tally = new EdgeTally();
-      for (const { correlation_id } of ids) {
-        const change = this.#refresh(correlation_id, now, tally);
-        if (change) changes.push(change);
-      }
-      this.#topology.apply(tally);
-      return changes;
+    await this.fresh();
+    return this.#serial(async () => {
+      const ids = this.#db.prepared('SELECT correlation_id FROM chains WHERE settled = 0 ORDER BY checked_at LIMIT ?').all(limit) as {
+        correlation_id: string;
+      }[];
+      if (ids.length === 0) return [];
+      return (await this.#writeChunk(ids.map((r) => r.correlation_id), now, undefined)).changes;
     });
   }
 
   /** The stored summary of a chain (after bringing summaries up to date). */
-  summary(correlationId: string): ChainSummary | undefined {
+  async summary(correlationId: string): Promise<ChainSummary | undefined> {
     this.#db.open();
-    this.fresh();
+    await this.fresh();
     const cached = this.#cache.get(correlationId);
     if (cached?.summary !== undefined) return cached.summary;
-    const row = this.#chainRow.get(correlationId) as { summary: string } | undefined;
-    return row ? (JSON.parse(row.summary) as ChainSummary) : undefined;
+    const row = this.#chainRow.get(correlationId) as ChainRow | undefined;
+    return row ? summaryFromRow(row) : undefined;
   }
 }

@@ -1,46 +1,22 @@
 /**
- * Topology in SQLite: per-minute edge aggregates (`topology_buckets`, see
- * `topology-buckets.ts`) that the summaries job adds each touched message's
- * contribution changes to, and the topology query over them.
+ * The topology query in SQLite, over per-minute edge aggregates
+ * (`topology_buckets`, see `topology-buckets.ts`) that the summaries job
+ * adds each touched message's contribution changes to (the writer thread's
+ * `bucket` op applies them).
  */
-import type { StatementSync } from 'node:sqlite';
 import type { Topology } from './api-types.ts';
 import { unpackId } from './record-codec.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 import type { SqliteRecords } from './sqlite-records.ts';
-import { addEncodedWaits, EdgeTally, encodeWaits, messageContributions, TOPOLOGY_BUCKET_MS, type TopologyHop } from './topology-buckets.ts';
+import { EdgeTally, messageContributions, TOPOLOGY_BUCKET_MS, type TopologyHop } from './topology-buckets.ts';
 
 export class SqliteTopology {
   readonly #db: SqliteDb;
   readonly #records: SqliteRecords;
-  readonly #bucketRow: StatementSync;
-  readonly #upsertBucket: StatementSync;
-  readonly #deleteBucket: StatementSync;
 
   constructor(db: SqliteDb, records: SqliteRecords) {
     this.#db = db;
     this.#records = records;
-    this.#bucketRow = db.db.prepare('SELECT count, errors, waits FROM topology_buckets WHERE bucket = ? AND from_node = ? AND to_node = ?');
-    this.#upsertBucket = db.db.prepare(
-      `INSERT INTO topology_buckets (bucket, from_node, to_node, count, errors, waits) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (bucket, from_node, to_node) DO UPDATE SET count = excluded.count, errors = excluded.errors, waits = excluded.waits`,
-    );
-    this.#deleteBucket = db.db.prepare('DELETE FROM topology_buckets WHERE bucket = ? AND from_node = ? AND to_node = ?');
-  }
-
-  /** Add bucketed changes to topology_buckets, deleting rows left empty. Inside the caller's transaction. */
-  apply(tally: EdgeTally): void {
-    for (const e of tally.changed()) {
-      const row = this.#bucketRow.get(e.bucket, e.from, e.to) as { count: number; errors: number; waits: string | null } | undefined;
-      const count = (row?.count ?? 0) + e.count;
-      if (count <= 0) {
-        this.#deleteBucket.run(e.bucket, e.from, e.to);
-        continue;
-      }
-      const waits = e.waits;
-      addEncodedWaits(waits, row?.waits ?? null);
-      this.#upsertBucket.run(e.bucket, e.from, e.to, count, (row?.errors ?? 0) + e.errors, encodeWaits(waits));
-    }
   }
 
   /**

@@ -17,6 +17,8 @@ import { progressEvery } from './progress.ts';
 import type { BuildInput, BuildOutput } from './store-db.ts';
 
 const BATCH = 5_000;
+/** Summaries are brought up to date every this many hops, as the collector's timer would: pending work stays bounded. */
+const FLUSH_EVERY = 100_000;
 
 async function main(input: BuildInput): Promise<BuildOutput> {
   const started = Date.now();
@@ -33,8 +35,10 @@ async function main(input: BuildInput): Promise<BuildOutput> {
   const flush = async () => {
     if (batch.length === 0) return;
     await store.insertHops(batch, Date.now());
+    const before = written;
     written += batch.length;
     batch = [];
+    if (Math.floor(written / FLUSH_EVERY) > Math.floor(before / FLUSH_EVERY)) await store.flushSummaries(Date.now());
     report(() => {
       const s = (Date.now() - started) / 1000;
       const rate = written / s;

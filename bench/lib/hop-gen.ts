@@ -324,13 +324,13 @@ const STACK = [
  * cut at the end are left incomplete, as in any real window.
  */
 export function* hopsInTimeOrder(generator: HopGenerator, total: number): Generator<HopRecord> {
-  const heap = new MinHeap();
+  const heap = new MinHeap<HopRecord>((h) => h.ts);
   let emitted = 0;
   for (;;) {
     const chain = generator.next();
     const start = chain.hops[0].ts;
     // Everything pending that happened before this chain began can go out now.
-    while (heap.size > 0 && heap.peekTs() < start) {
+    while (heap.size > 0 && heap.peekKey() < start) {
       yield heap.pop();
       if (++emitted >= total) return;
     }
@@ -356,27 +356,34 @@ export function* chainsUpTo(generator: HopGenerator, total: number): Generator<G
   }
 }
 
-class MinHeap {
-  #items: HopRecord[] = [];
+/** A binary min-heap ordered by a number each item has. */
+export class MinHeap<T> {
+  #items: T[] = [];
+  readonly #key: (item: T) => number;
+  constructor(key: (item: T) => number) {
+    this.#key = key;
+  }
   get size(): number {
     return this.#items.length;
   }
-  peekTs(): number {
-    return this.#items[0].ts;
+  peekKey(): number {
+    return this.#key(this.#items[0]);
   }
-  push(hop: HopRecord): void {
+  push(item: T): void {
     const a = this.#items;
-    a.push(hop);
+    const k = this.#key;
+    a.push(item);
     let i = a.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (a[p].ts <= a[i].ts) break;
+      if (k(a[p]) <= k(a[i])) break;
       [a[p], a[i]] = [a[i], a[p]];
       i = p;
     }
   }
-  pop(): HopRecord {
+  pop(): T {
     const a = this.#items;
+    const k = this.#key;
     const top = a[0];
     const last = a.pop()!;
     if (a.length > 0) {
@@ -386,8 +393,8 @@ class MinHeap {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
-        if (l < a.length && a[l].ts < a[m].ts) m = l;
-        if (r < a.length && a[r].ts < a[m].ts) m = r;
+        if (l < a.length && k(a[l]) < k(a[m])) m = l;
+        if (r < a.length && k(a[r]) < k(a[m])) m = r;
         if (m === i) break;
         [a[m], a[i]] = [a[i], a[m]];
         i = m;

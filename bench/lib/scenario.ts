@@ -12,8 +12,13 @@ export interface BenchContext {
   amqpUrl: string;
   /** Scratch directory for this run (databases, logs); removed at the end. */
   tmpDir: string;
-  /** Directory for data worth keeping between runs (the 1M-hop database). */
+  /** Directory for data worth keeping between runs (the big generated stores). */
   cacheDir: string;
+  /**
+   * Figures one scenario measured that another compares against in the same run
+   * (`plainRoundTripRate`: plain amqplib's round trips per second, from `roundtrip`).
+   */
+  shared: Record<string, number>;
 }
 
 export interface ScenarioResult {

@@ -6,7 +6,7 @@
  * Built once and cached under bench/.cache/ (`*.db` is gitignored). The file
  * name carries a hash of everything that shapes its content (schema, store,
  * chain engine, generator), so a change in any of them builds a fresh one.
- * Building 1,000,000 hops takes minutes; progress goes to stderr.
+ * Building 10,000,000 hops takes minutes; progress goes to stderr.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { progress } from './progress.ts';
 export const STORE_SEED = 1;
 /** Data time of the cached store: a fixed day, so its content does not depend on when it was built. */
 export const STORE_START = Date.UTC(2026, 0, 5, 0, 0, 0);
-/** Average gap between chain starts: 1,000,000 hops (~133,000 chains) span about a day. */
+/** Average gap between chain starts: 1,000,000 hops (~116,000 chains) span about a day. */
 export const STORE_CHAIN_GAP_MS = 650;
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -31,10 +31,10 @@ function contentHash(hops: number): string {
     'bench/lib/hop-gen.ts',
     'bench/lib/build-db.worker.ts',
     'collector/migrations.ts',
-    'collector/sqlite-store.ts',
     'collector/ingest.ts',
+    'collector/hop-v2.ts',
     ...readdirSync(join(ROOT, 'collector'))
-      .filter((f) => f.startsWith('chain-') && f.endsWith('.ts'))
+      .filter((f) => (f.startsWith('chain-') || f.startsWith('sqlite-') || f.startsWith('record-') || f.startsWith('topology-')) && f.endsWith('.ts'))
       .map((f) => `collector/${f}`),
   ].sort();
   for (const f of files) {
