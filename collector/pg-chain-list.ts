@@ -53,9 +53,9 @@ export async function listChainsPg(db: PgDb, query: ChainQuery, fresh: Promise<v
     where.push(`NOT EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ${p(REDELIVERED_KEY)} AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id)`);
   }
   if (query.q !== undefined) {
-    const alternatives = [`(c.correlation_id >= ${p(query.q)} AND c.correlation_id < ${p(query.q + '\uffff')})`];
+    const alternatives = [`(${t}.correlation_id >= ${p(query.q)} AND ${t}.correlation_id < ${p(query.q + '\uffff')})`];
     const others = [...new Set([...messageMatches, ...(await traceIdMatches(db, query.q))])];
-    if (others.length > 0) alternatives.push(`c.correlation_id = ANY(${p(others)}::text[])`);
+    if (others.length > 0) alternatives.push(`${t}.correlation_id = ANY(${p(others)}::text[])`);
     where.push(`(${alternatives.join(' OR ')})`);
   }
   if (query.from !== undefined) where.push(`${t}.start_ts >= ${p(query.from)}`);
@@ -64,11 +64,16 @@ export async function listChainsPg(db: PgDb, query: ChainQuery, fresh: Promise<v
     const [startTs, correlationId] = decodeCursor(query.cursor);
     where.push(`(${t}.start_ts, ${t}.correlation_id) < (${p(startTs)}::float8, ${p(correlationId)}::text COLLATE "C")`);
   }
-  const sql =
-    `SELECT c.correlation_id, c.start_ts, c.summary FROM ` +
-    (driver ? 'chain_tags d JOIN chains c ON c.correlation_id = d.correlation_id' : 'chains c') +
+  // With a driver, the page is cut from the tags alone, then joined to its chains: PostgreSQL would
+  // otherwise hash-join every chain before it applies the LIMIT.
+  const pageSql =
+    `SELECT ${t}.correlation_id, ${t}.start_ts${driver ? '' : ', c.summary'} FROM ${driver ? 'chain_tags d' : 'chains c'}` +
     (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
     ` ORDER BY ${t}.start_ts DESC, ${t}.correlation_id DESC LIMIT ${p(query.limit + 1)}`;
+  const sql = driver
+    ? `SELECT c.correlation_id, c.start_ts, c.summary FROM (${pageSql}) p JOIN chains c ON c.correlation_id = p.correlation_id
+       ORDER BY p.start_ts DESC, p.correlation_id DESC`
+    : pageSql;
   const rows = await db.query<{ correlation_id: string; start_ts: number; summary: string }>(sql, params);
   const page = rows.slice(0, query.limit);
   const last = page.at(-1);
