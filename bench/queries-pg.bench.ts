@@ -91,25 +91,34 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const path = join(ctx.tmpDir, 'queries-pg.db');
   copyFileSync(big.path, path);
   const f = facts(path);
-  const db = await benchDatabase('queries');
-  const url = db.schemaUrl('hoptrace');
+  // BENCH_PG_QUERIES_URL: a store built earlier from the same cached store (e.g. by `hoptrace migrate`): used as it is.
+  const reuse = process.env.BENCH_PG_QUERIES_URL;
+  const db = reuse ? undefined : await benchDatabase('queries');
+  const url = reuse ?? db!.schemaUrl('hoptrace');
   const results: { name: string; sqlite?: { p50: number; p99: number }; pg?: { p50: number; p99: number }; compared: boolean; error?: string }[] = [];
   let build: { seconds: number; records: number; chains: number; bytes: number; perTable: { name: string; bytes: number }[] } | undefined;
   try {
-    progress(`queries-pg: copying the ${fmtInt(f.hops)}-record store into PostgreSQL through PgStore.insertHops`);
     const t0 = performance.now();
-    const copied = await migrateStore({ kind: 'sqlite', path }, { kind: 'postgres', url }, {
-      onProgress: (p) => progress(`queries-pg: ${fmtInt(p.records)} / ${fmtInt(p.total)} records copied`),
-      progressIntervalMs: 10_000,
-    });
-    const seconds = (performance.now() - t0) / 1000;
-    const client = new pg.Client({ connectionString: db.url });
+    let copied = { records: f.hops, chains: NaN };
+    if (!reuse) {
+      progress(`queries-pg: copying the ${fmtInt(f.hops)}-record store into PostgreSQL through PgStore.insertHops`);
+      copied = await migrateStore({ kind: 'sqlite', path }, { kind: 'postgres', url }, {
+        onProgress: (p) => progress(`queries-pg: ${fmtInt(p.records)} / ${fmtInt(p.total)} records copied`),
+        progressIntervalMs: 10_000,
+      });
+    }
+    const seconds = reuse ? NaN : (performance.now() - t0) / 1000;
+    const target = new URL(url);
+    const schema = target.searchParams.get('schema') ?? 'hoptrace';
+    target.searchParams.delete('schema');
+    const client = new pg.Client({ connectionString: target.toString() });
     await client.connect();
     try {
       await client.query('VACUUM ANALYZE');
       const { rows } = await client.query<{ name: string; bytes: string }>(
         `SELECT regexp_replace(c.relname, '_p[0-9]+', '_p*') AS name, sum(pg_total_relation_size(c.oid))::int8 AS bytes
-         FROM pg_class c WHERE c.relnamespace = 'hoptrace'::regnamespace AND c.relkind = 'r' GROUP BY 1 ORDER BY 2 DESC`,
+         FROM pg_class c WHERE c.relnamespace = $1::regnamespace AND c.relkind = 'r' GROUP BY 1 ORDER BY 2 DESC`,
+        [schema],
       );
       const perTable = rows.map((r) => ({ name: r.name, bytes: Number(r.bytes) }));
       build = { seconds, records: copied.records, chains: copied.chains, bytes: perTable.reduce((s, t) => s + t.bytes, 0), perTable };
@@ -132,13 +141,13 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
       await Promise.all([sqlite.stop(), postgres.stop()]);
     }
   } finally {
-    await db.drop();
+    await db?.drop();
     for (const s of ['', '-wal', '-shm', '.log']) rmSync(path + s, { force: true });
   }
   const table: Table = {
     title: `Queries over HTTP from a ${fmtInt(f.hops)}-record store: PostgreSQL against SQLite`,
     notes: [
-      `The cached generated store (${fmtInt(f.hops)} records over a day from ${new Date(STORE_START).toISOString().slice(0, 10)}), and the same records copied into PostgreSQL by \`hoptrace migrate\`'s code: ${build ? `${fmtInt(build.records)} records, ${fmtInt(build.chains)} chains in ${build.seconds.toFixed(0)} s (every record through PgStore.insertHops, summaries by the store's flush), then VACUUM ANALYZE` : 'not built'}. A collector on each, in its own process; one request at a time, ${samples} per query after 5 warm-up requests, rotating over ids. Target: PostgreSQL p99 within 2× of SQLite's.`,
+      `The cached generated store (${fmtInt(f.hops)} records over a day from ${new Date(STORE_START).toISOString().slice(0, 10)}), and the same records copied into PostgreSQL by \`hoptrace migrate\`'s code: ${!build ? 'not built' : Number.isNaN(build.seconds) ? `a store built earlier (BENCH_PG_QUERIES_URL), then VACUUM ANALYZE` : `${fmtInt(build.records)} records, ${fmtInt(build.chains)} chains in ${build.seconds.toFixed(0)} s (every record through PgStore.insertHops, summaries by the store's flush), then VACUUM ANALYZE`}. A collector on each, in its own process; one request at a time, ${samples} per query after 5 warm-up requests, rotating over ids. Target: PostgreSQL p99 within 2× of SQLite's.`,
     ],
     columns: ['query', 'SQLite p50 / p99', 'PostgreSQL p50 / p99', 'p99 ratio', 'within 2×'],
     rows: results.map((r) =>

@@ -42,6 +42,9 @@ const MAX_PENDING_CHANGES = 10_000;
 /** The channel of `NOTIFY`; payloads stay under PostgreSQL's 8,000-byte limit. */
 export const NOTIFY_CHANNEL = 'hoptrace_chains';
 const NOTIFY_MAX_BYTES = 7_000;
+/** How long a read waits for summary work another session holds before it answers with what is there. */
+const READ_WAIT_MS = 5_000;
+const LOCK_TIMEOUT = '55P03';
 
 /** A notification: which store sent it, in which schema (one channel serves every schema), chains new (`n`) and changed (`c`). */
 export interface ChainNotice {
@@ -132,7 +135,11 @@ export class PgSummaries {
   async #round(now: number, wait: boolean): Promise<{ changes: ChainChange[]; more: boolean; blocked: boolean }> {
     const after: (() => void)[] = [];
     const result = await this.#db.transaction(async (c) => {
-      if (wait) await c.query(`SELECT ${lockCall('pg_advisory_xact_lock_shared', 1)}`, lockArgs(LOCK.flush, this.#db.schema));
+      if (wait) {
+        // A read waits for retention and for other flushes, but not for a session that hangs on to its locks.
+        await c.query(`SET LOCAL lock_timeout = '${READ_WAIT_MS}ms'`);
+        await c.query(`SELECT ${lockCall('pg_advisory_xact_lock_shared', 1)}`, lockArgs(LOCK.flush, this.#db.schema));
+      }
       else {
         const { rows } = await c.query<{ ok: boolean }>(`SELECT ${lockCall('pg_try_advisory_xact_lock_shared', 1)} AS ok`, lockArgs(LOCK.flush, this.#db.schema));
         if (!rows[0].ok) return { changes: [], more: false, blocked: true };
@@ -442,7 +449,13 @@ export class PgSummaries {
     if (n === 0) return;
     // The marks there now, not those ingest keeps adding while this runs.
     for (let rounds = Math.ceil(n / CLAIM) + 3; rounds > 0; rounds--) {
-      const r = await this.#round(Date.now(), true);
+      let r;
+      try {
+        r = await this.#round(Date.now(), true);
+      } catch (err) {
+        if ((err as { cause?: { code?: string } }).cause?.code === LOCK_TIMEOUT) return;
+        throw err;
+      }
       for (const change of r.changes) this.#keep(change);
       if (!r.more) return;
     }

@@ -199,7 +199,7 @@ describe('two collectors on one PostgreSQL database', () => {
   it('the sweep moves to the surviving collector when the one running it is killed', async () => {
     const url = newStoreUrl();
     const schema = new URL(url).searchParams.get('schema')!;
-    const [a, b] = await twoCollectors(url, ['--lost-after-ms', '300']);
+    const [a, b] = await twoCollectors(url, ['--lost-after-ms', '3000']);
     try {
       // The sweep runs every 5 s: whichever collector asks first holds the lock.
       const first = await waitFor(() => sweepHolder(schema), 'a collector to take the sweep', 15_000);
@@ -209,13 +209,14 @@ describe('two collectors on one PostgreSQL database', () => {
       await holder.stop();
       const send = makeHop();
       expect((await postHops(survivor.url, [send])).status).toBe(202);
-      // Only the sweep turns a message lost with time alone.
+      // Summarized in flight first; from then on only the sweep turns it lost (no new record comes).
+      expect(await summaryOf(survivor.url, send.correlationId)).toMatchObject({ status: 'in-flight' });
       await waitFor(
         async () => (await summaryOf(survivor.url, send.correlationId))?.status === 'lost',
         'the survivor to sweep the chain to lost',
         20_000,
       );
-      expect(await sweepHolder(schema)).toBe(`hoptrace collector ${survivor.pid} coordinator`);
+      expect(await waitFor(() => sweepHolder(schema), 'the survivor to hold the sweep lock')).toBe(`hoptrace collector ${survivor.pid} coordinator`);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }
