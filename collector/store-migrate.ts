@@ -97,7 +97,7 @@ async function pgSource(url: string): Promise<Source> {
 export async function migrateStore(
   from: StoreSpec,
   to: StoreSpec,
-  options: { onProgress?: (p: MigrateProgress) => void; progressIntervalMs?: number } = {},
+  options: { onProgress?: (p: MigrateProgress) => void; progressIntervalMs?: number; onSummaries?: () => void } = {},
 ): Promise<MigrateResult> {
   if (from.kind === to.kind && (from.kind === 'sqlite' ? from.path === (to as { path: string }).path : from.url === (to as { url: string }).url)) {
     throw new Error('--from and --to name the same store');
@@ -136,6 +136,8 @@ export async function migrateStore(
       }
     }
     // Summaries of everything copied, before the destination is handed over.
+    options.onProgress?.({ ...progress, elapsedMs: Date.now() - started });
+    options.onSummaries?.();
     await dest.flushSummaries(Date.now());
     const stats = await dest.stats();
     progress.elapsedMs = Date.now() - started;
