@@ -29,6 +29,9 @@ import type { ChainQuery } from './store.ts';
  */
 export async function listChainsPg(db: PgDb, query: ChainQuery, fresh: Promise<void> = Promise.resolve()): Promise<ChainList> {
   const tagFilters = queryTagFilters(query);
+  // The other filters are tested row by row as the driver's range is walked newest first (primary-key
+  // probes that stop at the page's end): `OFFSET 0` keeps PostgreSQL from turning them into a hash
+  // semi-join that reads every chain of the other tag first.
   const [driver, messageMatches] = await Promise.all([
     driverFilter(db, tagFilters, query),
     query.q === undefined ? Promise.resolve([]) : messageIdMatches(db, query.q),
@@ -46,11 +49,13 @@ export async function listChainsPg(db: PgDb, query: ChainQuery, fresh: Promise<v
     if (tags === driver) continue;
     where.push(
       `EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ANY(${p(tags)}::text[])
-         AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id)`,
+         AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id OFFSET 0)`,
     );
   }
   if (query.redelivered === false) {
-    where.push(`NOT EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ${p(REDELIVERED_KEY)} AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id)`);
+    where.push(
+      `NOT EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ${p(REDELIVERED_KEY)} AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id OFFSET 0)`,
+    );
   }
   if (query.q !== undefined) {
     const alternatives = [`(${t}.correlation_id >= ${p(query.q)} AND ${t}.correlation_id < ${p(query.q + '\uffff')})`];
