@@ -166,6 +166,11 @@ export class PgSummaries {
         else marks.set(id, { packed: m.correlation_id, xids: [m.xid] });
       }
       const won = await this.#lockChains(c, [...marks.keys()]);
+      if (won.length === 0 && wait) {
+        // Every chain is being flushed elsewhere: a read waits for one of those flushes, then looks again.
+        await c.query(`SELECT pg_advisory_xact_lock(hashtextextended($2 || '/' || $1, 0))`, [marks.keys().next().value, this.#db.schema]);
+        return { changes: [], more: true, blocked: false };
+      }
       const fresh = new Map<string, string[]>();
       for (const id of won) fresh.set(id, marks.get(id)!.xids);
       const changes = await this.#refresh(c, won, fresh, now, after);
@@ -176,7 +181,9 @@ export class PgSummaries {
         [handled.map((h) => h[0]), handled.map((h) => h[1])],
       );
       await this.#notify(c, changes);
-      return { changes, more: claimed.length === CLAIM || won.length < marks.size, blocked: false };
+      // More to do when the claim was full, or when some chains were taken and others left to their holders
+      // (when none was taken, every chain is being flushed elsewhere: stop rather than spin).
+      return { changes, more: claimed.length === CLAIM || (won.length > 0 && won.length < marks.size), blocked: false };
     }, 'summary flush');
     for (const fn of after) fn();
     return result;
