@@ -29,9 +29,11 @@ Usage:
 
 Stores:
   sqlite:PATH or PATH       one SQLite file, one collector (the default: ${Defaults.DB_PATH})
-  postgres://USER@HOST:PORT/DB[?schema=NAME]
+  postgres://USER@HOST:PORT/DB[?schema=NAME][&partition_ms=N]
                             PostgreSQL, shared by any number of collectors behind a load balancer;
-                            the schema (default hoptrace) is created and migrated by the first one
+                            the schema (default hoptrace) is created and migrated by the first one;
+                            retention drops whole partitions of arrivals, N ms wide (default a day,
+                            fixed when the schema is created)
 
 Collector options:
   --port N                  TCP port; 0 picks a free one            (default ${Defaults.COLLECTOR_PORT})

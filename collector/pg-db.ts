@@ -54,11 +54,13 @@ export interface PgTarget {
   connectionString: string;
   /** Schema of the store's tables. */
   schema: string;
+  /** `partition_ms`: width of a time partition when the schema is created here. */
+  partitionMs?: number;
 }
 
 /**
- * Split a store URL: `postgres://user@host:5432/db?schema=name` (any libpq
- * parameter `pg` understands may follow; `schema` is hoptrace's).
+ * Split a store URL: `postgres://user@host:5432/db?schema=name&partition_ms=3600000`
+ * (any parameter `pg` understands may follow; `schema` and `partition_ms` are hoptrace's).
  */
 export function parsePgUrl(url: string): PgTarget {
   let parsed: URL;
@@ -75,7 +77,12 @@ export function parsePgUrl(url: string): PgTarget {
     throw new StoreError(`schema "${schema}" must be a lowercase SQL identifier (letters, digits, _)`);
   }
   parsed.searchParams.delete('schema');
-  return { connectionString: parsed.toString(), schema };
+  const width = parsed.searchParams.get('partition_ms');
+  parsed.searchParams.delete('partition_ms');
+  if (width !== null && !(/^\d+$/.test(width) && Number(width) >= 60_000)) {
+    throw new StoreError(`partition_ms must be a whole number of milliseconds, at least 60000, got "${width}"`);
+  }
+  return { connectionString: parsed.toString(), schema, ...(width !== null ? { partitionMs: Number(width) } : {}) };
 }
 
 /** The URL with its password masked, for logs and messages. */

@@ -51,6 +51,7 @@ export interface PgStoreOptions {
   /**
    * Width of a time partition when this call creates the schema (an existing schema keeps its own).
    * Retention drops whole partitions: records stay up to one width longer than the retention age.
+   * Also `?partition_ms=` in the URL.
    * @default 86_400_000 (one day)
    */
   partitionMs?: number;
@@ -108,7 +109,7 @@ export class PgStore implements Store {
       } finally {
         client.release();
       }
-      const partitions = await PgPartitions.open(db, options.partitionMs ?? DEFAULT_PARTITION_MS);
+      const partitions = await PgPartitions.open(db, options.partitionMs ?? target.partitionMs ?? DEFAULT_PARTITION_MS);
       const strings = new PgStrings(db);
       await strings.load();
       const records = new PgRecords(db, strings);

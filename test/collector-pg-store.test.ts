@@ -233,6 +233,22 @@ describe('PostgreSQL retention by partition', () => {
     }
   });
 
+  it('partitions as wide as the URL says when it creates the schema, and retention drops them by that width', async () => {
+    const { schema, url } = newSchema();
+    const HOUR = 3_600_000;
+    const store = await PgStore.open({ url: `${url}&partition_ms=${HOUR}`, engine: SETTINGS, poolSize: 3 });
+    try {
+      expect(await db.sql(`SELECT value FROM ${schema}.meta WHERE key = 'partition_ms'`)).toEqual([{ value: String(HOUR) }]);
+      await store.insertHops(messageHops({ correlationId: 'hours-ago' }), now - 3 * HOUR);
+      await store.insertHops(messageHops({ correlationId: 'just-now' }), now);
+      expect(await store.applyRetention({ maxAgeMs: HOUR }, now)).toEqual({ deletedChains: 1, deletedHops: 4 });
+      expect(await store.chainHops('just-now')).toHaveLength(4);
+    } finally {
+      await store.close();
+    }
+    await expect(PgStore.open({ url: `${url}&partition_ms=soon` })).rejects.toThrow(/partition_ms must be a whole number/);
+  });
+
   it('a resend just across a partition boundary is still a duplicate', async () => {
     const { url } = newSchema();
     const store = await open(url);
