@@ -2,9 +2,8 @@
  * The chain list's filters as every store keeps them, whatever the database:
  * a chain's tags (`chainTags`) stored as text keys, the filters of a
  * `ChainQuery` as sets of those keys (any key of a set matches, every set
- * must match), and the page cursor.
+ * must match). Each store's page cursor names its own row ids, so it stays with the store.
  */
-import { ErrorCodes, ValidationError } from '../src/errors.ts';
 import type { ChainTag } from './chain-summary.ts';
 import { REDELIVERED_FILTER, type ChainQuery } from './store.ts';
 
@@ -31,25 +30,6 @@ export function tagFilters(query: ChainQuery): string[][] {
   if (query.exchange !== undefined) filters.push([tagKey({ kind: 'exchange', value: query.exchange })]);
   if (query.routingKey !== undefined) filters.push([tagKey({ kind: 'routingKey', value: query.routingKey })]);
   return filters;
-}
-
-export function encodeCursor(startTs: number, correlationId: string): string {
-  return Buffer.from(JSON.stringify([startTs, correlationId])).toString('base64url');
-}
-
-/** @throws ValidationError when the cursor is not one a collector gave out */
-export function decodeCursor(cursor: string): [number, string] {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'number' && typeof value[1] === 'string') {
-      return [value[0], value[1]];
-    }
-  } catch {
-    // fall through
-  }
-  throw new ValidationError(ErrorCodes.INVALID_QUERY, 'query parameter "cursor" is not a cursor this collector gave out', {
-    field: 'cursor',
-  });
 }
 
 /** Whether `q` could be (the start of) a trace id: lowercase hex, at most 32 digits. */

@@ -8,10 +8,9 @@
  * as SQLite does.
  */
 import type { ChainList, ChainSummary } from './api-types.ts';
+import { ErrorCodes, ValidationError } from '../src/errors.ts';
 import {
-  decodeCursor,
   DRIVER_COUNT_CAP,
-  encodeCursor,
   isTracePrefix,
   Q_MATCH_CAP,
   REDELIVERED_KEY,
@@ -37,7 +36,9 @@ export async function listChainsPg(db: PgDb, query: ChainQuery, fresh: Promise<v
     query.q === undefined ? Promise.resolve([]) : messageIdMatches(db, query.q),
     fresh,
   ]);
+  // Rows of the walk: a tag's range (d) or the chains themselves (c); a chain is `id` either way.
   const t = driver ? 'd' : 'c';
+  const id = driver ? 'd.chain_id' : 'c.id';
   const where: string[] = [];
   const params: unknown[] = [];
   const p = (value: unknown): string => {
@@ -48,43 +49,42 @@ export async function listChainsPg(db: PgDb, query: ChainQuery, fresh: Promise<v
   for (const tags of tagFilters) {
     if (tags === driver) continue;
     where.push(
-      `EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ANY(${p(tags)}::text[])
-         AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id OFFSET 0)`,
+      `EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ANY(${p(tags)}::text[]) AND o.start_ts = ${t}.start_ts AND o.chain_id = ${id} OFFSET 0)`,
     );
   }
   if (query.redelivered === false) {
-    where.push(
-      `NOT EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ${p(REDELIVERED_KEY)} AND o.start_ts = ${t}.start_ts AND o.correlation_id = ${t}.correlation_id OFFSET 0)`,
-    );
+    where.push(`NOT EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ${p(REDELIVERED_KEY)} AND o.start_ts = ${t}.start_ts AND o.chain_id = ${id} OFFSET 0)`);
   }
   if (query.q !== undefined) {
-    const alternatives = [`(${t}.correlation_id >= ${p(query.q)} AND ${t}.correlation_id < ${p(query.q + '\uffff')})`];
-    const others = [...new Set([...messageMatches, ...(await traceIdMatches(db, query.q))])];
-    if (others.length > 0) alternatives.push(`${t}.correlation_id = ANY(${p(others)}::text[])`);
+    // Correlation ids by range on chains' primary key; message ids (from records) by correlation id; trace ids by chain id.
+    const correlationIds = `correlation_id >= ${p(query.q)} AND correlation_id < ${p(query.q + '\uffff')}`;
+    const byCorrelation = messageMatches.length > 0 ? `(${correlationIds}) OR correlation_id = ANY(${p(messageMatches)}::text[])` : correlationIds;
+    const alternatives = [`${id} IN (SELECT id FROM chains WHERE ${byCorrelation})`];
+    const traced = await traceIdMatches(db, query.q);
+    if (traced.length > 0) alternatives.push(`${id} = ANY(${p(traced)}::int8[])`);
     where.push(`(${alternatives.join(' OR ')})`);
   }
   if (query.from !== undefined) where.push(`${t}.start_ts >= ${p(query.from)}`);
   if (query.to !== undefined) where.push(`${t}.start_ts <= ${p(query.to)}`);
   if (query.cursor !== undefined) {
-    const [startTs, correlationId] = decodeCursor(query.cursor);
-    where.push(`(${t}.start_ts, ${t}.correlation_id) < (${p(startTs)}::float8, ${p(correlationId)}::text COLLATE "C")`);
+    const [startTs, chainId] = decodeCursor(query.cursor);
+    where.push(`(${t}.start_ts, ${id}) < (${p(startTs)}::float8, ${p(chainId)}::int8)`);
   }
   // With a driver, the page is cut from the tags alone, then joined to its chains: PostgreSQL would
   // otherwise hash-join every chain before it applies the LIMIT.
   const pageSql =
-    `SELECT ${t}.correlation_id, ${t}.start_ts${driver ? '' : ', c.summary'} FROM ${driver ? 'chain_tags d' : 'chains c'}` +
+    `SELECT ${id} AS id, ${t}.start_ts${driver ? '' : ', c.summary'} FROM ${driver ? 'chain_tags d' : 'chains c'}` +
     (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
-    ` ORDER BY ${t}.start_ts DESC, ${t}.correlation_id DESC LIMIT ${p(query.limit + 1)}`;
+    ` ORDER BY ${t}.start_ts DESC, ${id} DESC LIMIT ${p(query.limit + 1)}`;
   const sql = driver
-    ? `SELECT c.correlation_id, c.start_ts, c.summary FROM (${pageSql}) p JOIN chains c ON c.correlation_id = p.correlation_id
-       ORDER BY p.start_ts DESC, p.correlation_id DESC`
+    ? `SELECT c.id, c.start_ts, c.summary FROM (${pageSql}) p JOIN chains c ON c.id = p.id ORDER BY p.start_ts DESC, p.id DESC`
     : pageSql;
-  const rows = await db.query<{ correlation_id: string; start_ts: number; summary: string }>(sql, params);
+  const rows = await db.query<{ id: number; start_ts: number; summary: string }>(sql, params);
   const page = rows.slice(0, query.limit);
   const last = page.at(-1);
   return {
     items: page.map((r) => JSON.parse(r.summary) as ChainSummary),
-    nextCursor: rows.length > query.limit && last ? encodeCursor(last.start_ts, last.correlation_id) : null,
+    nextCursor: rows.length > query.limit && last ? encodeCursor(last.start_ts, last.id) : null,
   };
 }
 
@@ -101,13 +101,29 @@ async function messageIdMatches(db: PgDb, q: string): Promise<string[]> {
   return [...out];
 }
 
-/** Correlation ids of the chains with a trace id that is `q` or starts with it (written with summaries). */
-async function traceIdMatches(db: PgDb, q: string): Promise<string[]> {
+/** Ids of the chains with a trace id that is `q` or starts with it (written with summaries). */
+async function traceIdMatches(db: PgDb, q: string): Promise<number[]> {
   if (!isTracePrefix(q)) return [];
   const { lo, hi } = hexPrefixRange(q);
-  const sql = `SELECT DISTINCT correlation_id FROM (SELECT correlation_id FROM chain_traces WHERE trace_id >= $1${hi ? ' AND trace_id < $2' : ''} LIMIT ${Q_MATCH_CAP}) t`;
-  const rows = await db.query<{ correlation_id: string }>(sql, hi ? [Buffer.from(lo), Buffer.from(hi)] : [Buffer.from(lo)]);
-  return rows.map((r) => r.correlation_id);
+  const sql = `SELECT DISTINCT chain_id FROM (SELECT chain_id FROM chain_traces WHERE trace_id >= $1${hi ? ' AND trace_id < $2' : ''} LIMIT ${Q_MATCH_CAP}) t`;
+  const rows = await db.query<{ chain_id: number }>(sql, hi ? [Buffer.from(lo), Buffer.from(hi)] : [Buffer.from(lo)]);
+  return rows.map((r) => r.chain_id);
+}
+
+/** The page cursor: the last chain's start and id. */
+function encodeCursor(startTs: number, id: number): string {
+  return Buffer.from(JSON.stringify([startTs, id])).toString('base64url');
+}
+
+/** @throws ValidationError when the cursor is not one this store gave out */
+function decodeCursor(cursor: string): [number, number] {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'number' && Number.isSafeInteger(value[1])) return [value[0], value[1]];
+  } catch {
+    // fall through
+  }
+  throw new ValidationError(ErrorCodes.INVALID_QUERY, 'query parameter "cursor" is not a cursor this collector gave out', { field: 'cursor' });
 }
 
 /** The tag filter to walk: of the single-valued ones, the one with the fewest chains in the window. */

@@ -75,6 +75,8 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     CREATE SEQUENCE chain_version_seq;
     CREATE TABLE chains (
       correlation_id text COLLATE "C" PRIMARY KEY,
+      -- what tags and trace ids refer to (8 bytes instead of the correlation id's text, in three indexes)
+      id             bigint           GENERATED ALWAYS AS IDENTITY UNIQUE,
       status         text             NOT NULL,
       start_ts       double precision NOT NULL,
       end_ts         double precision NOT NULL,
@@ -89,7 +91,8 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       version        bigint           NOT NULL,
       summary        text             NOT NULL
     );
-    CREATE INDEX chains_start ON chains (start_ts DESC, correlation_id DESC);
+    -- GET /api/chains: newest first, cursor on (start_ts, id)
+    CREATE INDEX chains_start ON chains (start_ts DESC, id DESC);
     CREATE INDEX chains_unsettled ON chains (checked_at) WHERE NOT settled;
     CREATE INDEX chains_updated ON chains (updated_at);
     CREATE INDEX chains_received_from ON chains (received_from);
@@ -100,18 +103,18 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
 
     -- chain-list-filters.ts tagKey: what the list filters match, in list order
     CREATE TABLE chain_tags (
-      tag            text COLLATE "C"  NOT NULL,
-      start_ts       double precision  NOT NULL,
-      correlation_id text COLLATE "C"  NOT NULL,
-      PRIMARY KEY (tag, start_ts, correlation_id)
+      tag      text COLLATE "C" NOT NULL,
+      start_ts double precision NOT NULL,
+      chain_id bigint           NOT NULL,
+      PRIMARY KEY (tag, start_ts, chain_id)
     );
-    CREATE INDEX chain_tags_chain ON chain_tags (correlation_id);
+    CREATE INDEX chain_tags_chain ON chain_tags (chain_id);
     CREATE TABLE chain_traces (
-      trace_id       bytea            NOT NULL,
-      correlation_id text COLLATE "C" NOT NULL,
-      PRIMARY KEY (trace_id, correlation_id)
+      trace_id bytea  NOT NULL,
+      chain_id bigint NOT NULL,
+      PRIMARY KEY (trace_id, chain_id)
     );
-    CREATE INDEX chain_traces_chain ON chain_traces (correlation_id);
+    CREATE INDEX chain_traces_chain ON chain_traces (chain_id);
 
     -- topology per minute and edge (topology-buckets.ts), partitioned like records: a message's
     -- contributions are counted in the partition of its newest record, so they go with it

@@ -74,9 +74,9 @@ export class PgRetention {
       await c.query(`SELECT ${lockCall('pg_advisory_xact_lock', 1)}`, lockArgs(LOCK.flush, this.#db.schema));
       const hops = await c.query<{ n: number }>('SELECT coalesce(sum(n), 0)::int8 AS n FROM record_counts WHERE part = ANY($1::int[])', [drop]);
       const dead = await c.query<{ n: number }>(
-        `WITH dead AS (DELETE FROM chains WHERE updated_at < $1 RETURNING correlation_id),
-         tags AS (DELETE FROM chain_tags WHERE correlation_id IN (SELECT correlation_id FROM dead)),
-         traces AS (DELETE FROM chain_traces WHERE correlation_id IN (SELECT correlation_id FROM dead))
+        `WITH dead AS (DELETE FROM chains WHERE updated_at < $1 RETURNING id),
+         tags AS (DELETE FROM chain_tags WHERE chain_id IN (SELECT id FROM dead)),
+         traces AS (DELETE FROM chain_traces WHERE chain_id IN (SELECT id FROM dead))
          SELECT count(*)::int8 AS n FROM dead`,
         [cutoff],
       );

@@ -56,6 +56,7 @@ export interface ChainNotice {
 
 interface ChainRow {
   correlation_id: string;
+  id: number;
   summary: string;
   version: number;
   updated_at: number;
@@ -250,7 +251,7 @@ export class PgSummaries {
 
   async #chainRows(c: pg.ClientBase, ids: readonly string[]): Promise<Map<string, ChainRow>> {
     const { rows } = await c.query<ChainRow>(
-      'SELECT correlation_id, summary, version, updated_at, received_from FROM chains WHERE correlation_id = ANY($1::text[])',
+      'SELECT correlation_id, id, summary, version, updated_at, received_from FROM chains WHERE correlation_id = ANY($1::text[])',
       [ids],
     );
     return new Map(rows.map((r) => [r.correlation_id, r]));
@@ -312,10 +313,11 @@ export class PgSummaries {
     const changes: ChainChange[] = [];
     const upsert: { plan: Plan; step: ChainStep }[] = [];
     const checked: { id: string; settled: boolean }[] = [];
-    const tagDel: [string, number, string][] = [];
+    // Tag and trace-id rows by chain id: known for stored chains, given by the upsert for new ones.
+    const tagDel: [string, number, number][] = [];
     const tagAdd: [string, number, string][] = [];
     const traces: [Buffer, string][] = [];
-    const traceRewrite: string[] = [];
+    const traceRewrite: number[] = [];
     const tally = new PartTally();
     for (const plan of plans) {
       const stored = plan.row === undefined ? undefined : (JSON.parse(plan.row.summary) as ChainSummary);
@@ -341,18 +343,19 @@ export class PgSummaries {
       if (step.changed || plan.grew) upsert.push({ plan, step });
       else checked.push({ id: plan.id, settled: step.settled });
       if (step.changed) {
-        for (const key of step.tags.remove) tagDel.push([key, stored!.startTs, plan.id]);
+        for (const key of step.tags.remove) tagDel.push([key, stored!.startTs, plan.row!.id]);
         for (const key of step.tags.add) tagAdd.push([key, step.summary.startTs, plan.id]);
         if (plan.rewriteTraces) {
-          traceRewrite.push(plan.id);
+          if (plan.row) traceRewrite.push(plan.row.id);
           for (const t of step.summary.traceIds) if (t.length === 32) traces.push([Buffer.from(t, 'hex'), plan.id]);
         } else for (const t of step.traces) traces.push([Buffer.from(t, 'hex'), plan.id]);
         changes.push({ type: stored === undefined ? 'new' : 'changed', chain: step.summary });
       }
     }
+    const chainIds = new Map<string, number>();
     if (upsert.length > 0) {
       const col = <T>(f: (u: { plan: Plan; step: ChainStep }) => T) => upsert.map(f);
-      const { rows } = await c.query<{ correlation_id: string; version: number; inserted: boolean }>(
+      const { rows } = await c.query<{ correlation_id: string; id: number; version: number; inserted: boolean }>(
         `INSERT INTO chains (correlation_id, status, start_ts, end_ts, hop_count, updated_at, received_from, settled, checked_at, version, summary)
          SELECT id, status, st, et, hc, ua, rf, s, $1::float8, nextval('chain_version_seq'), sm
          FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::int[], $7::float8[], $8::float8[], $9::bool[], $10::text[])
@@ -360,7 +363,7 @@ export class PgSummaries {
          ON CONFLICT (correlation_id) DO UPDATE SET status = excluded.status, start_ts = excluded.start_ts, end_ts = excluded.end_ts,
            hop_count = excluded.hop_count, updated_at = excluded.updated_at, received_from = excluded.received_from,
            settled = excluded.settled, checked_at = excluded.checked_at, version = excluded.version, summary = excluded.summary
-         RETURNING correlation_id, version, (xmax = 0) AS inserted`,
+         RETURNING correlation_id, id, version, (xmax = 0) AS inserted`,
         [
           now,
           col((u) => u.plan.id),
@@ -375,6 +378,7 @@ export class PgSummaries {
         ],
       );
       const versions = new Map(rows.map((r) => [r.correlation_id, r.version]));
+      for (const r of rows) chainIds.set(r.correlation_id, r.id);
       const inserted = rows.filter((r) => r.inserted).length;
       if (inserted > 0) {
         await c.query(
@@ -395,23 +399,23 @@ export class PgSummaries {
     }
     if (tagDel.length > 0) {
       await c.query(
-        `DELETE FROM chain_tags t USING unnest($1::text[], $2::float8[], $3::text[]) AS u (tag, st, id)
-         WHERE t.tag = u.tag AND t.start_ts = u.st AND t.correlation_id = u.id`,
+        `DELETE FROM chain_tags t USING unnest($1::text[], $2::float8[], $3::int8[]) AS u (tag, st, id)
+         WHERE t.tag = u.tag AND t.start_ts = u.st AND t.chain_id = u.id`,
         [tagDel.map((t) => t[0]), tagDel.map((t) => t[1]), tagDel.map((t) => t[2])],
       );
     }
     if (tagAdd.length > 0) {
-      await c.query('INSERT INTO chain_tags (tag, start_ts, correlation_id) SELECT * FROM unnest($1::text[], $2::float8[], $3::text[]) ON CONFLICT DO NOTHING', [
+      await c.query('INSERT INTO chain_tags (tag, start_ts, chain_id) SELECT * FROM unnest($1::text[], $2::float8[], $3::int8[]) ON CONFLICT DO NOTHING', [
         tagAdd.map((t) => t[0]),
         tagAdd.map((t) => t[1]),
-        tagAdd.map((t) => t[2]),
+        tagAdd.map((t) => chainIds.get(t[2])!),
       ]);
     }
-    if (traceRewrite.length > 0) await c.query('DELETE FROM chain_traces WHERE correlation_id = ANY($1::text[])', [traceRewrite]);
+    if (traceRewrite.length > 0) await c.query('DELETE FROM chain_traces WHERE chain_id = ANY($1::int8[])', [traceRewrite]);
     if (traces.length > 0) {
-      await c.query('INSERT INTO chain_traces (trace_id, correlation_id) SELECT * FROM unnest($1::bytea[], $2::text[]) ON CONFLICT DO NOTHING', [
+      await c.query('INSERT INTO chain_traces (trace_id, chain_id) SELECT * FROM unnest($1::bytea[], $2::int8[]) ON CONFLICT DO NOTHING', [
         traces.map((t) => t[0]),
-        traces.map((t) => t[1]),
+        traces.map((t) => chainIds.get(t[1])!),
       ]);
     }
     if (!tally.empty) await tally.apply(c, dropped);
