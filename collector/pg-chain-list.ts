@@ -56,10 +56,13 @@ export async function listChainsPg(db: PgDb, query: ChainQuery, fresh: Promise<v
     where.push(`NOT EXISTS (SELECT 1 FROM chain_tags o WHERE o.tag = ${p(REDELIVERED_KEY)} AND o.start_ts = ${t}.start_ts AND o.chain_id = ${id} OFFSET 0)`);
   }
   if (query.q !== undefined) {
-    // Correlation ids by range on chains' primary key; message ids (from records) by correlation id; trace ids by chain id.
-    const correlationIds = `correlation_id >= ${p(query.q)} AND correlation_id < ${p(query.q + '\uffff')}`;
-    const byCorrelation = messageMatches.length > 0 ? `(${correlationIds}) OR correlation_id = ANY(${p(messageMatches)}::text[])` : correlationIds;
-    const alternatives = [`${id} IN (SELECT id FROM chains WHERE ${byCorrelation})`];
+    // Correlation ids by range on chains' primary key, message ids (found in records) by correlation id,
+    // trace ids by chain id. Walking the chains, each is an index condition of its own (a bitmap OR);
+    // walking a tag's range, the first two are a lookup in chains.
+    const col = driver ? 'correlation_id' : 'c.correlation_id';
+    let byCorrelation = `(${col} >= ${p(query.q)} AND ${col} < ${p(query.q + '\uffff')})`;
+    if (messageMatches.length > 0) byCorrelation += ` OR ${col} = ANY(${p(messageMatches)}::text[])`;
+    const alternatives = [driver ? `d.chain_id IN (SELECT id FROM chains WHERE ${byCorrelation})` : byCorrelation];
     const traced = await traceIdMatches(db, query.q);
     if (traced.length > 0) alternatives.push(`${id} = ANY(${p(traced)}::int8[])`);
     where.push(`(${alternatives.join(' OR ')})`);
