@@ -5,9 +5,17 @@
  * A message collects findings, each a problem status, a reason and the hop
  * it shows at; its status is the most severe finding
  * ({@link STATUS_SEVERITY}), else `in-flight` while something is still
- * pending within its time limit, else `ok`.
+ * pending within its time limit, else `ok`. What it still waits for (in
+ * flight, lost or stuck) is listed as open waits, drawn as open in the UI.
+ *
+ * A reject or nack without requeue drops the message from its queue: the
+ * broker dead-letters it when the queue has a dead-letter exchange and
+ * discards it otherwise. Hops do not say which; a dead-lettered copy's
+ * receive (`x-death`) does. Until one shows up, within the `lostAfterMs`
+ * limit (the copy is a message the broker publishes), the message is in
+ * flight; after it, `discarded`.
  */
-import { STATUS_SEVERITY, type FirstFailure, type MessageDelivery, type MessageStatus, type StoredHop } from './api-types.ts';
+import { STATUS_SEVERITY, type FirstFailure, type MessageDelivery, type MessageStatus, type OpenWait, type Recovery, type StoredHop } from './api-types.ts';
 import { isRejectingSettle, type MessageNode } from './chain-graph.ts';
 import { deliveryHops, isProcessError, maxDeath, type ChainContext } from './chain-messages.ts';
 
@@ -27,12 +35,27 @@ export interface Finding {
   hop: number;
 }
 
+/** Something a message still waits for; {@link OpenWait} with a hop index. */
+export interface OpenFinding {
+  kind: OpenWait['kind'];
+  status: OpenWait['status'];
+  /** Hop index it waits since. */
+  hop: number;
+  queue?: string;
+  waitedMs: number;
+}
+
+/** {@link Recovery} with a hop index. */
+export type RecoveryFinding = Omit<Recovery, 'hopId'> & { hop: number };
+
 export interface MessageDiagnosis {
   status: MessageStatus;
   statusReason: string;
   findings: Finding[];
   /** Something is still pending within its time limit (a worse finding may hide it in `status`). */
   pending: boolean;
+  /** What it still waits for, lost and stuck included. */
+  open: OpenFinding[];
 }
 
 const severityOf = new Map<MessageStatus, number>(STATUS_SEVERITY.map((s, i) => [s, i]));
@@ -75,6 +98,7 @@ export function diagnoseMessage(
   const hops = ctx.graph.hops;
   const findings: Finding[] = [];
   const pending: string[] = [];
+  const open: OpenFinding[] = [];
   const s0 = m.sends[0];
   const { now } = options;
 
@@ -136,23 +160,37 @@ export function diagnoseMessage(
   for (const [queue, s] of rejectOf) {
     if (explained.has(`${queue}\u0000rejected`)) continue;
     const h = hops[s];
-    findings.push({
-      status: 'dead-lettered',
-      reason: `${h.service} ${h.outcome === 'reject' ? 'rejected' : 'nacked'} it on queue ${q(queue)} without requeue${handlerErrorOn(queue)}; no dead-lettered copy seen`,
-      hop: s,
-    });
+    const verb = h.outcome === 'reject' ? 'rejected' : 'nacked';
+    const age = now - h.ts;
+    if (age > options.lostAfterMs) {
+      findings.push({
+        status: 'discarded',
+        reason:
+          `${h.service} ${verb} it on queue ${q(queue)} without requeue${handlerErrorOn(queue)}; no dead-lettered copy seen ` +
+          `within ${formatDuration(options.lostAfterMs)}: RabbitMQ discards such a message unless the queue has a dead-letter exchange`,
+        hop: s,
+      });
+    } else {
+      pending.push(`${verb} without requeue by ${h.service} on queue ${q(queue)}; a dead-lettered copy may still arrive`);
+      open.push({ kind: 'dead-letter', status: 'in-flight', hop: s, queue, waitedMs: Math.max(0, age) });
+    }
   }
 
   // Nothing received at all: in flight, then lost.
   if (m.deliveries.length === 0 && s0 !== undefined && m.returns.length === 0 && !m.confirms.some((c) => hops[c].outcome === 'nack')) {
     const age = now - hops[s0].ts;
-    if (age > options.lostAfterMs) {
+    const lost = age > options.lostAfterMs;
+    if (lost) {
       findings.push({
         status: 'lost',
         reason: `sent by ${hops[s0].service} to ${destination(hops[s0])} ${formatDuration(age)} ago and never received (limit ${formatDuration(options.lostAfterMs)})`,
         hop: s0,
       });
     } else pending.push(`sent ${formatDuration(Math.max(0, age))} ago, not received yet`);
+    const sent: OpenFinding = { kind: 'unreceived', status: lost ? 'lost' : 'in-flight', hop: s0, waitedMs: Math.max(0, age) };
+    // Through the default exchange the routing key is the queue.
+    if (hops[s0].exchange === '' && hops[s0].routingKey) sent.queue = hops[s0].routingKey;
+    open.push(sent);
   }
 
   // Each delivery's latest attempt: unsettled → in flight, then stuck; requeued → awaiting redelivery.
@@ -162,26 +200,30 @@ export function diagnoseMessage(
     const r = last.receive;
     if (last.settles.length === 0) {
       const age = now - hops[r].ts;
-      if (age > options.stuckAfterMs) {
+      const stuck = age > options.stuckAfterMs;
+      if (stuck) {
         findings.push({
           status: 'stuck',
           reason: `received by ${d.service} from queue ${q(d.queue)} ${formatDuration(age)} ago and never settled (limit ${formatDuration(options.stuckAfterMs)})`,
           hop: r,
         });
       } else pending.push(`being handled by ${d.service} on queue ${q(d.queue)}`);
+      open.push({ kind: 'unsettled', status: stuck ? 'stuck' : 'in-flight', hop: r, queue: d.queue, waitedMs: Math.max(0, age) });
       continue;
     }
     const s = last.settles.reduce((a, b) => (ctx.position[a] > ctx.position[b] ? a : b));
     const h = hops[s];
     if ((h.outcome === 'nack' || h.outcome === 'reject') && h.requeue !== false) {
       const age = now - h.ts;
-      if (age > options.lostAfterMs) {
+      const lost = age > options.lostAfterMs;
+      if (lost) {
         findings.push({
           status: 'lost',
           reason: `requeued by ${d.service} on queue ${q(d.queue)} ${formatDuration(age)} ago and never redelivered (limit ${formatDuration(options.lostAfterMs)})`,
           hop: s,
         });
       } else pending.push(`requeued by ${d.service} on queue ${q(d.queue)}, awaiting redelivery`);
+      open.push({ kind: 'requeued', status: lost ? 'lost' : 'in-flight', hop: s, queue: d.queue, waitedMs: Math.max(0, age) });
     }
   }
 
@@ -211,10 +253,48 @@ export function diagnoseMessage(
       const d = severity(f.status) - severity(worst.status);
       if (d < 0 || (d === 0 && ctx.position[f.hop] > ctx.position[worst.hop])) worst = f;
     }
-    return { status: worst.status, statusReason: worst.reason, findings, pending: pending.length > 0 };
+    return { status: worst.status, statusReason: worst.reason, findings, pending: pending.length > 0, open };
   }
-  if (pending.length > 0) return { status: 'in-flight', statusReason: pending.join('; '), findings, pending: true };
-  return { status: 'ok', statusReason: okReason(m, deliveries), findings, pending: false };
+  if (pending.length > 0) return { status: 'in-flight', statusReason: pending.join('; '), findings, pending: true, open };
+  return { status: 'ok', statusReason: okReason(m, deliveries), findings, pending: false, open };
+}
+
+/**
+ * Deliveries that succeeded after failing or being requeued: the last attempt
+ * processed without error and was acked, an earlier one did not.
+ */
+export function recoveries(ctx: ChainContext, m: MessageNode, deliveries: readonly MessageDelivery[]): RecoveryFinding[] {
+  const hops = ctx.graph.hops;
+  const out: RecoveryFinding[] = [];
+  m.deliveries.forEach((d, k) => {
+    if (deliveries[k].settle?.outcome !== 'ack') return;
+    const processes = deliveryHops(ctx, d, 'process');
+    const last = processes.at(-1);
+    if (last !== undefined && isProcessError(hops[last])) return;
+    const errors = new Map<string, number>();
+    let first: number | undefined;
+    for (const p of processes) {
+      if (!isProcessError(hops[p])) continue;
+      const text = errorText(hops[p]);
+      errors.set(text, (errors.get(text) ?? 0) + 1);
+      first ??= p;
+    }
+    const requeued = deliveryHops(ctx, d, 'settle').filter((s) => {
+      const h = hops[s];
+      return (h.outcome === 'nack' || h.outcome === 'reject') && h.requeue !== false;
+    });
+    if (errors.size === 0 && requeued.length === 0) return;
+    out.push({
+      messageId: m.messageId,
+      service: d.service,
+      queue: d.queue,
+      attempts: d.attempts.length,
+      errors: [...errors].map(([text, count]) => ({ text, count })),
+      requeues: requeued.length,
+      hop: first ?? requeued[0],
+    });
+  });
+  return out;
 }
 
 function okReason(m: MessageNode, deliveries: readonly MessageDelivery[]): string {

@@ -8,15 +8,16 @@
  * - `chain-skew.ts`: per-service clock offsets from the cross-service edges;
  * - `chain-order.ts`: the causal order (topological, by adjusted time);
  * - `chain-messages.ts`: queue wait, handling, settle, dead-letter history;
- * - `chain-diagnose.ts`: statuses, reasons, the first failure.
+ * - `chain-diagnose.ts`: statuses, reasons, the first failure, what is
+ *   still open, and deliveries that recovered.
  *
  * A pure function of the hops' content and the options: store ids and
  * arrival order never change the result.
  */
-import type { ChainDetail, ChainHop, ChainMessage, ChainSummary, StoredHop } from './api-types.ts';
-import { diagnoseChain, diagnoseMessage, type MessageDiagnosis } from './chain-diagnose.ts';
+import type { ChainDetail, ChainHop, ChainMessage, ChainSummary, OpenWait, Recovery, StalledEdge, StoredHop } from './api-types.ts';
+import { diagnoseChain, diagnoseMessage, recoveries, type MessageDiagnosis } from './chain-diagnose.ts';
 import { buildGraph, type ChainGraph, type MessageNode } from './chain-graph.ts';
-import { deadLetterHistory, deadLetterSources, describeDelivery, type ChainContext } from './chain-messages.ts';
+import { deadLetterHistory, deadLetterSources, describeDelivery, waitSources, type ChainContext } from './chain-messages.ts';
 import { causalOrder } from './chain-order.ts';
 import { estimateSkew, type SkewSample } from './chain-skew.ts';
 
@@ -82,7 +83,8 @@ export function buildChain(correlationId: string, hops: readonly StoredHop[], op
   const order = causalOrder(g.hops, g.edges, adjustedTs);
   const position = new Int32Array(n);
   order.forEach((hop, seq) => (position[hop] = seq));
-  const ctx: ChainContext = { graph: g, adjustedTs, position, deadLetterSource: deadLetterSources(g) };
+  const deadLetterSource = deadLetterSources(g);
+  const ctx: ChainContext = { graph: g, adjustedTs, position, deadLetterSource, waitSource: waitSources(g, position, deadLetterSource) };
 
   const firstPosition = (m: { hops: readonly number[] }): number => {
     let p = Infinity;
@@ -92,20 +94,39 @@ export function buildChain(correlationId: string, hops: readonly StoredHop[], op
   const nodes = [...g.messages].sort((a, b) => firstPosition(a) - firstPosition(b));
   const rank = new Map(nodes.map((m, k) => [m.messageId, k]));
 
+  const recovered: Recovery[] = [];
   const built: { node: MessageNode; message: ChainMessage; diagnosis: MessageDiagnosis }[] = nodes.map((m) => {
     const deliveryNodes = [...m.deliveries].sort((a, b) => firstPosition(a) - firstPosition(b));
     const node: MessageNode = { ...m, deliveries: deliveryNodes };
     const deliveries = deliveryNodes.map((d) => describeDelivery(ctx, node, d));
     const redeliveryCount = deliveries.reduce((sum, d) => sum + d.redeliveries, 0);
     const diagnosis = diagnoseMessage(ctx, node, deliveries, redeliveryCount, options);
+    // A message whose status is a problem is explained by its failure, not by a recovery.
+    if (diagnosis.status === 'ok' || diagnosis.status === 'in-flight') {
+      for (const { hop, ...r } of recoveries(ctx, node, deliveries)) recovered.push({ ...r, hopId: g.hops[hop].id });
+    }
     return { node, message: toChainMessage(ctx, node, deliveries, redeliveryCount, diagnosis, rank), diagnosis };
   });
 
   const chain = diagnoseChain(ctx, built);
+  const open: OpenWait[] = [];
+  for (const { node, diagnosis } of built) {
+    for (const o of diagnosis.open) {
+      const h = g.hops[o.hop];
+      const wait: OpenWait = { kind: o.kind, status: o.status, messageId: node.messageId, hopId: h.id, service: h.service, waitedMs: o.waitedMs };
+      if (o.queue !== undefined) wait.queue = o.queue;
+      open.push(wait);
+    }
+  }
 
   const chainHops: ChainHop[] = options.summaryOnly
     ? (order.map((i) => g.hops[i]) as ChainHop[])
-    : order.map((i, seq) => ({ ...g.hops[i], seq, adjustedTs: adjustedTs[i] }));
+    : order.map((i, seq) => {
+        const hop: ChainHop = { ...g.hops[i], seq, adjustedTs: adjustedTs[i] };
+        const since = ctx.waitSource.get(i);
+        if (since !== undefined) hop.waitSinceHopId = g.hops[since].id;
+        return hop;
+      });
   let startTs = 0;
   let endTs = 0;
   if (n > 0) {
@@ -130,12 +151,15 @@ export function buildChain(correlationId: string, hops: readonly StoredHop[], op
     durationMs: endTs - startTs,
     hopCount: n,
     messageCount: nodes.length,
+    judgedAt: options.now,
+    open,
     skew: services.map((s) => skewOf.get(s)!),
     rootMessageIds: built.filter((b) => b.node.root).map((b) => b.node.messageId),
     messages: built.map((b) => b.message),
     hops: chainHops,
   };
   if (chain.firstFailure !== undefined) detail.firstFailure = chain.firstFailure;
+  if (recovered.length > 0) detail.recoveries = recovered;
   return detail;
 }
 
@@ -171,15 +195,54 @@ function toChainMessage(
       break;
     }
   }
-  let wait: number | undefined;
-  let handling: number | undefined;
-  for (const d of deliveries) {
-    if (d.queueWaitMs !== undefined) wait = wait === undefined ? d.queueWaitMs : Math.min(wait, d.queueWaitMs);
-    if (d.handlingMs !== undefined) handling = (handling ?? 0) + d.handlingMs;
+  // The critical delivery: the longest wait plus handling. Deliveries to several queues run in
+  // parallel; adding their figures up would describe no consumer at all.
+  let critical = -1;
+  let longest = -1;
+  deliveries.forEach((d, k) => {
+    if (d.queueWaitMs === undefined && d.handlingMs === undefined) return;
+    const total = (d.queueWaitMs ?? 0) + (d.handlingMs ?? 0);
+    if (total > longest) {
+      longest = total;
+      critical = k;
+    }
+  });
+  if (critical >= 0) {
+    const d = deliveries[critical];
+    message.criticalDelivery = critical;
+    if (d.queueWaitMs !== undefined) message.queueWaitMs = d.queueWaitMs;
+    if (d.queueWaitApprox) message.queueWaitApprox = true;
+    if (d.handlingMs !== undefined) message.handlingMs = d.handlingMs;
   }
-  if (wait !== undefined) message.queueWaitMs = wait;
-  if (handling !== undefined) message.handlingMs = handling;
   return message;
+}
+
+/** Longest failure reason a list row carries. */
+const SUMMARY_REASON_MAX = 300;
+
+/** Where the chain's lost and stuck messages stopped, by topology edge (see {@link StalledEdge}). */
+function stalledEdges(detail: ChainDetail): StalledEdge[] {
+  const byId = new Map(detail.hops.map((h) => [h.id, h]));
+  const edges = new Map<string, StalledEdge>();
+  for (const o of detail.open) {
+    if (o.status !== 'lost' && o.status !== 'stuck') continue;
+    const h = byId.get(o.hopId);
+    if (h === undefined) continue;
+    let from: string;
+    let to: string;
+    if (o.kind === 'unreceived') {
+      if (o.queue !== undefined) [from, to] = [`exchange:${h.exchange ?? ''}`, `queue:${o.queue}`];
+      else [from, to] = [`service:${h.service}`, `exchange:${h.exchange ?? ''}`];
+    } else [from, to] = [`queue:${o.queue ?? h.queue ?? ''}`, `service:${h.service}`];
+    const key = `${o.status}\u0000${from}\u0000${to}`;
+    const e = edges.get(key);
+    if (e === undefined) edges.set(key, { status: o.status, from, to, count: 1, ts: h.ts });
+    else {
+      e.count++;
+      if (h.ts < e.ts) e.ts = h.ts;
+    }
+  }
+  return [...edges.values()].sort((a, b) => a.ts - b.ts || (a.from < b.from ? -1 : a.from > b.from ? 1 : 0));
 }
 
 /**
@@ -202,6 +265,20 @@ export function summarizeChain(detail: ChainDetail, updatedAt: number): ChainSum
     durationMs: detail.durationMs,
     updatedAt,
   };
+  const failure = detail.firstFailure;
+  if (failure !== undefined) {
+    const hop = detail.hops.find((h) => h.id === failure.hopId);
+    const reason = failure.reason.length > SUMMARY_REASON_MAX ? `${failure.reason.slice(0, SUMMARY_REASON_MAX - 1)}…` : failure.reason;
+    summary.failure = { status: failure.status, service: hop?.service ?? '', kind: failure.kind, reason };
+    const error = hop?.error;
+    if (error) {
+      const text = error.message ? `${error.type || 'Error'}: ${error.message}` : error.type || 'Error';
+      summary.failure.error = text.length > SUMMARY_REASON_MAX ? `${text.slice(0, SUMMARY_REASON_MAX - 1)}…` : text;
+    }
+  }
+  if (detail.open.length > 0) summary.open = true;
+  const stalled = stalledEdges(detail);
+  if (stalled.length > 0) summary.stalled = stalled;
   const rootId = detail.rootMessageIds[0];
   const root = detail.messages.find((m) => m.messageId === rootId);
   if (root !== undefined) {

@@ -12,7 +12,7 @@ export const DRIVER_COUNT_CAP = 5_000;
 /** Chains a `q` prefix can match through message and trace ids, at most (a prefix that short matches noise). */
 export const Q_MATCH_CAP = 1_000;
 
-const TAG_PREFIX = { service: 's:', status: 't:', exchange: 'x:', routingKey: 'r:' } as const;
+const TAG_PREFIX = { service: 's:', status: 't:', exchange: 'x:', routingKey: 'r:', queue: 'q:' } as const;
 export const REDELIVERED_KEY = 'f:redelivered';
 
 /** How a tag is stored (SQLite migration 3's encoding, PostgreSQL's too). */
@@ -29,6 +29,7 @@ export function tagFilters(query: ChainQuery): string[][] {
   if (query.service !== undefined) filters.push([tagKey({ kind: 'service', value: query.service })]);
   if (query.exchange !== undefined) filters.push([tagKey({ kind: 'exchange', value: query.exchange })]);
   if (query.routingKey !== undefined) filters.push([tagKey({ kind: 'routingKey', value: query.routingKey })]);
+  if (query.queue !== undefined) filters.push([tagKey({ kind: 'queue', value: query.queue })]);
   return filters;
 }
 

@@ -16,12 +16,61 @@ export interface ChainContext {
   position: Int32Array;
   /** Hop index of a dead-lettered copy's receive → the reject that dead-lettered it. */
   deadLetterSource: Map<number, number>;
+  /** Hop index of a receive → the hop its time in the queue started at (see {@link waitSources}). */
+  waitSource: Map<number, number>;
 }
 
 export function deadLetterSources(graph: ChainGraph): Map<number, number> {
   const sources = new Map<number, number>();
   for (const e of graph.edges) if (e.kind === 'dead-letter' && !sources.has(e.to)) sources.set(e.to, e.from);
   return sources;
+}
+
+const requeues = (h: StoredHop): boolean => h.kind === 'settle' && (h.outcome === 'nack' || h.outcome === 'reject') && h.requeue !== false;
+
+/**
+ * Where each receive's time in the queue started: a dead-lettered copy at the
+ * reject that dead-lettered it; a redelivery at the latest settle that
+ * requeued the message on that queue before it (any consumer of the queue),
+ * else at the previous attempt's last hop in its delivery (a channel closed
+ * without settling); a first delivery at the message's publish.
+ */
+export function waitSources(graph: ChainGraph, position: Int32Array, deadLetterSource: Map<number, number>): Map<number, number> {
+  const { hops } = graph;
+  const out = new Map<number, number>();
+  for (const m of graph.messages) {
+    const requeuesOn = new Map<string, number[]>();
+    for (const d of m.deliveries) {
+      for (const a of d.attempts) {
+        for (const s of a.settles) {
+          if (!requeues(hops[s])) continue;
+          const list = requeuesOn.get(d.queue);
+          if (list === undefined) requeuesOn.set(d.queue, [s]);
+          else list.push(s);
+        }
+      }
+    }
+    for (const d of m.deliveries) {
+      let previousLast: number | undefined;
+      for (const a of d.attempts) {
+        const r = a.receive;
+        if (r !== undefined) {
+          let source = deadLetterSource.get(r);
+          if (source === undefined && (hops[r].redelivered === true || previousLast !== undefined)) {
+            for (const s of requeuesOn.get(d.queue) ?? []) {
+              if (position[s] < position[r] && (source === undefined || position[s] > position[source])) source = s;
+            }
+            source ??= previousLast;
+          }
+          source ??= m.sends[0];
+          if (source !== undefined) out.set(r, source);
+        }
+        const attemptHops = [...(r === undefined ? [] : [r]), ...a.processes, ...a.settles];
+        for (const i of attemptHops) if (previousLast === undefined || position[i] > position[previousLast]) previousLast = i;
+      }
+    }
+  }
+  return out;
 }
 
 const byPosition = (ctx: ChainContext) => (a: number, b: number) => ctx.position[a] - ctx.position[b];
@@ -51,7 +100,13 @@ export function describeDelivery(ctx: ChainContext, m: MessageNode, d: DeliveryN
   const lastProcess = processes.at(-1);
   const lastSettle = settles.at(-1);
 
-  const delivery: MessageDelivery = { service: d.service, queue: d.queue, errors: 0, redeliveries: 0 };
+  const delivery: MessageDelivery = {
+    service: d.service,
+    queue: d.queue,
+    errors: 0,
+    redeliveries: 0,
+    hopIds: [...d.hops].sort(byPosition(ctx)).map((i) => hops[i].id),
+  };
   const consumerTag = first === undefined ? undefined : hops[first].consumerTag;
   if (consumerTag !== undefined) delivery.consumerTag = consumerTag;
   if (first !== undefined) delivery.receivedTs = hops[first].ts;
@@ -61,7 +116,12 @@ export function describeDelivery(ctx: ChainContext, m: MessageNode, d: DeliveryN
   if (first !== undefined) {
     // A dead-lettered copy waited since it was rejected, not since it was first published.
     const source = ctx.deadLetterSource.get(first) ?? m.sends[0];
-    if (source !== undefined) delivery.queueWaitMs = Math.max(0, ctx.adjustedTs[first] - ctx.adjustedTs[source]);
+    if (source !== undefined) {
+      delivery.queueWaitMs = Math.max(0, ctx.adjustedTs[first] - ctx.adjustedTs[source]);
+      if (isShifted(ctx, source) || isShifted(ctx, first)) {
+        if (hops[source].service !== hops[first].service) delivery.queueWaitApprox = true;
+      }
+    }
   }
 
   let handling: number | undefined;
@@ -81,6 +141,11 @@ export function describeDelivery(ctx: ChainContext, m: MessageNode, d: DeliveryN
     }
   }
   return delivery;
+}
+
+/** True when a skew estimate moved this hop's time. */
+function isShifted(ctx: ChainContext, i: number): boolean {
+  return ctx.adjustedTs[i] !== ctx.graph.hops[i].ts;
 }
 
 function deathTotal(h: StoredHop): number {

@@ -16,8 +16,16 @@
  *    to the middle of what its constraints allow (the NTP estimate), but
  *    never more than twice its smallest correction, so a slow return path
  *    cannot invent seconds of skew from a millisecond of disagreement.
+ *    Bounded from one side only (traffic one way), it keeps the smallest
+ *    correction, as Jaeger's and Zipkin's clock-skew adjusters do: one
+ *    direction of traffic bounds a clock, it does not measure it.
+ * 3. Intervals: the offsets a service's own constraints allow, with the
+ *    other clocks where steps 1 and 2 put them, are reported with the
+ *    estimate, and whether they bound it from both sides (`measured`), one
+ *    (`bounded`) or none; an estimate its constraints cannot all hold for
+ *    is `conflicting`.
  */
-import type { ServiceSkew } from './api-types.ts';
+import type { ServiceSkew, SkewBasis } from './api-types.ts';
 
 /** One cross-service happens-before sample: `offset(to) − offset(from) ≥ minDifference`. */
 export interface SkewSample {
@@ -126,12 +134,39 @@ export function estimateSkew(
     if (next >= lo && next <= hi) offsets.set(s, next);
   }
 
-  const skew = services.map((service) => ({
-    service,
-    offsetMs: round(offsets.get(service) ?? 0),
-    samples: sampleCount.get(service) ?? 0,
-    reference: service === reference,
-  }));
+  // 3. Intervals: what each service's constraints allow with the other clocks where they were put.
+  const skew = services.map((service): ServiceSkew => {
+    const entry: ServiceSkew = {
+      service,
+      offsetMs: round(offsets.get(service) ?? 0),
+      samples: sampleCount.get(service) ?? 0,
+      reference: service === reference,
+      basis: 'none',
+    };
+    if (entry.reference) {
+      entry.basis = 'reference';
+      return entry;
+    }
+    let lo = -Infinity;
+    let hi = Infinity;
+    for (const c of incoming.get(service) ?? []) lo = Math.max(lo, offsets.get(c.from)! + c.lo);
+    for (const c of outgoing.get(service) ?? []) hi = Math.min(hi, offsets.get(c.to)! - c.lo);
+    const x = offsets.get(service) ?? 0;
+    if (lo > hi + 1e-6 || x < lo - 1e-6 || x > hi + 1e-6) {
+      entry.basis = 'conflicting';
+      return entry;
+    }
+    if (Number.isFinite(lo)) entry.lowerMs = round(lo);
+    if (Number.isFinite(hi)) entry.upperMs = round(hi);
+    entry.basis = basisOf(lo, hi);
+    return entry;
+  });
   const rounded = new Map(skew.map((s) => [s.service, s.offsetMs]));
   return { offsets: rounded, skew };
+}
+
+function basisOf(lo: number, hi: number): SkewBasis {
+  const a = Number.isFinite(lo);
+  const b = Number.isFinite(hi);
+  return a && b ? 'measured' : a || b ? 'bounded' : 'none';
 }

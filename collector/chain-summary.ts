@@ -74,6 +74,7 @@ export function summaryHop(h: HopRecord, id: number, receivedAt: number): Stored
   if (h.multiple !== undefined) s.multiple = h.multiple;
   if (h.durationMs !== undefined) s.durationMs = h.durationMs;
   if (h.replyCode !== undefined) s.replyCode = h.replyCode;
+  if (h.replyText !== undefined) s.replyText = String(h.replyText).slice(0, SUMMARY_ERROR_CHARS);
   if (h.error !== undefined && h.error !== null) {
     s.error = { type: h.error.type, message: String(h.error.message ?? '').slice(0, SUMMARY_ERROR_CHARS) };
     if (h.error.code !== undefined) s.error.code = h.error.code;
@@ -85,14 +86,14 @@ export function summaryHop(h: HopRecord, id: number, receivedAt: number): Stored
 
 /** A value a chain can be found by in the list filters. */
 export type ChainTag =
-  | { kind: 'service' | 'status' | 'exchange' | 'routingKey'; value: string }
+  | { kind: 'service' | 'status' | 'exchange' | 'routingKey' | 'queue'; value: string }
   | { kind: 'redelivered' };
 
-/** The tags of a chain: its services, status and problems, the exchanges and routing keys of its hops, and the redelivered flag. */
+/** The tags of a chain: its services, status and problems, the exchanges, routing keys and queues of its hops, and the redelivered flag. */
 export function chainTags(summary: ChainSummary, hops: readonly StoredHop[]): ChainTag[] {
   const tags: ChainTag[] = [];
   const seen = new Set<string>();
-  const add = (kind: 'service' | 'status' | 'exchange' | 'routingKey', value: string) => {
+  const add = (kind: 'service' | 'status' | 'exchange' | 'routingKey' | 'queue', value: string) => {
     const key = `${kind}\u0000${value}`;
     if (seen.has(key)) return;
     seen.add(key);
@@ -105,6 +106,7 @@ export function chainTags(summary: ChainSummary, hops: readonly StoredHop[]): Ch
   for (const h of hops) {
     if (typeof h.exchange === 'string') add('exchange', h.exchange);
     if (typeof h.routingKey === 'string') add('routingKey', h.routingKey);
+    if (typeof h.queue === 'string') add('queue', h.queue);
   }
   return tags;
 }

@@ -40,12 +40,14 @@ Collector options:
   --host HOST               interface to listen on; 0.0.0.0 in a container (default 127.0.0.1)
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
   --store URL               the store instead of --db: postgres://… or sqlite:PATH (default $${STORE_ENV})
-  --token TOKEN             bearer token POST /v1/hops and /v1/traces require
+  --token TOKEN             the token that guards ingest, /api/*, /metrics and the UI (not /healthz)
                                                                      (default $${Env.HOPTRACE_TOKEN}; unset: no auth)
-  --protect-reads           require the token for /api/* and /metrics too (default off)
+  --public-reads            leave /api/*, /metrics and the UI open; ingest still needs the token
   --jaeger-url URL          Jaeger UI the timeline links traces to   (default $${Env.HOPTRACE_JAEGER_URL})
   --ui-dir DIR              built UI to serve                        (default <package>/dist/ui)
   --max-body-bytes N        largest ingest body, after gunzip        (default 16777216)
+  --live-buffer-bytes N     how far a live-events client may fall behind before it is told
+                            to reload and disconnected               (default 1048576)
   --lost-after-ms N         sent and not received this long: lost    (default ${DEFAULT_ENGINE_OPTIONS.lostAfterMs})
   --stuck-after-ms N        received and not settled this long: stuck (default ${DEFAULT_ENGINE_OPTIONS.stuckAfterMs})
   --retention-max-age-ms N  delete chains idle this long; 0 = never  (default ${RETENTION_DEFAULTS.maxAgeMs}, 7 days)
@@ -98,10 +100,12 @@ async function runCollector(args: string[]): Promise<number> {
       db: { type: 'string' },
       store: { type: 'string' },
       token: { type: 'string' },
+      'public-reads': { type: 'boolean' },
       'protect-reads': { type: 'boolean' },
       'jaeger-url': { type: 'string' },
       'ui-dir': { type: 'string' },
       'max-body-bytes': { type: 'string' },
+      'live-buffer-bytes': { type: 'string' },
       'lost-after-ms': { type: 'string' },
       'stuck-after-ms': { type: 'string' },
       'retention-max-age-ms': { type: 'string' },
@@ -121,6 +125,10 @@ async function runCollector(args: string[]): Promise<number> {
     throw new UsageError(`--durability must be full or normal, got "${durability}"`);
   }
   if (values.store !== undefined && values.db !== undefined) throw new UsageError('give --store or --db, not both');
+  if (values['protect-reads']) {
+    if (values['public-reads']) throw new UsageError('--protect-reads and --public-reads contradict each other; reads are protected by default');
+    process.stderr.write('hoptrace: --protect-reads is no longer needed: with a token, reads are protected by default (--public-reads opens them)\n');
+  }
   const options: CollectorOptions = {
     durability,
     port,
@@ -128,10 +136,11 @@ async function runCollector(args: string[]): Promise<number> {
     db: values.db as string | undefined,
     storeUrl: values.store as string | undefined,
     token: values.token as string | undefined,
-    protectReads: values['protect-reads'] as boolean | undefined,
+    publicReads: values['public-reads'] as boolean | undefined,
     jaegerUrl: values['jaeger-url'] as string | undefined,
     uiDir: values['ui-dir'] as string | undefined,
     maxBodyBytes: integerFlag('max-body-bytes', values['max-body-bytes'] as string | undefined),
+    liveBufferBytes: integerFlag('live-buffer-bytes', values['live-buffer-bytes'] as string | undefined),
     lostAfterMs: integerFlag('lost-after-ms', values['lost-after-ms'] as string | undefined),
     stuckAfterMs: integerFlag('stuck-after-ms', values['stuck-after-ms'] as string | undefined),
     retention: {

@@ -3,6 +3,7 @@
  * hub, metrics and the resolved settings. Built once by `startCollector`.
  */
 import type { Logger } from 'pino';
+import type { CollectorAuth } from './auth.ts';
 import type { EngineSettings } from './ingest.ts';
 import type { LiveHub } from './live.ts';
 import type { CollectorMetrics } from './metrics.ts';
@@ -16,10 +17,8 @@ export interface CollectorContext {
   /** Chain engine settings (lost/stuck limits, redelivery-loop threshold). */
   engine: EngineSettings;
   maxBodyBytes: number;
-  /** Bearer token ingest requires; undefined = open. */
-  token: string | undefined;
-  /** Whether the read API (`/api/*`, `/metrics`) requires the token too. */
-  protectReads: boolean;
+  /** The token's guards for ingest and reads, and the UI's sessions. */
+  auth: CollectorAuth;
   jaegerUrl: string | undefined;
   version: string;
   /** Collector start, epoch ms. */

@@ -2,12 +2,15 @@
  * Validation of incoming hop records (`POST /v1/hops`, `POST /v1/traces`,
  * `hoptrace import`): one schema, compiled once into a list of field checks.
  *
- * A record is either a bare {@link HopRecord} or a pino log line carrying one
- * under `hop`. Known fields must have their documented type and stay under a
- * length cap; unknown fields are kept as they are (the record may grow new
- * fields, DESIGN.md "Field names are fixed; more fields may be added").
+ * A record is either a bare {@link HopRecord} (version 1 or 2) or a pino log
+ * line carrying one under `hop`. Known fields must have their documented type
+ * and stay within the {@link HopLimits}; fields the schema does not know are
+ * left out of what is stored, at every level (the top-level record, `error`,
+ * `properties`, `death` entries), so the stored record has the schema's fixed
+ * depth and bounded size whatever arrived. A newer library's new fields are
+ * therefore kept only by a collector that knows them.
  */
-import { ErrorCodes, ValidationError } from '../src/errors.ts';
+import type { RejectedRecord } from './api-types.ts';
 import {
   HOP_KINDS,
   HOP_LOG_KEY,
@@ -22,92 +25,146 @@ import { recordHops, type IngestRecord } from './record-identity.ts';
 
 export { HopLimits };
 
-/** A failed check: the dotted field path and what it must be. */
-interface Failure {
-  field: string;
-  must: string;
+/** A failed check: the field path below the checked value and what it must be. */
+class Failure {
+  readonly field: string;
+  readonly must: string;
+  constructor(field: string, must: string) {
+    this.field = field;
+    this.must = must;
+  }
+  /** The same failure seen from the parent: `name` joined in front of the path. */
+  under(name: string): Failure {
+    const sep = this.field === '' || this.field.startsWith('[') ? '' : '.';
+    return new Failure(name + sep + this.field, this.must);
+  }
 }
 
-/** One compiled check: returns a failure or undefined. */
-type Check = (value: unknown, path: string) => Failure | undefined;
+/** A passed check whose value must be replaced by a copy without the unknown fields it held. */
+class Stripped {
+  readonly value: unknown;
+  constructor(value: unknown) {
+    this.value = value;
+  }
+}
+
+/**
+ * One compiled check. `undefined`: the value is valid as it is; {@link Stripped}: valid once
+ * the unknown fields are left out (the copy is in it); {@link Failure}: invalid. Paths are
+ * built only on failure, from the bottom up, so a valid record costs no string building.
+ */
+type Check = (value: unknown) => Failure | Stripped | undefined;
 
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX16 = /^[0-9a-f]{16}$/;
 
-const fail = (field: string, must: string): Failure => ({ field, must });
+const fail = (must: string): Failure => new Failure('', must);
 
 function string(max: number, opts: { nonEmpty?: boolean; pattern?: RegExp; patternText?: string } = {}): Check {
   const what = opts.patternText ?? (opts.nonEmpty ? `a non-empty string of at most ${max} characters` : `a string of at most ${max} characters`);
-  return (v, p) => {
-    if (typeof v !== 'string') return fail(p, opts.patternText ?? `be a string`);
-    if (opts.pattern && !opts.pattern.test(v)) return fail(p, what);
-    if (opts.nonEmpty && v.length === 0) return fail(p, `be ${what}`);
-    if (v.length > max) return fail(p, `be at most ${max} characters long`);
+  return (v) => {
+    if (typeof v !== 'string') return fail(opts.patternText ?? `be a string`);
+    if (opts.pattern && !opts.pattern.test(v)) return fail(what);
+    if (opts.nonEmpty && v.length === 0) return fail(`be ${what}`);
+    if (v.length > max) return fail(`be at most ${max} characters long`);
     return undefined;
   };
 }
 
-function finite(opts: { min?: number; integer?: boolean } = {}): Check {
-  return (v, p) => {
-    if (typeof v !== 'number' || !Number.isFinite(v)) return fail(p, 'be a finite number');
-    if (opts.integer && !Number.isInteger(v)) return fail(p, 'be an integer');
-    if (opts.min !== undefined && v < opts.min) return fail(p, `be at least ${opts.min}`);
+/** A finite number in [min, max] (integer when asked); the bounds keep every later sum and conversion finite. */
+function finite(opts: { min: number; max: number; integer?: boolean }): Check {
+  return (v) => {
+    if (typeof v !== 'number' || !Number.isFinite(v)) return fail('be a finite number');
+    if (opts.integer && !Number.isInteger(v)) return fail('be an integer');
+    if (v < opts.min) return fail(`be at least ${opts.min}`);
+    if (v > opts.max) return fail(`be at most ${opts.max}`);
     return undefined;
   };
 }
 
-const boolean: Check = (v, p) => (typeof v === 'boolean' ? undefined : fail(p, 'be true or false'));
+/** Epoch milliseconds (or a duration in ms) within the range a JavaScript Date can hold. */
+const epochMs = finite({ min: 0, max: HopLimits.MAX_EPOCH_MS });
+const durationMs = epochMs;
+const count = finite({ min: 0, max: Number.MAX_SAFE_INTEGER, integer: true });
+const int = finite({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER, integer: true });
+/** A time a broker or another system stamped: any sign, within a Date's range. */
+const anyTime = finite({ min: -HopLimits.MAX_EPOCH_MS, max: HopLimits.MAX_EPOCH_MS });
+
+const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : fail('be true or false'));
 
 function oneOf(values: readonly (string | number)[]): Check {
   const set = new Set<unknown>(values);
   const text = values.map((x) => JSON.stringify(x)).join(', ');
-  return (v, p) => (set.has(v) ? undefined : fail(p, `be one of ${text}`));
+  return (v) => (set.has(v) ? undefined : fail(`be one of ${text}`));
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** An object whose listed fields are checked (required ones must be present); other keys pass. */
+/**
+ * An object whose listed fields are checked (required ones must be present). Fields not
+ * listed are left out of what is stored: the stored record holds only what the schema
+ * knows, at every level, so nothing unbounded in size or depth reaches the store.
+ */
 function object(fields: Record<string, Check>, required: readonly string[] = []): Check {
-  const entries = Object.entries(fields);
-  return (v, p) => {
-    if (!isPlainObject(v)) return fail(p, 'be an object');
+  const known = new Map(Object.entries(fields));
+  return (v) => {
+    if (!isPlainObject(v)) return fail('be an object');
     for (const name of required) {
-      if (v[name] === undefined) return fail(`${p}.${name}`, 'be present');
+      if (v[name] === undefined) return new Failure(name, 'be present');
     }
-    for (const [name, check] of entries) {
+    let unknown = false;
+    let replaced: Map<string, unknown> | undefined;
+    for (const name in v) {
+      const check = known.get(name);
+      if (check === undefined) {
+        unknown = true;
+        continue;
+      }
       const value = v[name];
       if (value === undefined) continue;
-      const f = check(value, `${p}.${name}`);
-      if (f) return f;
+      const r = check(value);
+      if (r === undefined) continue;
+      if (r instanceof Failure) return r.under(name);
+      (replaced ??= new Map()).set(name, r.value);
     }
-    return undefined;
+    if (!unknown && replaced === undefined) return undefined;
+    const copy: Record<string, unknown> = {};
+    for (const name in v) {
+      if (!known.has(name) || v[name] === undefined) continue;
+      copy[name] = replaced?.has(name) ? replaced.get(name) : v[name];
+    }
+    return new Stripped(copy);
   };
 }
 
 function arrayOf(item: Check, max: number): Check {
-  return (v, p) => {
-    if (!Array.isArray(v)) return fail(p, 'be an array');
-    if (v.length > max) return fail(p, `have at most ${max} entries`);
+  return (v) => {
+    if (!Array.isArray(v)) return fail('be an array');
+    if (v.length > max) return fail(`have at most ${max} entries`);
+    let copy: unknown[] | undefined;
     for (let i = 0; i < v.length; i++) {
-      const f = item(v[i], `${p}[${i}]`);
-      if (f) return f;
+      const r = item(v[i]);
+      if (r === undefined) continue;
+      if (r instanceof Failure) return r.under(`[${i}]`);
+      (copy ??= v.slice())[i] = r.value;
     }
-    return undefined;
+    return copy === undefined ? undefined : new Stripped(copy);
   };
 }
 
+/** Headers: at most `maxEntries` string values (depth one by construction). */
 function stringMap(maxEntries: number, maxValue: number): Check {
-  return (v, p) => {
-    if (!isPlainObject(v)) return fail(p, 'be an object of strings');
+  return (v) => {
+    if (!isPlainObject(v)) return fail('be an object of strings');
     let n = 0;
     for (const key in v) {
-      if (++n > maxEntries) return fail(p, `have at most ${maxEntries} entries`);
-      if (key.length > HopLimits.SHORT) return fail(p, `have keys of at most ${HopLimits.SHORT} characters`);
+      if (++n > maxEntries) return fail(`have at most ${maxEntries} entries`);
+      if (key.length > HopLimits.SHORT) return fail(`have keys of at most ${HopLimits.SHORT} characters`);
       const value = v[key];
-      if (typeof value !== 'string') return fail(`${p}.${key}`, 'be a string');
-      if (value.length > maxValue) return fail(`${p}.${key}`, `be at most ${maxValue} characters long`);
+      if (typeof value !== 'string') return new Failure(key, 'be a string');
+      if (value.length > maxValue) return new Failure(key, `be at most ${maxValue} characters long`);
     }
     return undefined;
   };
@@ -120,7 +177,7 @@ const shortNonEmpty = string(HopLimits.SHORT, { nonEmpty: true });
 const HOP_FIELDS: Record<string, Check> = {
   v: oneOf([HOP_SCHEMA_VERSION]),
   kind: oneOf(HOP_KINDS),
-  ts: finite({ min: 0 }),
+  ts: epochMs,
   service: shortNonEmpty,
   instance: shortNonEmpty,
   traceId: string(32, { pattern: HEX32, patternText: 'be 32 lowercase hex characters' }),
@@ -133,18 +190,18 @@ const HOP_FIELDS: Record<string, Check> = {
   routingKey: short,
   queue: short,
   consumerTag: short,
-  deliveryTag: finite({ min: 0, integer: true }),
+  deliveryTag: count,
   redelivered: boolean,
-  deathCount: finite({ min: 0, integer: true }),
+  deathCount: count,
   death: arrayOf(
     object(
       {
         queue: short,
         reason: short,
-        count: finite({ min: 0, integer: true }),
+        count,
         exchange: short,
         routingKeys: arrayOf(short, HopLimits.ENTRIES),
-        time: finite(),
+        time: anyTime,
       },
       ['queue', 'reason', 'count', 'exchange', 'routingKeys'],
     ),
@@ -153,27 +210,27 @@ const HOP_FIELDS: Record<string, Check> = {
   outcome: oneOf(['ack', 'nack', 'reject', 'returned', 'ok', 'error']),
   requeue: boolean,
   multiple: boolean,
-  replyCode: finite({ integer: true }),
+  replyCode: int,
   replyText: string(HopLimits.MEDIUM),
-  durationMs: finite({ min: 0 }),
+  durationMs,
   error: object(
     { type: short, message: string(HopLimits.MEDIUM), stack: string(HopLimits.LONG), code: short },
     ['type', 'message'],
   ),
   messageType: short,
   contentType: short,
-  bodySize: finite({ min: 0, integer: true }),
+  bodySize: count,
   headers: stringMap(HopLimits.ENTRIES, HopLimits.MEDIUM),
   properties: object({
     contentType: short,
     contentEncoding: short,
-    deliveryMode: finite({ integer: true }),
-    priority: finite({ integer: true }),
+    deliveryMode: int,
+    priority: int,
     correlationId: short,
     replyTo: short,
     expiration: short,
     messageId: short,
-    timestamp: finite(),
+    timestamp: anyTime,
     type: short,
     userId: short,
     appId: short,
@@ -185,6 +242,29 @@ const HOP_FIELDS: Record<string, Check> = {
 const REQUIRED = ['v', 'kind', 'ts', 'service', 'instance', 'traceId', 'spanId', 'correlationId', 'messageId'] as const;
 
 const checkHop = object(HOP_FIELDS, REQUIRED);
+
+/** A hop as the store gives it back: the record plus the store's `id` and `receivedAt`. */
+const checkStored = object({ ...HOP_FIELDS, id: count, receivedAt: epochMs }, REQUIRED);
+
+/**
+ * Stored hops as a read may use them: each checked again with the schema (a
+ * store written by an older collector may hold what today's ingest refuses),
+ * unknown fields left out, and a hop that fails the check left out of the read.
+ * @returns the hops to use, and how many were left out
+ */
+export function readableStoredHops<T extends HopRecord>(hops: readonly T[]): { hops: T[]; unreadable: number } {
+  let out: T[] | undefined;
+  for (let i = 0; i < hops.length; i++) {
+    const r = checkStored(hops[i]);
+    if (r === undefined) {
+      out?.push(hops[i]);
+      continue;
+    }
+    out ??= hops.slice(0, i);
+    if (r instanceof Stripped) out.push(r.value as T);
+  }
+  return out === undefined ? { hops: hops as T[], unreadable: 0 } : { hops: out, unreadable: hops.length - out.length };
+}
 
 /** Fields of a version-2 record ({@link HopRecordV2}); the shared ones have the version-1 checks. */
 const V2_FIELDS: Record<string, Check> = {
@@ -211,7 +291,7 @@ const V2_FIELDS: Record<string, Check> = {
   routingKey: short,
   error: HOP_FIELDS.error,
   // publish
-  confirmMs: finite({ min: 0 }),
+  confirmMs: durationMs,
   confirm: oneOf(['ack', 'nack']),
   // consume
   queue: short,
@@ -219,17 +299,17 @@ const V2_FIELDS: Record<string, Check> = {
   deliveryTag: HOP_FIELDS.deliveryTag,
   redelivered: boolean,
   death: HOP_FIELDS.death,
-  processMs: finite({ min: 0 }),
+  processMs: durationMs,
   settle: oneOf(['ack', 'nack', 'reject']),
-  settleMs: finite({ min: 0 }),
+  settleMs: durationMs,
   requeue: boolean,
   multiple: boolean,
   settleSpanId: HOP_FIELDS.spanId,
 };
 const V2_REQUIRED = ['v', 'kind', 'ts', 'service', 'traceId', 'spanId', 'messageId'] as const;
 const checkV2 = object(V2_FIELDS, V2_REQUIRED);
-const checkPublishV2 = object({}, ['routingKey']);
-const checkConsumeV2 = object({}, ['queue']);
+/** The field a version-2 record of this kind cannot do without. */
+const V2_KIND_REQUIRES: Record<string, string> = { publish: 'routingKey', consume: 'queue' };
 
 /** Result of {@link checkRecord}: the record ready to store, or why it is not a record. */
 export type RecordCheck = { ok: true; record: IngestRecord } | { ok: false; field: string; reason: string };
@@ -247,8 +327,10 @@ function lineInstance(line: Record<string, unknown>): string | undefined {
 
 /**
  * Check one input value: a bare hop record (version 1 or 2), or a pino log
- * line with the record under `hop`. A version-2 record comes back with its
- * `instance` resolved. Never throws.
+ * line with the record under `hop`. A version-2 record comes back whole, its
+ * `instance` resolved (the store keeps it as one row). Fields the schema does
+ * not know are left out, at every level. Never throws, whatever the value's
+ * size or depth.
  */
 export function checkRecord(value: unknown): RecordCheck {
   let candidate = value;
@@ -260,25 +342,25 @@ export function checkRecord(value: unknown): RecordCheck {
     prefix = `${HOP_LOG_KEY}.`;
   }
   if (!isPlainObject(candidate)) return { ok: false, field: prefix ? 'hop' : '(record)', reason: 'must be an object' };
-  // Paths come out as ".field" from the root object; strip the leading dot.
-  const failed = (f: Failure): RecordCheck => ({ ok: false, field: prefix + f.field.replace(/^\./, ''), reason: `must ${f.must}` });
+  const failed = (f: Failure): RecordCheck => ({ ok: false, field: prefix + f.field, reason: `must ${f.must}` });
   if (candidate.v !== HOP_SCHEMA_VERSION && candidate.v !== HOP_RECORD_V2) {
     return { ok: false, field: `${prefix}v`, reason: `must be one of ${HOP_SCHEMA_VERSION}, ${HOP_RECORD_V2} (the record versions this collector reads)` };
   }
   if (candidate.v === HOP_RECORD_V2) {
-    const f =
-      checkV2(candidate, '') ?? (candidate.kind === 'publish' ? checkPublishV2 : checkConsumeV2)(candidate, '');
-    if (f) return failed(f);
-    const rec = candidate as unknown as HopRecordV2;
+    const r = checkV2(candidate);
+    if (r instanceof Failure) return failed(r);
+    const rec = (r === undefined ? candidate : r.value) as unknown as HopRecordV2;
+    const needs = V2_KIND_REQUIRES[rec.kind];
+    if ((rec as unknown as Record<string, unknown>)[needs] === undefined) return failed(new Failure(needs, 'be present'));
     const instance = rec.instance ?? (line && lineInstance(line));
     if (instance === undefined) {
       return { ok: false, field: `${prefix}instance`, reason: 'must be present (or the pino line must carry hostname and pid)' };
     }
     return { ok: true, record: rec.instance === instance ? (rec as IngestRecord) : { ...rec, instance } };
   }
-  const f = checkHop(candidate, '');
-  if (f) return failed(f);
-  return { ok: true, record: candidate as unknown as HopRecord };
+  const r = checkHop(candidate);
+  if (r instanceof Failure) return failed(r);
+  return { ok: true, record: (r === undefined ? candidate : r.value) as HopRecord };
 }
 
 /** {@link checkRecord}, with a valid record expanded into the hops it stands for. Never throws. */
@@ -292,23 +374,41 @@ export function hasHop(value: unknown): boolean {
   return isPlainObject(value) && (value[HOP_LOG_KEY] !== undefined || (value.v !== undefined && value.kind !== undefined));
 }
 
+/** At most this many rejected records are listed in one answer (all are counted). */
+export const MAX_LISTED_REJECTIONS = 1000;
+
+/** What {@link validateRecords} made of one request's records. */
+export interface CheckedRecords {
+  /** Every valid record, in request order (a version-2 record whole). */
+  records: IngestRecord[];
+  /** How many records were invalid. */
+  rejected: number;
+  /** The first {@link MAX_LISTED_REJECTIONS} invalid records: index in the request, field, reason. */
+  rejections: RejectedRecord[];
+}
+
 /**
- * Validate every record of one request; throw on the first invalid one so
- * nothing of the request is written. Version-2 records stay whole (the store
- * keeps them as one row).
- * @throws ValidationError `HOPTRACE_ERR_INVALID_HOP` naming the record index and field
+ * The schema field a rejection is about, for counting by kind: the top-level
+ * name without the `hop.` prefix, array indexes or header names (a bounded set).
  */
-export function validateRecords(values: readonly unknown[]): IngestRecord[] {
-  const records = new Array<IngestRecord>(values.length);
+export function rejectionKind(field: string): string {
+  const path = field.startsWith(`${HOP_LOG_KEY}.`) ? field.slice(HOP_LOG_KEY.length + 1) : field;
+  return /^[^.[]*/.exec(path)![0] || path;
+}
+
+/** Check every record of one request: the valid ones, and the index and reason of each invalid one. */
+export function validateRecords(values: readonly unknown[]): CheckedRecords {
+  const records: IngestRecord[] = [];
+  const rejections: RejectedRecord[] = [];
+  let rejected = 0;
   for (let i = 0; i < values.length; i++) {
     const r = checkRecord(values[i]);
     if (!r.ok) {
-      throw new ValidationError(ErrorCodes.INVALID_HOP, `record ${i}: field "${r.field}" ${r.reason}`, {
-        index: i,
-        field: r.field,
-      });
+      rejected++;
+      if (rejections.length < MAX_LISTED_REJECTIONS) rejections.push({ index: i, field: r.field, reason: r.reason });
+      continue;
     }
-    records[i] = r.record;
+    records.push(r.record);
   }
-  return records;
+  return { records, rejected, rejections };
 }

@@ -55,9 +55,17 @@ export class CollectorMetrics {
   readonly hopsIngested = new Counter('hoptrace_hops_ingested_total', 'Hop records accepted (committed), duplicates included.');
   readonly duplicates = new Counter('hoptrace_hops_duplicate_total', 'Accepted hop records that were already stored.');
   readonly rejected = new Counter('hoptrace_ingest_rejected_total', 'Ingest requests rejected, by error code.');
+  readonly recordsRejected = new Counter(
+    'hoptrace_records_rejected_total',
+    'Invalid hop records left out of ingest requests (the valid ones of the request were stored), by the schema field at fault.',
+  );
   readonly transportDropped = new Counter(
     'hoptrace_transport_dropped_total',
     'Hop records the hoptrace transports reported dropping (buffer full or rejected batch).',
+  );
+  readonly liveClientsCut = new Counter(
+    'hoptrace_sse_clients_cut_total',
+    'Live (SSE) clients disconnected, with a final reload event, for falling further behind than their buffer.',
   );
   readonly httpRequests = new Counter('hoptrace_http_requests_total', 'HTTP requests, by route and status.');
 
@@ -66,11 +74,13 @@ export class CollectorMetrics {
       this.hopsIngested.render(),
       this.duplicates.render(),
       this.rejected.render(),
+      this.recordsRejected.render(),
       this.transportDropped.render(),
       gauge('hoptrace_store_hops', 'Hop records in the store.', extra.store.hops),
       gauge('hoptrace_store_chains', 'Chains in the store.', extra.store.chains),
       gauge('hoptrace_store_bytes', 'Bytes used by the store.', extra.store.bytes),
       gauge('hoptrace_sse_clients', 'Connected live (SSE) clients.', extra.sseClients),
+      this.liveClientsCut.render(),
       this.httpRequests.render(),
     ].join('');
   }

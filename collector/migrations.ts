@@ -79,7 +79,8 @@ export const MIGRATIONS: readonly Migration[] = [
   // 3: what the list filters match on, one row per chain and value, in list
   // order: the filters read an index range newest first instead of testing
   // every chain's lists. Tags: 's:' service, 't:' status or problem,
-  // 'x:' exchange, 'r:' routing key of any of the chain's hops. It replaces
+  // 'x:' exchange, 'r:' routing key of any of the chain's hops (and, from
+  // migration 6, 'q:' queue). It replaces
   // two per-hop indexes that cost every insert and served only those filters.
   `
   CREATE TABLE chain_tags (
@@ -195,6 +196,11 @@ export const MIGRATIONS: readonly Migration[] = [
       PRIMARY KEY (tag, start_ts, chain_id)
     ) WITHOUT ROWID;
     INSERT INTO chain_tags_v6 SELECT t.tag, t.start_ts, c.id FROM chain_tags t JOIN chains_v6 c ON c.correlation_id = t.correlation_id;
+    -- 'q:' tags for the chains list's queue filter (the topology's queue nodes link to it)
+    INSERT OR IGNORE INTO chain_tags_v6 (tag, start_ts, chain_id)
+    SELECT 'q:' || h.queue, c.start_ts, c.id
+    FROM (SELECT DISTINCT queue, correlation_id FROM hops WHERE queue IS NOT NULL) h
+    JOIN chains_v6 c ON c.correlation_id = h.correlation_id;
     DROP TABLE chain_tags;
     DROP TABLE chains;
     ALTER TABLE chains_v6 RENAME TO chains;

@@ -90,9 +90,9 @@ export class PgTopology {
     const hi = Math.floor(to / TOPOLOGY_BUCKET_MS) * TOPOLOGY_BUCKET_MS;
     if (lo < hi) {
       const [edges, waits] = await Promise.all([
-        this.#db.query<{ from_node: string; to_node: string; count: number; errors: number }>(
-          `SELECT from_node, to_node, sum(count)::int8 AS count, sum(errors)::int8 AS errors
-           FROM topology_buckets WHERE bucket >= $1 AND bucket < $2 GROUP BY 1, 2`,
+        this.#db.query<{ from_node: string; to_node: string; count: number; errors: number; first: number; last: number }>(
+          `SELECT from_node, to_node, sum(count)::int8 AS count, sum(errors)::int8 AS errors, min(bucket) AS first, max(bucket) AS last
+           FROM topology_buckets WHERE bucket >= $1 AND bucket < $2 AND count <> 0 GROUP BY 1, 2`,
           [lo, hi],
         ),
         this.#db.query<{ from_node: string; to_node: string; bin: number; n: number; s: number }>(
@@ -113,7 +113,7 @@ export class PgTopology {
         const key = `${r.from_node}\u0000${r.to_node}`;
         const flat = hist.get(key);
         hist.delete(key);
-        tally.addRow(r.from_node, r.to_node, r.count, r.errors, flat ? JSON.stringify([flat]) : null);
+        tally.addRow(r.from_node, r.to_node, r.count, r.errors, flat ? JSON.stringify([flat]) : null, { first: r.first, last: r.last });
       }
       for (const [key, flat] of hist) {
         const [f, t] = key.split('\u0000');

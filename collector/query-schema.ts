@@ -25,12 +25,13 @@ function single(raw: Raw, name: string): string | undefined {
 }
 
 /** A non-empty string of at most `max` characters. */
-export function text(max = 1024): Param<string | undefined> {
+export function text(max = 1024, options: { allowEmpty?: boolean } = {}): Param<string | undefined> {
+  const min = options.allowEmpty ? 0 : 1;
   return {
     parse(raw, name) {
       const v = single(raw, name);
       if (v === undefined) return undefined;
-      if (v.length === 0 || v.length > max) throw invalid(name, `be 1 to ${max} characters long`);
+      if (v.length < min || v.length > max) throw invalid(name, `be ${min} to ${max} characters long`);
       return v;
     },
   };

@@ -40,8 +40,18 @@ export class RowPacker implements ByteWriter {
     return 0;
   }
 
-  /** Append one validated record. */
+  /** Append one validated record; on a throw (a record that is not one) nothing of it stays. */
   add(r: IngestRecord, strings: StringTable): void {
+    const start = this.n;
+    try {
+      this.#add(r, strings);
+    } catch (err) {
+      this.n = start;
+      throw err;
+    }
+  }
+
+  #add(r: IngestRecord, strings: StringTable): void {
     const flagsAt = this.n;
     this.ensure(1);
     this.n++;

@@ -17,7 +17,10 @@ import { pino, type Logger } from 'pino';
 import { ConfigError, ErrorCodes, HoptraceError, NotFoundError, type ErrorBody, type ErrorCode } from '../src/errors.ts';
 import { Defaults, Env } from '../src/internal/semconv.ts';
 import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
+import { createAuth } from './auth.ts';
 import type { CollectorContext } from './context.ts';
+import type { IngestResult } from './api-types.ts';
+import { RejectedRecordsError } from './ingest.ts';
 import { LiveHub } from './live.ts';
 import { CollectorMetrics } from './metrics.ts';
 import { startRetention, type RetentionOptions } from './retention.ts';
@@ -47,20 +50,33 @@ export interface CollectorOptions {
    */
   storeUrl?: string;
   /**
-   * Bearer token that `POST /v1/hops` and `POST /v1/traces` require
-   * (`Authorization: Bearer <token>`). `''` switches auth off even when the env var is set.
+   * The collector's token. Set, it guards everything but `/healthz`: ingest (`POST /v1/hops`,
+   * `POST /v1/traces`) needs `Authorization: Bearer <token>`; reads (`/api/*`, `/metrics`) need
+   * the same header or the session cookie the UI gets by asking for the token once
+   * (`POST /api/session`). The UI's static files load without it (they hold no data) and ask.
+   * `''` switches auth off even when the env var is set.
    * @default process.env.HOPTRACE_TOKEN (unset: no auth)
    */
   token?: string;
   /**
-   * Also require the token for the read API (`/api/*`, `/metrics`). Off by default: the UI and
-   * `EventSource` cannot send a bearer header, so protect reads with `host` or a proxy instead.
-   * `/healthz` and the UI's static files never require it.
+   * Leave reads (`/api/*`, `/metrics`, so the UI) open to anyone who can reach the collector while
+   * ingest still needs the token: an explicit opt-out, for a collector behind its own access control.
    * @default false
+   */
+  publicReads?: boolean;
+  /**
+   * @deprecated Reads are protected by default now. `true` is accepted (and changes nothing);
+   * `false` is an error that points to {@link publicReads}.
    */
   protectReads?: boolean;
   /** Largest accepted request body, compressed and after gunzip alike. @default 16_777_216 (16 MiB) */
   maxBodyBytes?: number;
+  /**
+   * Bytes of live events (`GET /api/live`) one client may fall behind by; beyond it the client
+   * gets a final `reload` event and is disconnected (counted in `/metrics`).
+   * @default 1_048_576 (1 MiB)
+   */
+  liveBufferBytes?: number;
   /** Directory of the built UI. @default `<package>/dist/ui` */
   uiDir?: string;
   /** Base URL of a Jaeger UI the UI links traces to. @default process.env.HOPTRACE_JAEGER_URL */
@@ -101,8 +117,8 @@ function defaultUiDir(): string {
   return basename(dirname(here)) === 'dist' ? resolve(here, '../ui') : resolve(here, '../dist/ui');
 }
 
-/** The error body for anything thrown in a handler. */
-export function toErrorBody(err: unknown): ErrorBody {
+/** The error body for anything thrown in a handler (a 400 for an all-invalid ingest also lists the records). */
+export function toErrorBody(err: unknown): ErrorBody & Partial<Pick<IngestResult, 'rejected' | 'rejections'>> {
   let statusCode = 500;
   let code: ErrorCode = ErrorCodes.INTERNAL;
   let message = 'internal error';
@@ -123,7 +139,9 @@ export function toErrorBody(err: unknown): ErrorBody {
     code = byStatus[statusCode] ?? ErrorCodes.INTERNAL;
     message = statusCode < 500 ? err.message : `internal error: ${err.message}`;
   }
-  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
+  const body = { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
+  if (err instanceof RejectedRecordsError) return { ...body, rejected: err.rejected, rejections: err.rejections };
+  return body;
 }
 
 function positiveInt(name: string, value: number): number {
@@ -147,6 +165,12 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
   const maxBodyBytes = positiveInt('maxBodyBytes', options.maxBodyBytes ?? 16 * 1024 * 1024);
   const sweepIntervalMs = positiveInt('sweepIntervalMs', options.sweepIntervalMs ?? 5_000) || 5_000;
   const token = options.token ?? process.env[Env.HOPTRACE_TOKEN] ?? undefined;
+  if (options.protectReads === false) {
+    throw new ConfigError('option "protectReads" is gone: reads are protected by the token by default; pass "publicReads: true" to leave them open');
+  }
+  if (options.protectReads === true && options.publicReads === true) {
+    throw new ConfigError('options "protectReads" and "publicReads" contradict each other; reads are protected by default, so pass only "publicReads" to open them');
+  }
   const jaegerUrl = (options.jaegerUrl ?? process.env[Env.HOPTRACE_JAEGER_URL]) || undefined;
 
   // An explicit option beats the environment; a store URL beats a file path at the same level.
@@ -161,15 +185,18 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
           durability: options.durability,
         }));
 
+  const metrics = new CollectorMetrics();
   const ctx: CollectorContext = {
     store,
-    live: new LiveHub(),
-    metrics: new CollectorMetrics(),
+    live: new LiveHub({
+      maxBufferBytes: options.liveBufferBytes === undefined ? undefined : positiveInt('liveBufferBytes', options.liveBufferBytes),
+      onCut: () => metrics.liveClientsCut.inc(),
+    }),
+    metrics,
     logger,
     engine,
     maxBodyBytes,
-    token: token || undefined,
-    protectReads: options.protectReads ?? false,
+    auth: createAuth(token || undefined, options.publicReads ?? false),
     jaegerUrl: jaegerUrl?.replace(/\/+$/, ''),
     version: VERSION,
     startedAt: Date.now(),

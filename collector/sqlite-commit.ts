@@ -73,7 +73,12 @@ export class SqliteCommit {
       return Promise.reject(err);
     }
     if (records.length === 0) return Promise.resolve({ accepted: 0, duplicates: 0 });
-    for (const r of records) this.#packer.add(r, this.#strings);
+    try {
+      for (const r of records) this.#packer.add(r, this.#strings);
+    } catch (err) {
+      this.#packer.take();
+      return Promise.reject(new StoreError(`a record could not be stored: ${(err as Error).message}`, { cause: err, statusCode: 400 }));
+    }
     const { bytes, rows } = this.#packer.take();
     return new Promise((resolve, reject) => {
       this.#queue.push({ records, packed: { bytes, rows, receivedAt }, resolve, reject });
@@ -86,16 +91,25 @@ export class SqliteCommit {
 
   /** Commit groups until the queue is empty. */
   async #commitAll(): Promise<void> {
-    while (this.#queue.length > 0) {
-      let n = 0;
-      let size = 0;
-      while (n < this.#queue.length && (n === 0 || size + this.#queue[n].packed.rows <= GROUP_COMMIT_MAX_RECORDS)) {
-        size += this.#queue[n].packed.rows;
-        n++;
+    try {
+      while (this.#queue.length > 0) {
+        let n = 0;
+        let size = 0;
+        while (n < this.#queue.length && (n === 0 || size + this.#queue[n].packed.rows <= GROUP_COMMIT_MAX_RECORDS)) {
+          size += this.#queue[n].packed.rows;
+          n++;
+        }
+        const group = this.#queue.splice(0, n);
+        try {
+          await this.#commitGroup(group);
+        } catch (err) {
+          // A bug of ours after the commit: the writes are stored; their callers must still hear.
+          for (const w of group) w.reject(err);
+        }
       }
-      await this.#commitGroup(this.#queue.splice(0, n));
+    } finally {
+      this.#committing = undefined;
     }
-    this.#committing = undefined;
   }
 
   /** Wait until every queued write is committed (or failed). */
@@ -134,10 +148,15 @@ export class SqliteCommit {
         }
         added++;
         const correlationId = r.correlationId ?? r.messageId;
-        const expanded = recordHops(r);
         let list = committed.get(correlationId);
         if (list === undefined) committed.set(correlationId, (list = []));
-        for (let j = 0; j < expanded.length; j++) list.push(summaryHop(expanded[j], hopId(rowId, j, r.v === 2), w.packed.receivedAt));
+        try {
+          const expanded = recordHops(r);
+          for (let j = 0; j < expanded.length; j++) list.push(summaryHop(expanded[j], hopId(rowId, j, r.v === 2), w.packed.receivedAt));
+        } catch {
+          // A record that bypassed validation (through the store's own API) and stands for no hop it can
+          // read: stored as it came, it reads as nothing (see SqliteRecords.rowHops).
+        }
       });
       w.resolve({ accepted: w.records.length, duplicates });
     });

@@ -58,7 +58,7 @@ export class SqliteRetention {
     }
     for (const e of tally.changed()) ops.push(['bucket', e.bucket, e.from, e.to, e.count, e.errors, encodeWaits(e.waits)]);
     await this.#writer.apply(ops);
-    for (const id of ids) this.#summaries.forget(id);
+    for (const id of ids) this.#summaries.drop(id);
     this.#summaries.deleted(deletedChains);
     return { deletedHops, deletedChains };
   }

@@ -22,13 +22,12 @@
 import type { StatementSync } from 'node:sqlite';
 import { StoreError } from '../src/errors.ts';
 import type { ChainSummary, StoredHop } from './api-types.ts';
-import { hopsOfMessages, newTraceIds, tagChanges, topologyHop } from './chain-refresh.ts';
-import { summarizeChainHops, summaryHop, type EngineSettings } from './chain-summary.ts';
+import { chainTags, summarizeChainHops, summaryHop, type ChainTag, type EngineSettings } from './chain-summary.ts';
 import { unpackId } from './record-codec.ts';
 import { distinctHops } from './record-identity.ts';
 import { fromV2, type CommittedHops } from './sqlite-commit.ts';
 import type { SqliteDb } from './sqlite-db.ts';
-import { CHAIN_ROW_COLUMNS, storedSummary, summaryFromRow, TAG_SEP, type ChainRow } from './sqlite-chain-list.ts';
+import { CHAIN_ROW_COLUMNS, storedSummary, summaryFromRow, TAG_SEP, tagKey, type ChainRow } from './sqlite-chain-list.ts';
 import type { SqliteRecords } from './sqlite-records.ts';
 import type { SqliteWriter, WriterOp } from './sqlite-writer.ts';
 import type { ChainChange } from './store.ts';
@@ -53,14 +52,45 @@ interface ChainState {
   flushedId: number;
   /** The stored summary (undefined before the chain's first flush). */
   summary: ChainSummary | undefined;
+  /** That summary as the chain row keeps it (`storedSummary`), to tell a change from none. */
+  stored: string | undefined;
+  /** The tags the chain row has (stored keys), at `summary.startTs`. */
+  tags: Set<string> | undefined;
   updatedAt: number;
 }
 
 const rowIdOf = (hopId: number): number => Math.floor(hopId / 8);
 
-function byMessage(hops: readonly StoredHop[], messages: ReadonlySet<string>): Map<string, TopologyHop[]> {
-  return new Map([...hopsOfMessages(hops, messages)].map(([m, list]) => [m, list.map(topologyHop)]));
+function topologyHop(h: StoredHop): TopologyHop {
+  return {
+    kind: h.kind,
+    service: h.service,
+    exchange: h.exchange ?? null,
+    queue: h.queue ?? null,
+    ts: h.ts,
+    outcome: h.outcome ?? null,
+    deathCount: h.deathCount ?? null,
+  };
 }
+
+function byMessage(hops: readonly StoredHop[], messages: ReadonlySet<string>): Map<string, TopologyHop[]> {
+  const out = new Map<string, TopologyHop[]>();
+  for (const m of messages) out.set(m, []);
+  for (const h of hops) out.get(h.messageId)?.push(topologyHop(h));
+  return out;
+}
+
+/** A chain's tags to add (at its start) and to remove (at its old start), as stored keys joined by U+001E. */
+function tagChanges(old: { startTs: number; tags: ReadonlySet<string> } | undefined, startTs: number, next: ReadonlySet<string>): { added: string; removed: string } {
+  const added: string[] = [];
+  const removed: string[] = [];
+  const sameStart = old !== undefined && old.startTs === startTs;
+  if (old !== undefined) for (const key of old.tags) if (!(sameStart && next.has(key))) removed.push(key);
+  for (const key of next) if (!(sameStart && old.tags.has(key))) added.push(key);
+  return { added: added.join(TAG_SEP), removed: removed.join(TAG_SEP) };
+}
+
+const tagSet = (summary: ChainSummary, hops: readonly StoredHop[]): Set<string> => new Set(chainTags(summary, hops).map((t: ChainTag) => tagKey(t)));
 
 /** Topology changes as the writer's bucket ops. */
 function bucketOps(tally: EdgeTally, ops: WriterOp[]): void {
@@ -82,8 +112,13 @@ export class SqliteSummaries {
   readonly #settings: EngineSettings;
   /** Committed summary hops not yet in their chain's summary. */
   #pending = new Map<string, StoredHop[]>();
-  /** Chains whose summary must be recomputed though no new hop is pending (restart, a failed flush). */
+  /** Chains whose summary must be recomputed though no new hop is pending (restart, a failed flush of the writer). */
   readonly #resummarize = new Set<string>();
+  /**
+   * Chains whose summary could not be computed (marked in dirty_chains too): retried, from their
+   * records, when they get a new hop or the store reopens — not on every flush.
+   */
+  readonly #stale = new Set<string>();
   /** Summary state of recently active chains, least recently used first. */
   readonly #cache = new Map<string, ChainState>();
   #cachedHops = 0;
@@ -140,7 +175,7 @@ export class SqliteSummaries {
     }
   };
 
-  /** Forget a chain (retention deleted it, or its state is no longer trusted). */
+  /** Forget what is known of a chain in memory (its state is no longer trusted). */
   forget(correlationId: string): void {
     const st = this.#cache.get(correlationId);
     if (st !== undefined) {
@@ -150,6 +185,12 @@ export class SqliteSummaries {
     this.#pending.delete(correlationId);
     this.#resummarize.delete(correlationId);
     this.#pendingChanges.delete(correlationId);
+  }
+
+  /** Forget a chain for good (retention deleted it). */
+  drop(correlationId: string): void {
+    this.forget(correlationId);
+    this.#stale.delete(correlationId);
   }
 
   /** Chains deleted: that many fewer. */
@@ -168,22 +209,31 @@ export class SqliteSummaries {
       return { state: cached, before: cached.hops, fresh };
     }
     const row = this.#chainRow.get(correlationId) as (ChainRow & { flushed_id: number }) | undefined;
-    if (row === undefined && !this.#resummarize.has(correlationId)) {
+    if (row === undefined && !this.#resummarize.has(correlationId) && !this.#stale.has(correlationId)) {
       // A chain never summarized and not left over from a restart or a failure: its pending hops are all it has.
-      return pending.length === 0 ? undefined : { state: { hops: [], flushedId: 0, summary: undefined, updatedAt: 0 }, before: [], fresh: pending };
+      return pending.length === 0
+        ? undefined
+        : { state: { hops: [], flushedId: 0, summary: undefined, stored: undefined, tags: undefined, updatedAt: 0 }, before: [], fresh: pending };
     }
     const flushedId = row?.flushed_id ?? 0;
     // Every hop of every row, repeats included: what the stored summary holds is the rows up to flushed_id, each hop once.
     const all: StoredHop[] = [];
     for (const r of this.#records.chainRows(correlationId)) {
-      for (const h of this.#records.rowHops(r)) all.push(summaryHop(h, h.id, h.receivedAt));
+      for (const h of this.#records.rowHops(r, correlationId)) all.push(summaryHop(h, h.id, h.receivedAt));
     }
     if (all.length === 0) return undefined;
     const stored = all.filter((h) => rowIdOf(h.id) <= flushedId);
     const before = stored.some((h) => fromV2(h.id)) ? distinctHops(stored) : stored;
     const fresh = all.filter((h) => rowIdOf(h.id) > flushedId);
     const summary = row === undefined ? undefined : summaryFromRow(row);
-    const state: ChainState = { hops: before, flushedId, summary, updatedAt: row?.updated_at ?? 0 };
+    const state: ChainState = {
+      hops: before,
+      flushedId,
+      summary,
+      stored: summary && storedSummary(summary),
+      tags: summary && tagSet(summary, before),
+      updatedAt: row?.updated_at ?? 0,
+    };
     return { state, before, fresh };
   }
 
@@ -207,7 +257,7 @@ export class SqliteSummaries {
     const old = state.summary;
     const same =
       old !== undefined &&
-      stored === storedSummary(old) &&
+      stored === state.stored &&
       summary.status === old.status &&
       summary.startTs === old.startTs &&
       summary.endTs === old.endTs &&
@@ -225,11 +275,12 @@ export class SqliteSummaries {
     }
 
     let change: ChainChange | undefined;
+    let tags = state.tags;
     if (!same) {
-      const tags = tagChanges(state.summary, before, summary, hops);
-      const added = tags.add.join(TAG_SEP);
-      const removed = tags.remove.join(TAG_SEP);
-      const traces = newTraceIds(state.summary, summary).join('');
+      tags = tagSet(summary, hops);
+      const { added, removed } = tagChanges(old && state.tags && { startTs: old.startTs, tags: state.tags }, summary.startTs, tags);
+      const known = new Set(state.summary?.traceIds ?? []);
+      const traces = summary.traceIds.filter((t) => !known.has(t) && t.length === 32).join('');
       // One op per chain: its row, the tags it gained and lost, its new trace ids (hex, 32 each).
       ops.push([
         'chain',
@@ -252,7 +303,12 @@ export class SqliteSummaries {
     } else {
       ops.push(['checked', now, settled ? 1 : 0, flushedId, correlationId]);
     }
-    return { id: correlationId, state: { hops, flushedId, summary, updatedAt }, change, isNew: state.summary === undefined && change !== undefined };
+    return {
+      id: correlationId,
+      state: { hops, flushedId, summary, stored, tags, updatedAt },
+      change,
+      isNew: state.summary === undefined && change !== undefined,
+    };
   }
 
   #remember(correlationId: string, state: ChainState): void {
@@ -306,7 +362,7 @@ export class SqliteSummaries {
     const failed: string[] = [];
     let error: Error | undefined;
     for (const id of chunk) {
-      const wasMarked = this.#resummarize.has(id);
+      const wasMarked = this.#resummarize.has(id) || this.#stale.has(id);
       try {
         const r = this.#refresh(id, now, tally, ops);
         if (r) refreshed.push(r);
@@ -331,10 +387,11 @@ export class SqliteSummaries {
     }
     for (const id of failed) {
       this.forget(id);
-      this.#resummarize.add(id);
+      this.#stale.add(id);
     }
     const changes: ChainChange[] = [];
     for (const r of refreshed) {
+      this.#stale.delete(r.id);
       this.#remember(r.id, r.state);
       if (r.isNew) this.#chainCount++;
       if (r.change) changes.push(r.change);

@@ -35,11 +35,12 @@ export class SqliteTopology {
       // Summed in SQLite; an edge's histograms come back as one JSON array of them, parsed once.
       const rows = this.#db
         .prepared(
-          `SELECT from_node, to_node, sum(count) AS count, sum(errors) AS errors, '[' || group_concat(waits) || ']' AS waits
+          `SELECT from_node, to_node, sum(count) AS count, sum(errors) AS errors, '[' || group_concat(waits) || ']' AS waits,
+             min(bucket) AS first, max(bucket) AS last
            FROM topology_buckets WHERE bucket >= ? AND bucket < ? GROUP BY from_node, to_node`,
         )
-        .all(lo, hi) as { from_node: string; to_node: string; count: number; errors: number; waits: string | null }[];
-      for (const r of rows) tally.addRow(r.from_node, r.to_node, r.count, r.errors, r.waits);
+        .all(lo, hi) as { from_node: string; to_node: string; count: number; errors: number; waits: string | null; first: number; last: number }[];
+      for (const r of rows) tally.addRow(r.from_node, r.to_node, r.count, r.errors, r.waits, { first: r.first, last: r.last });
       this.#tallyFromRecords(tally, from, lo, false);
       this.#tallyFromRecords(tally, hi, to, true);
     } else {

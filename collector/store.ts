@@ -38,6 +38,8 @@ export interface ChainQuery {
   service?: string;
   exchange?: string;
   routingKey?: string;
+  /** A hop of the chain was received from (or settled on) this queue. */
+  queue?: string;
   /** Correlation, message or trace id: exact or prefix. */
   q?: string;
   /** Chain start ≥ from (epoch ms). */

@@ -20,13 +20,22 @@
  * same way. A query sums the minutes the window covers whole and computes the
  * partial minutes at its two ends from the hops.
  *
+ * Each edge's rate is over the part of the window in which it had traffic
+ * (its first to last contribution; a whole bucket counts from its start to
+ * its end), at least one bucket long, so two minutes of traffic in a 24-hour
+ * window read as what they were, whatever other edges did an hour later.
+ *
+ * Lost and stuck messages are verdicts of time, reached by the status sweep
+ * long after ingest; they are not kept here. A query adds them from the
+ * summaries of the chains that have them ({@link addStalled}).
+ *
  * Queue waits are kept as a log-scale histogram: 16 bins per doubling, each
  * holding a count and the sum of its waits in whole microseconds. A
  * percentile is the mean of the bin holding the nearest-rank sample, so it is
  * within one bin (≤ 4.4 %) of the exact nearest-rank value, and exact when
  * every wait in that bin is the same (to the microsecond).
  */
-import type { Topology, TopologyEdge, TopologyNode } from './api-types.ts';
+import type { ChainSummary, Topology, TopologyEdge, TopologyNode } from './api-types.ts';
 
 /** Width of one bucket. Stored data depends on it: changing it needs a migration that rebuilds the table. */
 export const TOPOLOGY_BUCKET_MS = 60_000;
@@ -137,6 +146,9 @@ export interface EdgeCounts {
   count: number;
   errors: number;
   waits: Histogram;
+  /** Earliest and latest time of the traffic added at query time (see {@link EdgeTally.addRow}). */
+  firstTs?: number;
+  lastTs?: number;
 }
 
 /** Stored form of a histogram: a JSON array `[bin, count, sumUs, bin, count, sumUs, …]`, bins ascending; null when empty. */
@@ -201,14 +213,20 @@ export class EdgeTally {
       e.count += sign;
       if (c.error) e.errors += sign;
       if (c.waitUs !== undefined) addWait(e.waits, waitBin(c.waitUs), sign, sign * c.waitUs);
+      if (!bucketed && sign === 1) widen(e, c.ts, c.ts);
     }
   }
 
-  /** Add an edge's summed bucket rows; `waits` is a JSON array of their stored histograms, or null. */
-  addRow(from: string, to: string, count: number, errors: number, waits: string | null): void {
+  /**
+   * Add an edge's summed bucket rows; `waits` is a JSON array of their stored
+   * histograms, or null; `buckets`, the first and last bucket summed (their
+   * traffic counts as spread over those whole minutes).
+   */
+  addRow(from: string, to: string, count: number, errors: number, waits: string | null, buckets?: { first: number; last: number }): void {
     const e = this.#cell(0, from, to);
     e.count += count;
     e.errors += errors;
+    if (buckets !== undefined) widen(e, buckets.first, buckets.last + TOPOLOGY_BUCKET_MS);
     if (waits === null) return;
     for (const flat of JSON.parse(waits) as number[][]) {
       for (let i = 0; i < flat.length; i += 3) addWait(e.waits, flat[i], flat[i + 1], flat[i + 2]);
@@ -224,16 +242,21 @@ export class EdgeTally {
   toTopology(from: number, to: number): Topology {
     const nodes = new Map<string, TopologyNode>();
     const node = (id: string): void => {
-      if (nodes.has(id)) return;
-      const sep = id.indexOf(':');
-      const kind = id.slice(0, sep) as TopologyNode['kind'];
-      const name = id.slice(sep + 1);
-      nodes.set(id, { id, kind, label: kind === 'exchange' && name === '' ? '(default)' : name });
+      if (!nodes.has(id)) nodes.set(id, nodeOf(id));
     };
-    const windowSec = Math.max(0.001, (to - from) / 1000);
+    let first = Infinity;
+    let last = -Infinity;
+    for (const e of this.#edges.values()) {
+      if (e.count <= 0 || e.firstTs === undefined || e.lastTs === undefined) continue;
+      first = Math.min(first, e.firstTs);
+      last = Math.max(last, e.lastTs);
+    }
+    const traffic = Number.isFinite(first) ? trafficSpan(first, last, from, to) : undefined;
     const edges: TopologyEdge[] = [];
     for (const e of this.#edges.values()) {
       if (e.count <= 0) continue;
+      const span = e.firstTs !== undefined && e.lastTs !== undefined ? trafficSpan(e.firstTs, e.lastTs, from, to) : { from, to };
+      const spanSec = Math.max(0.001, (span.to - span.from) / 1000);
       node(e.from);
       node(e.to);
       const edge: TopologyEdge = {
@@ -242,7 +265,7 @@ export class EdgeTally {
         count: e.count,
         errorCount: e.errors,
         errorRate: e.errors / e.count,
-        ratePerSec: e.count / windowSec,
+        ratePerSec: e.count / spanSec,
       };
       let waited = 0;
       for (const [n] of e.waits.values()) waited += n;
@@ -252,8 +275,69 @@ export class EdgeTally {
       }
       edges.push(edge);
     }
-    return { nodes: [...nodes.values()], edges, from, to };
+    const topology: Topology = { nodes: [...nodes.values()], edges, from, to };
+    if (traffic !== undefined) {
+      topology.trafficFrom = traffic.from;
+      topology.trafficTo = traffic.to;
+    }
+    return topology;
   }
+}
+
+function widen(e: EdgeCounts, first: number, last: number): void {
+  if (e.firstTs === undefined || first < e.firstTs) e.firstTs = first;
+  if (e.lastTs === undefined || last > e.lastTs) e.lastTs = last;
+}
+
+/** The traffic's span inside the window, stretched to at least one bucket (or the whole window when it is shorter). */
+function trafficSpan(first: number, last: number, from: number, to: number): { from: number; to: number } {
+  let a = Math.max(first, from);
+  let b = Math.min(last, to);
+  const need = Math.min(TOPOLOGY_BUCKET_MS, to - from);
+  if (b - a < need) {
+    const grow = need - (b - a);
+    a -= grow / 2;
+    b += grow / 2;
+    if (a < from) [a, b] = [from, b + (from - a)];
+    if (b > to) [a, b] = [a - (b - to), to];
+  }
+  return { from: a, to: Math.max(b, a + 1) };
+}
+
+/** How far before a topology window a chain may start and still have lost or stuck messages inside it. */
+export const STALLED_LOOKBACK_MS = 60 * 60 * 1000;
+
+/**
+ * Add the lost and stuck messages of these chain summaries whose hop time
+ * falls in the topology's window to their edges (see {@link StalledEdge}),
+ * drawing the nodes and edges that carried no other traffic. Returns a new
+ * topology.
+ */
+export function addStalled(topology: Topology, summaries: Iterable<ChainSummary>): Topology {
+  const nodes = new Map(topology.nodes.map((n) => [n.id, n]));
+  const edges = new Map(topology.edges.map((e) => [`${e.from}\u0000${e.to}`, { ...e }]));
+  for (const summary of summaries) {
+    for (const s of summary.stalled ?? []) {
+      if (s.ts < topology.from || s.ts > topology.to) continue;
+      for (const id of [s.from, s.to]) if (!nodes.has(id)) nodes.set(id, nodeOf(id));
+      const key = `${s.from}\u0000${s.to}`;
+      let e = edges.get(key);
+      if (e === undefined) {
+        e = { from: s.from, to: s.to, count: 0, errorCount: 0, errorRate: 0 };
+        edges.set(key, e);
+      }
+      if (s.status === 'lost') e.lostCount = (e.lostCount ?? 0) + s.count;
+      else e.stuckCount = (e.stuckCount ?? 0) + s.count;
+    }
+  }
+  return { ...topology, nodes: [...nodes.values()], edges: [...edges.values()] };
+}
+
+function nodeOf(id: string): TopologyNode {
+  const sep = id.indexOf(':');
+  const kind = id.slice(0, sep) as TopologyNode['kind'];
+  const name = id.slice(sep + 1);
+  return { id, kind, label: kind === 'exchange' && name === '' ? '(default)' : name };
 }
 
 /**

@@ -9,7 +9,7 @@ import type { MessageStatus } from '../collector/api-types.ts';
 import { FLOW_TIMEOUT_MS, between, type Tracker } from './runtime.ts';
 import { JAMMING_DRINK, MENU, OFF_MENU_DRINK, type CustomerService } from './services/coffee-shop.ts';
 import type { MemberService } from './services/member.ts';
-import type { SupplierService } from './services/trouble.ts';
+import { UNSTOCKED_SKU, type SupplierService } from './services/trouble.ts';
 
 export const FLOW_NAMES = [
   'loose-coupling',
@@ -21,6 +21,7 @@ export const FLOW_NAMES = [
   'refund-unconsumed',
   'receipt-unacked',
   'poison-delivery',
+  'unstocked-delivery',
 ] as const;
 
 export type FlowName = (typeof FLOW_NAMES)[number];
@@ -41,6 +42,10 @@ export const FLOW_CATALOGUE: Record<FlowName, { expect: MessageStatus; story: st
   'poison-delivery': {
     expect: 'redelivery-loop',
     story: 'inventory nacks an unparseable delivery note with requeue, again and again, then acks it away',
+  },
+  'unstocked-delivery': {
+    expect: 'discarded',
+    story: 'inventory rejects a note for a product it does not stock, without requeue; no dead-letter exchange, so RabbitMQ drops it',
   },
 };
 
@@ -127,6 +132,13 @@ export async function runFlow(name: FlowName, s: FlowServices, onStart: (rootId:
       const orderId = nextId('order');
       const arrived = arrival(s, `receipt:${orderId}`);
       await s.customer.printReceipt(orderId, rootId);
+      await arrived;
+      break;
+    }
+    case 'unstocked-delivery': {
+      const noteId = nextId('note');
+      const arrived = arrival(s, `inventory:${noteId}`);
+      await s.supplier.deliver({ noteId, sku: UNSTOCKED_SKU, quantity: 12 }, rootId);
       await arrived;
       break;
     }

@@ -473,7 +473,7 @@ function summary(
     '',
     `hoptrace demo: ${options.count} round(s), ${outcomes.length} flows, ${hopsLogged} hops shipped, ${hopsStored ?? '?'} stored.`,
     '',
-    `  ${'flow'.padEnd(19)}${'expected'.padEnd(17)}chains`,
+    `  ${'flow'.padEnd(20)}${'expected'.padEnd(17)}chains`,
   ];
   for (const flow of FLOW_NAMES) {
     const mine = outcomes.filter((o) => o.flow === flow);
@@ -484,7 +484,7 @@ function summary(
     }
     const cells = [...got].map(([k, n]) => `${k} ×${n}`).join(', ');
     const ok = mine.every((o) => !o.error && (!embedded || o.actual === o.expected));
-    lines.push(`  ${flow.padEnd(19)}${FLOW_CATALOGUE[flow].expect.padEnd(17)}${cells}${ok ? '' : '   ✗'}`);
+    lines.push(`  ${flow.padEnd(20)}${FLOW_CATALOGUE[flow].expect.padEnd(17)}${cells}${ok ? '' : '   ✗'}`);
   }
   lines.push('', `All chains since the start: ${formatStatusCounts(chains) || 'none'}`);
   if (embedded && !options.keepRunning) {

@@ -53,6 +53,8 @@ export const HopLimits = {
   LONG: 1024 * 1024,
   /** Entries in `headers`, `death`, `routingKeys`. */
   ENTRIES: 1000,
+  /** Largest epoch-ms time or ms duration (`ts`, `death[].time`, `durationMs`, …): the range of a JavaScript Date. */
+  MAX_EPOCH_MS: 8_640_000_000_000_000,
 } as const;
 
 /** Every kind of hop, in the order a single message normally meets them. */

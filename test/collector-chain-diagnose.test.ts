@@ -34,15 +34,24 @@ describe('diagnosis', () => {
     expect(hop(d, d.firstFailure!.hopId)).toMatchObject({ service: 'billing', kind: 'process', outcome: 'error' });
   });
 
-  it('diagnoses a reject without requeue as dead-lettered even when no dead-lettered copy shows up', () => {
+  it('keeps a reject without requeue in flight while a dead-lettered copy may arrive, then calls it discarded', () => {
     const f = new ChainFixture();
     const id = f.publish({ service: 'order-api', at: 0, exchange: 'orders', routingKey: 'order.placed' });
     const { settle } = f.consume({ messageId: id, service: 'billing', queue: 'billing.q', at: 4, settle: 'reject', requeue: false });
-    const d = buildChain(f.correlationId, f.hops(), { ...DEFAULT_ENGINE_OPTIONS, now: f.now() });
-    expect(d.status).toBe('dead-lettered');
-    expect(d.messages[0].statusReason).toBe('billing rejected it on queue "billing.q" without requeue; no dead-lettered copy seen');
+    const early = buildChain(f.correlationId, f.hops(), { ...DEFAULT_ENGINE_OPTIONS, now: f.now() });
+    expect(early.status).toBe('in-flight');
+    expect(early.messages[0].statusReason).toBe('rejected without requeue by billing on queue "billing.q"; a dead-lettered copy may still arrive');
+    expect(early.open).toEqual([expect.objectContaining({ kind: 'dead-letter', status: 'in-flight', hopId: settle, queue: 'billing.q' })]);
+    expect(chainIsSettled(early)).toBe(false);
+
+    const d = buildChain(f.correlationId, f.hops(), { ...DEFAULT_ENGINE_OPTIONS, now: f.now(120_000) });
+    expect(d.status).toBe('discarded');
+    expect(d.messages[0].statusReason).toBe(
+      'billing rejected it on queue "billing.q" without requeue; no dead-lettered copy seen within 60 s: RabbitMQ discards such a message unless the queue has a dead-letter exchange',
+    );
     expect(d.messages[0].deadLetters).toEqual([{ queue: 'billing.q', reason: 'rejected', count: 1, exchange: 'orders', routingKeys: ['order.placed'] }]);
-    expect(d.firstFailure).toMatchObject({ hopId: settle, kind: 'settle', status: 'dead-lettered' });
+    expect(d.firstFailure).toMatchObject({ hopId: settle, kind: 'settle', status: 'discarded' });
+    expect(d.open).toEqual([]);
   });
 
   it('diagnoses a message sent and never received past the limit as lost, naming its send', () => {
@@ -163,15 +172,15 @@ describe('diagnosis', () => {
   it('names the earliest failing hop in causal order when a chain has two problems', () => {
     const f = twoProblemChain({ skewMs: { billing: -30_000 } });
     const d = build(f);
-    expect(d.status).toBe('dead-lettered');
-    expect(d.problems).toEqual(['dead-lettered', 'failed', 'lost']);
-    expect(d.messages.map((m) => m.status)).toEqual(['dead-lettered', 'lost']);
-    expect(d.firstFailure).toMatchObject({ messageId: f.messageIds[0], kind: 'process', status: 'dead-lettered' });
+    expect(d.status).toBe('discarded');
+    expect(d.problems).toEqual(['discarded', 'failed', 'lost']);
+    expect(d.messages.map((m) => m.status)).toEqual(['discarded', 'lost']);
+    expect(d.firstFailure).toMatchObject({ messageId: f.messageIds[0], kind: 'process', status: 'discarded' });
     expect(hop(d, d.firstFailure!.hopId).service).toBe('billing');
 
-    // The same chain judged before the lost limit: only the dead letter is a failure.
+    // The same chain judged before the limits: only the handler error is a failure so far.
     const early = build(f, { now: f.hops[0].ts + 1_000 });
-    expect(early.problems).toEqual(['dead-lettered', 'failed', 'in-flight']);
+    expect(early.problems).toEqual(['failed', 'in-flight']);
     expect(early.firstFailure?.hopId).toBe(d.firstFailure!.hopId);
   });
 

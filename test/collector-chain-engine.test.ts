@@ -7,7 +7,10 @@ import {
   fanOutChain,
   hopKey,
   largeChain,
+  lostMessageChain,
+  redeliveryLoopChain,
   shuffled,
+  stuckMessageChain,
   threeServiceChain,
   withFreshIds,
   type ChainFixtureResult,
@@ -115,8 +118,10 @@ describe('buildChain', () => {
       ['shipping', 'shipping.order-placed', 11, 6, 'ack'],
       ['notifications', 'notifications.order-placed', 15, 30, 'ack'],
     ]);
-    expect(m.queueWaitMs).toBe(9);
-    expect(m.handlingMs).toBe(50);
+    // The three consumers ran in parallel: the message's figures are the critical (longest) delivery's, never a sum.
+    expect(m.criticalDelivery).toBe(2);
+    expect(m.queueWaitMs).toBe(15);
+    expect(m.handlingMs).toBe(30);
     expect(d.hops.slice(0, 2).map((h) => h.kind)).toEqual(['send', 'confirm']);
     expectCausal(d);
   });
@@ -190,7 +195,95 @@ describe('buildChain', () => {
   });
 });
 
+describe('per-delivery figures and open waits', () => {
+  it('gives a dead-lettered message the figures of its slowest delivery, and each delivery its own wait', () => {
+    // The barista waits 167 ms and fails after 34 ms; the dead-letter monitor gets the copy 5 ms after the nack.
+    const f = new ChainFixture();
+    const id = f.publish({ service: 'customer', at: 0, exchange: '', routingKey: 'orders' });
+    f.consume({ messageId: id, service: 'barista', queue: 'orders', at: 167, handleMs: 34, outcome: 'error', settle: 'nack', requeue: false });
+    f.consume({
+      messageId: id,
+      service: 'dead-letter-monitor',
+      queue: 'dead-letters',
+      at: 206.2,
+      handleMs: 0.2,
+      death: [{ queue: 'orders', reason: 'rejected', count: 1, exchange: '', routingKeys: ['orders'], time: f.start + 201 }],
+    });
+    const d = build({ correlationId: f.correlationId, hops: f.hops(), now: f.now() });
+    const [m] = d.messages;
+    expect(m.deliveries.map((x) => [x.service, x.queueWaitMs, x.handlingMs])).toEqual([
+      ['barista', 167, 34],
+      ['dead-letter-monitor', expect.closeTo(5, 3), 0.2],
+    ]);
+    expect(m).toMatchObject({ criticalDelivery: 0, queueWaitMs: 167, handlingMs: 34 });
+    // Each delivery lists its own hops, in causal order.
+    expect(m.deliveries[1].hopIds).toEqual(d.hops.filter((h) => h.service === 'dead-letter-monitor').map((h) => h.id));
+    // The copy's wait starts at the nack that dead-lettered it.
+    const nack = d.hops.find((h) => h.kind === 'settle' && h.service === 'barista')!;
+    const dlqReceive = d.hops.find((h) => h.kind === 'receive' && h.service === 'dead-letter-monitor')!;
+    expect(dlqReceive.waitSinceHopId).toBe(nack.id);
+    const firstReceive = d.hops.find((h) => h.kind === 'receive' && h.service === 'barista')!;
+    expect(firstReceive.waitSinceHopId).toBe(d.hops[0].id);
+  });
+
+  it('starts each redelivery’s wait at the settle that requeued it', () => {
+    const d = build(redeliveryLoopChain({ attempts: 4 }));
+    const receives = d.hops.filter((h) => h.kind === 'receive');
+    const settles = d.hops.filter((h) => h.kind === 'settle');
+    expect(receives.map((r) => r.waitSinceHopId)).toEqual([d.hops[0].id, settles[0].id, settles[1].id, settles[2].id]);
+  });
+
+  it('lists what a chain still waits for, and how long, lost and stuck included', () => {
+    const stuck = stuckMessageChain({ ageMs: 56_000 + 60_000 });
+    const d = build(stuck);
+    const receive = d.hops.find((h) => h.kind === 'receive')!;
+    expect(d.judgedAt).toBe(stuck.now);
+    expect(d.open).toEqual([
+      { kind: 'unsettled', status: 'stuck', messageId: receive.messageId, hopId: receive.id, service: 'billing', queue: 'billing.order-placed', waitedMs: stuck.now - receive.ts },
+    ]);
+    expect(build(threeServiceChain()).open).toEqual([]);
+  });
+
+  it('says what failed before a retry succeeded', () => {
+    const d = build(redeliveryLoopChain({ attempts: 3, recovers: true }));
+    expect(d.status).toBe('ok');
+    const firstError = d.hops.find((h) => h.kind === 'process' && h.outcome === 'error')!;
+    expect(d.recoveries).toEqual([
+      {
+        messageId: d.messages[0].messageId,
+        service: 'billing',
+        queue: 'billing.order-placed',
+        attempts: 3,
+        errors: [{ text: 'SyntaxError: Unexpected token } in JSON at position 112', count: 2 }],
+        requeues: 2,
+        hopId: firstError.id,
+      },
+    ]);
+  });
+});
+
 describe('summarizeChain', () => {
+  it('names the failing service and reason, and where lost and stuck messages stopped', () => {
+    const lost = build(lostMessageChain());
+    const s = summarizeChain(lost, 1);
+    expect(s.failure).toEqual({ status: 'lost', service: 'billing', kind: 'send', reason: lost.firstFailure!.reason });
+    expect(s.open).toBe(true);
+    const send = lost.hops.find((h) => h.kind === 'send' && h.service === 'billing')!;
+    expect(s.stalled).toEqual([{ status: 'lost', from: 'service:billing', to: 'exchange:payments', count: 1, ts: send.ts }]);
+
+    const stuck = build(stuckMessageChain());
+    const receive = stuck.hops.find((h) => h.kind === 'receive')!;
+    expect(summarizeChain(stuck, 1).stalled).toEqual([
+      { status: 'stuck', from: 'queue:billing.order-placed', to: 'service:billing', count: 1, ts: receive.ts },
+    ]);
+
+    // Through the default exchange, a lost message stopped at the queue its routing key names.
+    const f = new ChainFixture();
+    f.publish({ service: 'customer', at: 0, exchange: '', routingKey: 'refunds' });
+    const refund = summarizeChain(build({ correlationId: f.correlationId, hops: f.hops(), now: f.now(120_000) }), 1);
+    expect(refund.stalled).toEqual([{ status: 'lost', from: 'exchange:', to: 'queue:refunds', count: 1, ts: f.hops()[0].ts }]);
+  });
+
   it('fills every list field from the chain and labels it by the root message', () => {
     const f = threeServiceChain();
     const d = build(f);

@@ -26,6 +26,17 @@ describe('buildGraph', () => {
     expect([...f.hops].sort(compareHopContent).map((h) => h.id)).toEqual(a.hops.map((h) => h.id));
   });
 
+  it('two settles of a delivery whose receive and process were never recorded still make a graph', () => {
+    const base = { v: 1 as const, service: 'billing', instance: 'b/1', traceId: 'a'.repeat(32), correlationId: 'c', messageId: 'm', exchange: '', routingKey: 'q', queue: 'q', receivedAt: 0 };
+    const hops: StoredHop[] = [
+      { ...base, id: 1, kind: 'settle', ts: 10, spanId: '1'.repeat(16), outcome: 'nack', requeue: true },
+      { ...base, id: 2, kind: 'settle', ts: 20, spanId: '2'.repeat(16), outcome: 'ack' },
+    ];
+    const g = buildGraph(hops);
+    expect(g.messages[0].deliveries[0].attempts).toHaveLength(1);
+    expect(g.hops).toHaveLength(2);
+  });
+
   it('draws publish, delivery, handling and causation edges between hops', () => {
     const g = buildGraph(threeServiceChain().hops);
     expect(edgeList(g)).toEqual([

@@ -17,12 +17,23 @@ describe('clock skew', () => {
     expect(rawReceive.ts).toBeLessThan(f.hops[0].ts);
 
     expect(d.hops.map(hopKey)).toEqual(fair.hops.map(hopKey));
-    expect(offsetOf(d, 'order-api')).toEqual({ service: 'order-api', offsetMs: 0, samples: 1, reference: true });
+    expect(offsetOf(d, 'order-api')).toEqual({ service: 'order-api', offsetMs: 0, samples: 1, reference: true, basis: 'reference' });
     const billing = offsetOf(d, 'billing');
     expect(billing.reference).toBe(false);
     expect(billing.samples).toBe(2);
     expect(billing.offsetMs).toBeGreaterThan(179_900);
     expect(billing.offsetMs).toBeLessThan(180_100);
+    // Bounded from both sides (order-api's publish before it, shipping's receive after it): an interval round the estimate.
+    expect(billing.basis).toBe('measured');
+    expect(billing.lowerMs).toBeLessThanOrEqual(billing.offsetMs);
+    expect(billing.upperMs).toBeGreaterThanOrEqual(billing.offsetMs);
+    expect(billing.upperMs! - billing.lowerMs!).toBeLessThan(100);
+    // shipping only receives: its clock is bounded, and left alone.
+    expect(offsetOf(d, 'shipping')).toMatchObject({ basis: 'bounded', offsetMs: 0 });
+    expect(offsetOf(d, 'shipping').upperMs).toBeUndefined();
+    // The wait derived from it is marked as resting on the estimate.
+    expect(d.messages[0].deliveries[0].queueWaitApprox).toBe(true);
+    expect(fair.messages[0].deliveries[0].queueWaitApprox).toBeUndefined();
     expect(offsetOf(d, 'shipping').offsetMs).toBe(0);
 
     for (const h of d.hops) {
@@ -91,13 +102,39 @@ describe('clock skew', () => {
 });
 
 describe('estimateSkew', () => {
-  it('moves only the service a violated constraint points at, by the smallest amount', () => {
+  it('moves only the service a violated constraint points at, by the smallest amount, and calls it bounded', () => {
     const { skew } = estimateSkew(['a', 'b', 'c'], [{ fromService: 'a', toService: 'b', minDifference: 500 }], 'a');
     expect(skew).toEqual([
-      { service: 'a', offsetMs: 0, samples: 1, reference: true },
-      { service: 'b', offsetMs: 500, samples: 1, reference: false },
-      { service: 'c', offsetMs: 0, samples: 0, reference: false },
+      { service: 'a', offsetMs: 0, samples: 1, reference: true, basis: 'reference' },
+      { service: 'b', offsetMs: 500, samples: 1, reference: false, basis: 'bounded', lowerMs: 500 },
+      { service: 'c', offsetMs: 0, samples: 0, reference: false, basis: 'none' },
     ]);
+  });
+
+  it('keeps a clock that one direction of traffic leaves causal at 0, reporting only the bound', () => {
+    // b received 36 ms after a sent: any offset ≥ −36 ms keeps that order.
+    const { skew } = estimateSkew(['a', 'b'], [{ fromService: 'a', toService: 'b', minDifference: -36 }], 'a');
+    expect(skew[1]).toEqual({ service: 'b', offsetMs: 0, samples: 1, reference: false, basis: 'bounded', lowerMs: -36 });
+  });
+
+  it('reports the interval a two-way estimate lies in', () => {
+    // a → b → c → a: b is bounded below by a and above by c, which a bounds in turn.
+    const { skew } = estimateSkew(
+      ['a', 'b', 'c'],
+      [
+        { fromService: 'a', toService: 'b', minDifference: 2_000 },
+        { fromService: 'b', toService: 'c', minDifference: -2_300 },
+        { fromService: 'c', toService: 'a', minDifference: -50 },
+      ],
+      'a',
+    );
+    const b = skew[1];
+    expect(b.basis).toBe('measured');
+    expect(b.lowerMs).toBe(2_000);
+    // b ≤ c + 2300, with c left at 0.
+    expect(b.upperMs).toBe(2_300);
+    expect(b.offsetMs).toBe(2_150);
+    expect(skew[2]).toMatchObject({ basis: 'measured', offsetMs: 0, lowerMs: -150, upperMs: 50 });
   });
 
   it('centres a service bounded from both sides', () => {
@@ -136,5 +173,9 @@ describe('estimateSkew', () => {
     );
     expect(skew.map((s) => Number.isFinite(s.offsetMs))).toEqual([true, true]);
     expect(skew[0]).toMatchObject({ offsetMs: 0, samples: 2 });
+    // No interval can hold constraints that contradict each other: none is claimed.
+    expect(skew[1]).toMatchObject({ basis: 'conflicting' });
+    expect(skew[1].lowerMs).toBeUndefined();
+    expect(skew[1].upperMs).toBeUndefined();
   });
 });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChainDetail, ChainList, LiveChainEvent, MessageDetail, Topology } from '../collector/api-types.ts';
+import type { HopRecord } from '../src/hop.ts';
 import { getJson, makeHop, messageHops, postHops, startTestCollector, type TestCollector } from './helpers/collector.ts';
 
 const open: TestCollector[] = [];
@@ -88,6 +89,50 @@ describe('collector HTTP API', () => {
     expect(consumed).toMatchObject({ count: 2, errorCount: 1, errorRate: 0.5 });
   });
 
+  it('topology rates are over the span that had traffic, not the whole window', async () => {
+    const c = await collector();
+    // 30 messages over two minutes, an hour ago, asked about over the last 24 hours.
+    const start = Math.floor((Date.now() - 3_600_000) / 60_000) * 60_000;
+    const hops = Array.from({ length: 30 }, (_, i) => messageHops({ correlationId: randomUUID(), ts: start + 5_000 + i * 4_000 })).flat();
+    await postHops(c.url, hops);
+    const topology = (await getJson(c.url, `/api/topology?from=${Date.now() - 86_400_000}`)).body as Topology;
+    expect(topology.trafficFrom).toBeGreaterThanOrEqual(start);
+    expect(topology.trafficTo! - topology.trafficFrom!).toBeLessThanOrEqual(3 * 60_000);
+    const published = topology.edges.find((e) => e.from === 'service:orders')!;
+    expect(published.count).toBe(30);
+    // 30 in 2–3 minutes: 10 to 15 a minute, not 30 a day.
+    expect(published.ratePerSec! * 60).toBeGreaterThanOrEqual(10);
+    expect(published.ratePerSec! * 60).toBeLessThanOrEqual(15);
+  });
+
+  it('topology draws lost and stuck messages on the edges where they stopped, once the sweep has judged them', async () => {
+    const c = await collector({ lostAfterMs: 200, stuckAfterMs: 200, sweepIntervalMs: 50 });
+    const ts = Date.now();
+    // A refund sent to a queue nobody consumes (default exchange: the routing key is the queue) …
+    const refund = makeHop({ kind: 'send', service: 'customer', exchange: '', routingKey: 'refunds', ts });
+    // … and a receipt received and never settled.
+    const receipt = messageHops({ correlationId: randomUUID(), ts }, { publisher: 'customer', consumer: 'printer', exchange: '', routingKey: 'receipts', queue: 'receipts' }).slice(0, 3);
+    await postHops(c.url, [refund, ...receipt]);
+    const edge = async (from: string, to: string) =>
+      ((await getJson(c.url, '/api/topology')).body as Topology).edges.find((e) => e.from === from && e.to === to);
+    await expect.poll(() => edge('exchange:', 'queue:refunds'), { timeout: 10_000 }).toMatchObject({ count: 0, lostCount: 1 });
+    await expect.poll(() => edge('queue:receipts', 'service:printer'), { timeout: 10_000 }).toMatchObject({ count: 1, stuckCount: 1 });
+    const topology = (await getJson(c.url, '/api/topology')).body as Topology;
+    expect(topology.nodes.map((n) => n.id)).toContain('queue:refunds');
+    // A window that ends before they were sent has none of them.
+    const before = (await getJson(c.url, `/api/topology?from=${ts - 60_000}&to=${ts - 1}`)).body as Topology;
+    expect(before.edges.some((e) => e.lostCount || e.stuckCount)).toBe(false);
+  });
+
+  it('the chains list filters by a queue any hop of the chain used', async () => {
+    const c = await collector();
+    const a = randomUUID();
+    const b = randomUUID();
+    await postHops(c.url, [...messageHops({ correlationId: a }, { queue: 'q.alpha' }), ...messageHops({ correlationId: b }, { queue: 'q.beta' })]);
+    const list = (await getJson(c.url, '/api/chains?queue=q.beta')).body as ChainList;
+    expect(list.items.map((i) => i.correlationId)).toEqual([b]);
+  });
+
   it('the same hops sent twice are stored once', async () => {
     const c = await collector();
     const { correlationId, hops } = twoMessageChain();
@@ -120,20 +165,56 @@ describe('collector HTTP API', () => {
     }
   });
 
-  it('an invalid record is a 400 naming its index and field, and nothing of that request is stored', async () => {
+  it('a request with invalid records stores the valid ones and answers 202 with the index, field and reason of each invalid one', async () => {
     const c = await collector();
     const good = [makeHop(), makeHop(), makeHop()];
     const bad = { ...makeHop(), traceId: 'NOT-HEX' };
-    const res = await post(c.url, ndjson([...good, bad, makeHop()]), { 'content-type': 'application/x-ndjson' });
+    const hostileDeath = {
+      msg: 'receive',
+      hop: { ...makeHop({ kind: 'receive', queue: 'q' }), death: [{ queue: 'q', reason: 'rejected', count: -1, exchange: '', routingKeys: [] }] },
+    };
+    const last = makeHop();
+    const res = await post(c.url, ndjson([...good, bad, last, hostileDeath]), { 'content-type': 'application/x-ndjson' });
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({
+      accepted: 4,
+      duplicates: 0,
+      rejected: 2,
+      rejections: [
+        { index: 3, field: 'traceId', reason: 'must be 32 lowercase hex characters' },
+        { index: 5, field: 'hop.death[0].count', reason: 'must be at least 0' },
+      ],
+    });
+    expect((await getJson(c.url, '/healthz')).body.hops).toBe(4);
+    for (const hop of [...good, last]) expect((await getJson(c.url, `/api/chains/${hop.correlationId}`)).status).toBe(200);
+    expect((await getJson(c.url, `/api/chains/${bad.correlationId}`)).status).toBe(404);
+
+    // All valid: exactly { accepted, duplicates }, as before partial acceptance.
+    const plain = await post(c.url, ndjson([makeHop()]), { 'content-type': 'application/x-ndjson' });
+    expect(plain).toMatchObject({ status: 202, body: { accepted: 1, duplicates: 0 } });
+    expect(Object.keys(plain.body)).toEqual(['accepted', 'duplicates']);
+  });
+
+  it('a request whose every record is invalid is a 400 naming the first one and listing them all, and nothing is stored', async () => {
+    const c = await collector();
+    const res = await post(c.url, JSON.stringify([{ ...makeHop(), ts: -1 }, 'nope']), { 'content-type': 'application/json' });
     expect(res.status).toBe(400);
-    expectErrorBody(res.body, 400, 'HOPTRACE_ERR_INVALID_HOP');
-    expect(res.body.message).toBe('record 3: field "traceId" must be 32 lowercase hex characters');
-    expect((await getJson(c.url, '/healthz')).body.hops).toBe(0);
-    expect(((await getJson(c.url, '/api/chains')).body as ChainList).items).toEqual([]);
+    expect(res.body).toEqual({
+      statusCode: 400,
+      code: 'HOPTRACE_ERR_INVALID_HOP',
+      error: 'Bad Request',
+      message: 'record 0: field "ts" must be at least 0 (and 1 more invalid record); nothing was stored',
+      rejected: 2,
+      rejections: [
+        { index: 0, field: 'ts', reason: 'must be at least 0' },
+        { index: 1, field: '(record)', reason: 'must be an object' },
+      ],
+    });
 
     const cases: [unknown, string][] = [
       [{ ...makeHop(), kind: 'publish' }, 'record 0: field "kind" must be one of'],
       [{ ...makeHop(), ts: 'yesterday' }, 'record 0: field "ts" must be a finite number'],
+      [{ ...makeHop(), ts: 1e300 }, 'record 0: field "ts" must be at most 8640000000000000'],
       [{ ...makeHop(), v: 3 }, 'record 0: field "v" must be one of 1, 2'],
       [{ ...makeHop(), v: 2 }, 'record 0: field "kind" must be one of "publish", "consume"'],
       [{ ...makeHop(), service: '' }, 'record 0: field "service" must be a non-empty string'],
@@ -141,6 +222,8 @@ describe('collector HTTP API', () => {
       [{ ...makeHop(), redelivered: 'yes' }, 'record 0: field "redelivered" must be true or false'],
       [{ ...makeHop(), headers: { a: 1 } }, 'record 0: field "headers.a" must be a string'],
       [{ ...makeHop(), routingKey: 'x'.repeat(5000) }, 'record 0: field "routingKey" must be at most 1024 characters long'],
+      [{ ...makeHop(), error: { type: 'E', message: 'm', stack: 7 } }, 'record 0: field "error.stack" must be a string'],
+      [{ ...makeHop(), properties: { priority: 1.5 } }, 'record 0: field "properties.priority" must be an integer'],
       [{ msg: 'hop', hop: { ...makeHop(), spanId: 'abc' } }, 'record 0: field "hop.spanId" must be 16 lowercase hex characters'],
       ['just a string', 'record 0: field "(record)" must be an object'],
     ];
@@ -150,6 +233,50 @@ describe('collector HTTP API', () => {
       expect(r.body.message).toContain(message);
     }
     expect((await getJson(c.url, '/healthz')).body.hops).toBe(0);
+  });
+
+  it('fields the schema does not know are left out of the stored hop, at every level', async () => {
+    const c = await collector();
+    // 20,000 levels deep: more than JSON.stringify (or any recursive walk) survives.
+    const deep = 'DEEP';
+    const hop = {
+      ...makeHop({ kind: 'receive', queue: 'q' }),
+      extra: deep,
+      error: { type: 'E', message: 'm', extra: deep },
+      properties: { priority: 1, extra: deep },
+      death: [{ queue: 'q', reason: 'expired', count: 1, exchange: '', routingKeys: ['k'], extra: deep }],
+    };
+    const line = JSON.stringify(hop).replaceAll(`"${deep}"`, '{"x":'.repeat(20_000) + '{}' + '}'.repeat(20_000));
+    expect(line.length).toBeGreaterThan(4 * 100_000);
+    const res = await post(c.url, line, { 'content-type': 'application/x-ndjson' });
+    expect(res).toMatchObject({ status: 202, body: { accepted: 1 } });
+    const chain = (await getJson(c.url, `/api/chains/${hop.correlationId}`)).body as ChainDetail;
+    const stored = chain.hops[0] as unknown as Record<string, unknown>;
+    expect(stored.extra).toBeUndefined();
+    expect(stored.error).toEqual({ type: 'E', message: 'm' });
+    expect(stored.properties).toEqual({ priority: 1 });
+    expect(stored.death).toEqual([{ queue: 'q', reason: 'expired', count: 1, exchange: '', routingKeys: ['k'] }]);
+  });
+
+  it('a stored hop that today\'s schema refuses (written by an older collector) leaves its chain readable', async () => {
+    const c = await collector();
+    const { correlationId, hops } = twoMessageChain();
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 3_000; i++) deep = { x: deep };
+    // Straight into the store, past ingest's checks, as an older collector let them in.
+    const poisoned = [
+      { ...hops[0], extra: deep },
+      { ...makeHop({ correlationId }), ts: 1e300 },
+    ] as unknown as HopRecord[];
+    await c.store.insertHops([...hops.slice(1), ...poisoned], Date.now());
+    const chain = await getJson(c.url, `/api/chains/${correlationId}`);
+    expect(chain.status).toBe(200);
+    expect((chain.body as ChainDetail).hops).toHaveLength(hops.length);
+    expect((chain.body as ChainDetail).hops.find((h) => h.kind === 'send' && h.messageId === hops[0].messageId)).not.toHaveProperty('extra');
+    for (const format of ['jaeger', 'otlp']) {
+      expect((await fetch(`${c.url}/api/chains/${correlationId}/export?format=${format}`)).status).toBe(200);
+    }
+    expect((await getJson(c.url, `/api/messages/${hops[0].messageId}`)).status).toBe(200);
   });
 
   it('bad JSON is a 400 naming the line', async () => {
@@ -203,16 +330,10 @@ describe('collector HTTP API', () => {
     expect((await postHops(c.url, [hop], { token: 'wrong' })).status).toBe(401);
     expect((await getJson(c.url, '/healthz')).body.hops).toBe(0);
     expect((await postHops(c.url, [hop], { token: 's3cret' })).status).toBe(202);
-    // Reads stay open unless protectReads is set.
-    expect((await getJson(c.url, `/api/chains/${hop.correlationId}`)).status).toBe(200);
-  });
-
-  it('protectReads puts the read API behind the token too', async () => {
-    const c = await collector({ token: 's3cret', protectReads: true });
-    expect((await getJson(c.url, '/api/chains')).status).toBe(401);
-    const ok = await fetch(`${c.url}/api/chains`, { headers: { authorization: 'Bearer s3cret' } });
+    // Reads are behind the same token (test/collector-auth.test.ts goes through every route).
+    expect((await getJson(c.url, `/api/chains/${hop.correlationId}`)).status).toBe(401);
+    const ok = await fetch(`${c.url}/api/chains/${hop.correlationId}`, { headers: { authorization: 'Bearer s3cret' } });
     expect(ok.status).toBe(200);
-    expect((await getJson(c.url, '/healthz')).status).toBe(200);
   });
 
   it('a content type other than NDJSON or JSON is a 415', async () => {
@@ -398,19 +519,41 @@ describe('collector HTTP API', () => {
     await postHops(c.url, hops, { headers: { 'x-hoptrace-dropped': '7' } });
     await postHops(c.url, hops);
     await postHops(c.url, [{ ...makeHop(), kind: 'nope' }]);
+    await postHops(c.url, [makeHop(), { ...makeHop(), ts: -1 }, { ...makeHop(), ts: 'x' }, { hop: { ...makeHop(), headers: { h: 1 } } }]);
     await post(c.url, 'x', { 'content-type': 'text/plain' });
     const text = await (await fetch(`${c.url}/metrics`)).text();
     const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"()[\]]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
-    expect(value('hoptrace_hops_ingested_total')).toBe(8);
+    expect(value('hoptrace_hops_ingested_total')).toBe(9);
+    expect(value('hoptrace_records_rejected_total{field="kind"}')).toBe(1);
+    expect(value('hoptrace_records_rejected_total{field="ts"}')).toBe(2);
+    expect(value('hoptrace_records_rejected_total{field="headers"}')).toBe(1);
     expect(value('hoptrace_hops_duplicate_total')).toBe(4);
     expect(value('hoptrace_ingest_rejected_total{code="HOPTRACE_ERR_INVALID_HOP"}')).toBe(1);
     expect(value('hoptrace_ingest_rejected_total{code="HOPTRACE_ERR_UNSUPPORTED_MEDIA_TYPE"}')).toBe(1);
     expect(value('hoptrace_transport_dropped_total')).toBe(7);
-    expect(value('hoptrace_store_hops')).toBe(4);
-    expect(value('hoptrace_store_chains')).toBe(1);
+    expect(value('hoptrace_store_hops')).toBe(5);
+    expect(value('hoptrace_store_chains')).toBe(2);
     expect(value('hoptrace_store_bytes')).toBeGreaterThan(0);
     expect(value('hoptrace_sse_clients')).toBe(0);
-    expect(value('hoptrace_http_requests_total{route="POST /v1/hops",status="202"}')).toBe(2);
+    expect(value('hoptrace_http_requests_total{route="POST /v1/hops",status="202"}')).toBe(3);
+  });
+
+  it('transports\' dropped totals count by their growth: a repeated or reordered report counts once', async () => {
+    const c = await collector();
+    const report = (transport: string, total: string) =>
+      postHops(c.url, [], { headers: { 'x-hoptrace-transport': transport, 'x-hoptrace-dropped-total': total } });
+    const dropped = async () => Number(/^hoptrace_transport_dropped_total (\d+)$/m.exec(await (await fetch(`${c.url}/metrics`)).text())?.[1]);
+    expect((await report('a', '5')).status).toBe(202);
+    await report('a', '5'); // a retry after a lost answer
+    expect(await dropped()).toBe(5);
+    await report('a', '8');
+    await report('a', '6'); // an older request that arrived late
+    await report('b', '3');
+    expect(await dropped()).toBe(11);
+    await report('not a valid id!', '100');
+    await report('c', '-4');
+    await report('c', '1e9');
+    expect(await dropped()).toBe(11);
   });
 
   it('/healthz and /api/config say what the collector is', async () => {

@@ -329,6 +329,18 @@ describe('SQLite store', () => {
       }
     });
   }
+
+  it('a database at schema version 5 migrates and the queue filter finds the chains it already held', async () => {
+    const old = dbPath();
+    writeOldStore(old, 5, [...messageHops({ correlationId: 'chain-a' }, { queue: 'a.q' }), ...messageHops({ correlationId: 'chain-b' }, { queue: 'b.q' })]);
+    const migrated = new SqliteStore({ path: old });
+    try {
+      expect((await migrated.listChains({ limit: 10, queue: 'b.q' })).items.map((c) => c.correlationId)).toEqual(['chain-b']);
+    } finally {
+      await migrated.close();
+    }
+  });
+
 });
 
 describe('collector background jobs', () => {

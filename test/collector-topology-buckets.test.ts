@@ -151,15 +151,27 @@ const byEdge = (t: Topology) => new Map(t.edges.map((e) => [`${e.from} → ${e.t
 function expectSameTopology(actual: Topology, expected: Topology): void {
   expect(actual.from).toBe(expected.from);
   expect(actual.to).toBe(expected.to);
+  if (expected.edges.length > 0) {
+    // The traffic span covers the traffic, within the minutes it was summed in, and stays in the window.
+    expect(actual.trafficFrom).toBeGreaterThanOrEqual(actual.from);
+    expect(actual.trafficTo).toBeLessThanOrEqual(Math.max(actual.to, actual.trafficFrom! + TOPOLOGY_BUCKET_MS));
+    expect(actual.trafficTo! - actual.trafficFrom!).toBeGreaterThanOrEqual(Math.min(TOPOLOGY_BUCKET_MS, actual.to - actual.from));
+  }
   expect([...actual.nodes].sort((a, b) => a.id.localeCompare(b.id))).toEqual([...expected.nodes].sort((a, b) => a.id.localeCompare(b.id)));
   const a = byEdge(actual);
   const e = byEdge(expected);
   expect([...a.keys()].sort()).toEqual([...e.keys()].sort());
   for (const [key, want] of e) {
     const got = a.get(key)!;
-    const { queueWaitP50Ms: w50, queueWaitP95Ms: w95, ...counts } = want;
-    const { queueWaitP50Ms: g50, queueWaitP95Ms: g95, ...gotCounts } = got;
+    const { queueWaitP50Ms: w50, queueWaitP95Ms: w95, ratePerSec: wantRate, ...counts } = want;
+    const { queueWaitP50Ms: g50, queueWaitP95Ms: g95, ratePerSec: gotRate, ...gotCounts } = got;
     expect({ key, ...gotCounts }).toEqual({ key, ...counts });
+    void wantRate;
+    // Rates are over the edge's own traffic span (known to the minute where minute totals are
+    // summed): at least one minute, at most the window.
+    const windowSec = Math.max(60, (actual.to - actual.from) / 1000);
+    expect(gotRate, key).toBeGreaterThanOrEqual(got.count / windowSec - 1e-9);
+    expect(gotRate, key).toBeLessThanOrEqual(got.count / Math.min(60, (actual.to - actual.from) / 1000) + 1e-9);
     for (const [g, w] of [
       [g50, w50],
       [g95, w95],

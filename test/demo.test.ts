@@ -114,8 +114,8 @@ describe('npm run demo --count', () => {
 
   test('exits 0 after printing a summary of every flow', () => {
     expect(run.code, `stdout:\n${run.stdout}\nstderr:\n${run.stderr}`).toBe(0);
-    expect(run.stdout).toContain('2 round(s), 18 flows');
-    for (const flow of ['loose-coupling', 'coffee-order', 'retried-order', 'off-menu-order', 'guest-order', 'cancel-unrouted', 'refund-unconsumed', 'receipt-unacked', 'poison-delivery']) {
+    expect(run.stdout).toContain('2 round(s), 20 flows');
+    for (const flow of ['loose-coupling', 'coffee-order', 'retried-order', 'off-menu-order', 'guest-order', 'cancel-unrouted', 'refund-unconsumed', 'receipt-unacked', 'poison-delivery', 'unstocked-delivery']) {
       expect(run.stdout).toContain(flow);
     }
     expect(run.stdout).not.toContain('✗');
@@ -130,6 +130,7 @@ describe('npm run demo --count', () => {
       lost: 2,
       stuck: 2,
       'redelivery-loop': 2,
+      discarded: 2,
     };
     const matches = (c: Partial<Record<MessageStatus, number>>): boolean =>
       Object.keys(c).length === Object.keys(expected).length &&

@@ -1,22 +1,26 @@
 /**
  * The read API under `/api`: chains, one chain, its export, one message, the
- * topology, live events and the UI's configuration. Each route validates its
- * query with one schema compiled here, once.
+ * topology, live events and the UI's configuration, all behind the token
+ * (unless reads are public), and the UI's sign-in (`/api/session`). Each route
+ * validates its query with one schema compiled here, once.
  */
 import { Router, type Request } from 'express';
-import { ErrorCodes, NotFoundError, ValidationError } from '../../src/errors.ts';
+import { AuthError, ErrorCodes, NotFoundError, ValidationError } from '../../src/errors.ts';
 import {
   STATUS_SEVERITY,
   type ChainDetail,
   type ChainList,
+  type ChainSummary,
   type MessageDetail,
   type Topology,
   type UiConfig,
 } from '../api-types.ts';
-import { bearerAuth } from '../auth.ts';
+import { JSON_TYPE, readBody, requireMediaType } from '../request-body.ts';
 import { buildChain } from '../chain-engine.ts';
+import { addStalled, STALLED_LOOKBACK_MS } from '../topology-buckets.ts';
 import { chainToJaeger, chainToOtlpJson } from '../chain-export.ts';
 import type { CollectorContext } from '../context.ts';
+import { readableStoredHops } from '../hop-schema.ts';
 import { choice, choices, compileQuery, epochMs, flag, integer, text } from '../query-schema.ts';
 import { REDELIVERED_FILTER } from '../store.ts';
 
@@ -31,8 +35,10 @@ const listQuery = compileQuery({
   status: choices([...STATUS_SEVERITY, REDELIVERED_FILTER]),
   redelivered: flag(),
   service: text(),
-  exchange: text(),
+  // '' is the default exchange.
+  exchange: text(1024, { allowEmpty: true }),
   routingKey: text(),
+  queue: text(),
   q: text(),
   from: epochMs(),
   to: epochMs(),
@@ -48,9 +54,33 @@ export const TOPOLOGY_DEFAULT_WINDOW_MS = 60 * 60 * 1000;
 
 /** A chain rebuilt from its stored hops with the collector's clock and settings; 404 when unknown. */
 export async function loadChain(ctx: CollectorContext, correlationId: string): Promise<ChainDetail> {
-  const hops = await ctx.store.chainHops(correlationId);
-  if (hops.length === 0) throw new NotFoundError(`no chain with correlation id "${correlationId}"`);
+  const stored = await ctx.store.chainHops(correlationId);
+  if (stored.length === 0) throw new NotFoundError(`no chain with correlation id "${correlationId}"`);
+  // Whatever an older collector let into the store, a read of it answers.
+  const { hops, unreadable } = readableStoredHops(stored);
+  if (unreadable > 0) ctx.logger.warn({ correlationId, unreadable }, 'stored hops that fail the hop schema are left out of this chain');
+  if (hops.length === 0) throw new NotFoundError(`chain "${correlationId}" holds no readable hop`);
   return buildChain(correlationId, hops, { ...ctx.engine, now: Date.now() });
+}
+
+/** Pages of lost/stuck chains a topology query reads at most (500 chains a page). */
+const STALLED_MAX_PAGES = 20;
+
+/**
+ * The summaries of chains with lost or stuck messages that may have stopped
+ * inside [from, to]: a query-time read of the list's status tags, so lost and
+ * stuck (verdicts of the sweep, not of ingest) cost nothing on the write path.
+ */
+async function stalledChains(ctx: CollectorContext, from: number, to: number): Promise<ChainSummary[]> {
+  const out: ChainSummary[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < STALLED_MAX_PAGES; page++) {
+    const list = await ctx.store.listChains({ status: ['lost', 'stuck'], from: from - STALLED_LOOKBACK_MS, to, limit: 500, cursor });
+    out.push(...list.items);
+    if (list.nextCursor === null) break;
+    cursor = list.nextCursor;
+  }
+  return out;
 }
 
 /** A string safe inside a Content-Disposition filename. */
@@ -60,7 +90,28 @@ function fileSafe(s: string): string {
 
 export function apiRoutes(ctx: CollectorContext): Router {
   const router = Router();
-  if (ctx.protectReads) router.use('/api', bearerAuth(ctx.token));
+
+  // Sign-in of the UI: the token once, then an HttpOnly, SameSite=Strict session cookie.
+  router.post('/api/session', async (req, res) => {
+    noQuery(req.query);
+    requireMediaType(req, [JSON_TYPE]);
+    let token: unknown;
+    try {
+      token = (JSON.parse((await readBody(req, 8192)).toString('utf8')) as { token?: unknown } | null)?.token;
+    } catch (cause) {
+      throw new ValidationError(ErrorCodes.INVALID_BODY, 'the body must be JSON: {"token": "..."}', { cause });
+    }
+    if (typeof token !== 'string') throw new ValidationError(ErrorCodes.INVALID_BODY, 'the body must be JSON: {"token": "..."}', { field: 'token' });
+    if (!ctx.auth.tokenMatches(token)) throw new AuthError('the token is wrong');
+    ctx.auth.startSession(res, req.secure);
+    res.status(204).end();
+  });
+  router.delete('/api/session', (req, res) => {
+    noQuery(req.query);
+    ctx.auth.endSession(res, req.secure);
+    res.status(204).end();
+  });
+  router.use('/api', ctx.auth.reads);
   const param = (req: Request, name: string): string => String(req.params[name]);
 
   router.get('/api/chains', async (req, res) => {
@@ -71,6 +122,7 @@ export function apiRoutes(ctx: CollectorContext): Router {
       service: q.service,
       exchange: q.exchange,
       routingKey: q.routingKey,
+      queue: q.queue,
       q: q.q,
       from: q.from,
       to: q.to,
@@ -118,7 +170,7 @@ export function apiRoutes(ctx: CollectorContext): Router {
     if (from > to) {
       throw new ValidationError(ErrorCodes.INVALID_QUERY, 'query parameter "from" must not be after "to"', { field: 'from' });
     }
-    const topology: Topology = await ctx.store.topology(from, to);
+    const topology: Topology = addStalled(await ctx.store.topology(from, to), await stalledChains(ctx, from, to));
     res.json(topology);
   });
 

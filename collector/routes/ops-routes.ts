@@ -1,7 +1,6 @@
-/** Operations: `GET /healthz` (liveness + a few figures) and `GET /metrics` (Prometheus text). */
+/** Operations: `GET /healthz` (liveness + a few figures, always open) and `GET /metrics` (Prometheus text, behind the token). */
 import { Router } from 'express';
 import type { Health } from '../api-types.ts';
-import { bearerAuth } from '../auth.ts';
 import type { CollectorContext } from '../context.ts';
 import { compileQuery } from '../query-schema.ts';
 
@@ -22,7 +21,7 @@ export function opsRoutes(ctx: CollectorContext): Router {
     res.json(health);
   });
 
-  router.get('/metrics', ctx.protectReads ? bearerAuth(ctx.token) : (_req, _res, next) => next(), async (req, res) => {
+  router.get('/metrics', ctx.auth.reads, async (req, res) => {
     noQuery(req.query);
     const text = ctx.metrics.render({ store: await ctx.store.stats(), sseClients: ctx.live.clients });
     res.type('text/plain; version=0.0.4; charset=utf-8').send(text);

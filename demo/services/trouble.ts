@@ -4,7 +4,10 @@
  *   `receive` hop carries the `x-death` history);
  * - the receipt printer takes a receipt and never acks it (stuck);
  * - the inventory service cannot parse a supplier's delivery note and nacks
- *   it with requeue, again and again, until it gives up (redelivery loop).
+ *   it with requeue, again and again, until it gives up (redelivery loop);
+ * - a delivery note for a product the shop does not stock is rejected
+ *   without requeue, and the inventory queue has no dead-letter exchange, so
+ *   RabbitMQ drops it (discarded).
  * The unroutable cancellation and the lost refund request need no consumer;
  * the customer service sends them (coffee-shop.ts).
  */
@@ -13,6 +16,11 @@ import type { CoffeeOrder } from './coffee-shop.ts';
 
 /** Attempts the inventory service makes at a delivery note before writing it off. */
 export const INVENTORY_MAX_ATTEMPTS = 7;
+
+/** What the shop stocks; a delivery note for anything else has nothing to be booked against. */
+export const STOCKED_SKUS = ['oat-milk-1l', 'espresso-beans-1kg', 'paper-cups-12oz'] as const;
+/** Sent now and then by a supplier who mixed up two customers. */
+export const UNSTOCKED_SKU = 'unicorn-syrup-750ml';
 
 /** Watches the dead-letter queue: logs why each order died, then acks. */
 export async function startDeadLetterMonitor(ctx: ServiceContext): Promise<void> {
@@ -87,6 +95,13 @@ export async function startInventoryService(ctx: ServiceContext): Promise<void> 
   await ch.consume(ctx.names.inventoryQueue, (msg) => {
     if (!msg) return;
     const note = parse<DeliveryNote>(msg.content);
+    if (!(STOCKED_SKUS as readonly string[]).includes(note.sku)) {
+      // Retrying cannot help: reject without requeue. The queue has no
+      // dead-letter exchange, so the broker drops the note.
+      ch.nack(msg, false, false);
+      ctx.tracker.signal(`inventory:${note.noteId}`);
+      return;
+    }
     if (typeof note.quantity === 'number') {
       stock.set(note.sku, (stock.get(note.sku) ?? 0) + note.quantity);
       ch.ack(msg);

@@ -1,58 +1,64 @@
 /**
- * The transport's bounded buffer of serialized hop records: a ring that
- * drops its oldest record when full, so a collector outage costs the oldest
- * hops, never the service's memory.
+ * The transport's buffer of serialized hop lines: a queue that knows its
+ * size in records and in bytes (string length, which is the byte count of
+ * the ASCII JSON pino writes), so the shipper can bound it by either and
+ * drop its oldest lines when a limit is reached.
  */
 export class HopBuffer {
-  readonly capacity: number;
-  readonly #items: (string | undefined)[];
+  #items: string[] = [];
   #head = 0;
-  #size = 0;
-
-  constructor(capacity: number) {
-    this.capacity = capacity;
-    this.#items = new Array<string | undefined>(capacity);
-  }
+  #bytes = 0;
 
   get size(): number {
-    return this.#size;
+    return this.#items.length - this.#head;
   }
 
-  /** Append; when full, the oldest record goes first. @returns how many records were dropped (0 or 1) */
-  push(item: string): number {
-    if (this.capacity === 0) return 1;
-    if (this.#size === this.capacity) {
-      this.#items[this.#head] = item;
-      this.#head = (this.#head + 1) % this.capacity;
-      return 1;
-    }
-    this.#items[(this.#head + this.#size) % this.capacity] = item;
-    this.#size++;
-    return 0;
+  /** Sum of the lines' lengths. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
-  /** Drop the oldest record. @returns false when empty */
-  dropOldest(): boolean {
-    if (this.#size === 0) return false;
-    this.#items[this.#head] = undefined;
-    this.#head = (this.#head + 1) % this.capacity;
-    this.#size--;
-    return true;
+  push(item: string): void {
+    this.#items.push(item);
+    this.#bytes += item.length;
   }
 
-  /** Remove and return up to `maxItems` oldest records totalling at most `maxBytes` (always at least one). */
+  /** Remove the oldest line. @returns its length, or -1 when empty */
+  dropOldest(): number {
+    if (this.size === 0) return -1;
+    const item = this.#items[this.#head] as string;
+    this.#advance(1);
+    this.#bytes -= item.length;
+    return item.length;
+  }
+
+  /** Remove and return up to `maxItems` oldest lines totalling at most `maxBytes` (always at least one). */
   take(maxItems: number, maxBytes: number): string[] {
-    const out: string[] = [];
+    const start = this.#head;
+    let end = start;
     let bytes = 0;
-    while (this.#size > 0 && out.length < maxItems) {
-      const item = this.#items[this.#head] as string;
-      if (out.length > 0 && bytes + item.length > maxBytes) break;
-      bytes += item.length + 1;
-      out.push(item);
-      this.#items[this.#head] = undefined;
-      this.#head = (this.#head + 1) % this.capacity;
-      this.#size--;
+    const last = Math.min(this.#items.length, start + maxItems);
+    while (end < last) {
+      const length = this.#items[end].length;
+      if (end > start && bytes + length > maxBytes) break;
+      bytes += length + 1;
+      end++;
     }
+    const out = this.#items.slice(start, end);
+    this.#bytes -= bytes - out.length;
+    this.#advance(end - start);
     return out;
+  }
+
+  /** Move the head on; compact once the consumed prefix is large and at least half the array. */
+  #advance(n: number): void {
+    this.#head += n;
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    } else if (this.#head >= 4096 && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
   }
 }

@@ -438,9 +438,10 @@ export function redeliveryLoopChain(options: RedeliveryLoopOptions = {}): ChainF
 }
 
 /**
- * Two problems in one chain: billing's handler fails and dead-letters
- * OrderPlaced (first), and later shipping never receives the
- * ShipmentRequested that inventory published (lost).
+ * Two problems in one chain: billing's handler fails and rejects OrderPlaced
+ * without requeue, and no dead-lettered copy ever shows up (discarded, once
+ * past the lost limit); later shipping never receives the ShipmentRequested
+ * that inventory published (lost).
  */
 export function twoProblemChain(options: LimitScenarioOptions = {}): ChainFixtureResult {
   const f = new ChainFixture(options);

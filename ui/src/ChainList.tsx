@@ -3,12 +3,12 @@
  * older pages with the collector's cursor.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { ChainSummary, LiveChainEvent } from '../../collector/api-types.ts';
+import { PROBLEM_STATUSES, type ChainSummary, type LiveChainEvent } from '../../collector/api-types.ts';
 import { api, type ChainQuery } from './api.ts';
 import { formatAgo, formatClock, formatDuration, shortId } from './format.ts';
 import { chainHref, listHref, replaceHash } from './router.ts';
 import { ErrorBox, LiveIndicator, Loading } from './states.tsx';
-import { FILTER_STATUSES, StatusBadge, statusLabel } from './status.tsx';
+import { FILTER_STATUSES, isProblem, StatusBadge, statusLabel } from './status.tsx';
 import { useLive } from './live.ts';
 
 const PAGE_SIZE = 50;
@@ -25,8 +25,12 @@ const RANGES: Array<{ value: string; label: string; ms?: number }> = [
 
 interface Filters {
   q: string;
+  /** Comma-separated statuses, any of which matches (`redelivered` among them: any redelivery). */
   status: string;
   service: string;
+  /** From the topology's nodes: chains that used this exchange ('' is the default exchange) / queue. */
+  exchange: string | undefined;
+  queue: string;
   range: string;
   /** datetime-local strings, only with range=custom. */
   from: string;
@@ -38,16 +42,27 @@ function filtersFrom(params: URLSearchParams): Filters {
     q: params.get('q') ?? '',
     status: params.get('status') ?? '',
     service: params.get('service') ?? '',
+    exchange: params.has('exchange') ? (params.get('exchange') ?? '') : undefined,
+    queue: params.get('queue') ?? '',
     range: params.get('range') ?? '',
     from: params.get('from') ?? '',
     to: params.get('to') ?? '',
   };
 }
 
+const EMPTY_FILTERS: Filters = { q: '', status: '', service: '', exchange: undefined, queue: '', range: '', from: '', to: '' };
+
+const statusList = (filters: Filters): string[] => filters.status.split(',').filter(Boolean);
+
+/** True when the selection is exactly every problem status. */
+const isAnyProblem = (selected: readonly string[]): boolean =>
+  selected.length === PROBLEM_STATUSES.length && PROBLEM_STATUSES.every((s) => selected.includes(s));
+
 function filtersToParams(filters: Filters): URLSearchParams {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(filters)) {
-    if (!value) continue;
+    // `exchange` '' is the default exchange, a filter; undefined is none.
+    if (key === 'exchange' ? value === undefined : !value) continue;
     if ((key === 'from' || key === 'to') && filters.range !== 'custom') continue;
     params.set(key, value);
   }
@@ -64,12 +79,18 @@ function timeWindow(filters: Filters, now: number): { from?: number; to?: number
   return range?.ms ? { from: now - range.ms } : {};
 }
 
+/** A W3C traceparent names a span of a trace: the collector is searched for its trace id, the chain opens on the span. */
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/i;
+
 function toQuery(filters: Filters, now: number): ChainQuery {
+  const q = filters.q.trim();
   return {
-    q: filters.q.trim() || undefined,
+    q: (TRACEPARENT.exec(q)?.[1] ?? q) || undefined,
     // `status=redelivered` is the collector's filter for chains with any redelivery.
     status: filters.status || undefined,
     service: filters.service || undefined,
+    exchange: filters.exchange,
+    queue: filters.queue || undefined,
     ...timeWindow(filters, now),
     limit: PAGE_SIZE,
   };
@@ -77,15 +98,18 @@ function toQuery(filters: Filters, now: number): ChainQuery {
 
 /** Would the collector have returned this chain for these filters? (For live events.) */
 function matches(chain: ChainSummary, filters: Filters, now: number): boolean {
-  if (filters.status) {
-    const ok =
-      filters.status === 'redelivered'
-        ? chain.redelivered
-        : chain.status === filters.status || chain.problems.includes(filters.status as ChainSummary['status']);
+  const statuses = statusList(filters);
+  if (statuses.length > 0) {
+    const ok = statuses.some((status) =>
+      status === 'redelivered' ? chain.redelivered : chain.status === status || chain.problems.includes(status as ChainSummary['status']),
+    );
     if (!ok) return false;
   }
   if (filters.service && !chain.services.includes(filters.service)) return false;
-  const q = filters.q.trim();
+  // A live summary does not list exchanges and queues; such a filtered list picks new chains up on its next query.
+  if (filters.exchange !== undefined || filters.queue) return false;
+  const term = filters.q.trim();
+  const q = TRACEPARENT.exec(term)?.[1] ?? term;
   // A live summary has no message ids; a search by message id finds its chain on the next query.
   if (q && chain.correlationId !== q && !chain.traceIds.includes(q) && !chain.correlationId.includes(q)) return false;
   const { from, to } = timeWindow(filters, now);
@@ -107,7 +131,15 @@ export function ChainList({ params }: { params: URLSearchParams }) {
   const [fresh, setFresh] = useState<Map<string, number>>(new Map());
   const [services, setServices] = useState<string[]>([]);
   const [now, setNow] = useState(() => Date.now());
-  const [active, setActive] = useState(-1);
+  // The selected row is a chain, not a position: rows arriving live above it must not move the selection.
+  const [activeId, setActiveId] = useState<string | undefined>(undefined);
+  // Keys can arrive faster than renders: a move starts from the latest selection, not the last render's.
+  const activeRef = useRef(activeId);
+  activeRef.current = activeId;
+  const choose = (id: string | undefined) => {
+    activeRef.current = id;
+    setActiveId(id);
+  };
   const [reload, setReload] = useState(0);
   const searchBox = useRef<HTMLInputElement>(null);
   const filtersRef = useRef(filters);
@@ -133,7 +165,7 @@ export function ChainList({ params }: { params: URLSearchParams }) {
     replaceHash(listHref(filtersToParams(filters)));
     const controller = new AbortController();
     setLoad({ state: 'loading' });
-    setActive(-1);
+    choose(undefined);
     api.chains(toQuery(filters, Date.now()), controller.signal).then(
       (list) => {
         setItems(list.items);
@@ -220,23 +252,26 @@ export function ChainList({ params }: { params: URLSearchParams }) {
       if (event.key === '/') {
         event.preventDefault();
         searchBox.current?.focus();
-      } else if (event.key === 'j' || event.key === 'ArrowDown') {
+      } else if (event.key === 'j' || event.key === 'ArrowDown' || event.key === 'k' || event.key === 'ArrowUp') {
         event.preventDefault();
-        setActive((a) => Math.min(items.length - 1, a + 1));
-      } else if (event.key === 'k' || event.key === 'ArrowUp') {
-        event.preventDefault();
-        setActive((a) => Math.max(0, a - 1));
-      } else if (event.key === 'Enter' && active >= 0 && items[active]) {
-        location.hash = chainHref(items[active].correlationId);
+        if (!items.length) return;
+        const current = activeRef.current;
+        const at = current === undefined ? -1 : items.findIndex((c) => c.correlationId === current);
+        const down = event.key === 'j' || event.key === 'ArrowDown';
+        const next = at === -1 ? (down ? 0 : items.length - 1) : Math.max(0, Math.min(items.length - 1, at + (down ? 1 : -1)));
+        choose(items[next].correlationId);
+      } else if (event.key === 'Enter' && activeRef.current !== undefined) {
+        const chain = items.find((c) => c.correlationId === activeRef.current);
+        if (chain) location.hash = rowHref(chain, filtersRef.current);
       }
     };
     addEventListener('keydown', onKey);
     return () => removeEventListener('keydown', onKey);
-  }, [items, active]);
+  }, [items]);
 
   useEffect(() => {
-    if (active >= 0) document.querySelector(`[data-chain-row][data-index="${active}"]`)?.scrollIntoView({ block: 'nearest' });
-  }, [active]);
+    if (activeId !== undefined) document.querySelector(`[data-chain-row][data-correlation-id="${CSS.escape(activeId)}"]`)?.scrollIntoView({ block: 'nearest' });
+  }, [activeId]);
 
   const serviceOptions = useMemo(() => {
     const all = new Set(services);
@@ -245,7 +280,7 @@ export function ChainList({ params }: { params: URLSearchParams }) {
     return [...all].sort();
   }, [services, items, filters.service]);
 
-  const filtered = Boolean(filters.q || filters.status || filters.service || filters.range);
+  const filtered = Boolean(filters.q || filters.status || filters.service || filters.exchange !== undefined || filters.queue || filters.range);
   const set = (patch: Partial<Filters>) => setFilters((f) => ({ ...f, ...patch }));
 
   return (
@@ -262,7 +297,7 @@ export function ChainList({ params }: { params: URLSearchParams }) {
           ref={searchBox}
           type="search"
           class="search"
-          placeholder="Search by correlation id, message id or trace id   ( / )"
+          placeholder="Search by correlation, message or trace id, or a traceparent   ( / )"
           value={search}
           onInput={(event) => setSearch((event.target as HTMLInputElement).value)}
           aria-label="Search by correlation id, message id or trace id"
@@ -270,14 +305,7 @@ export function ChainList({ params }: { params: URLSearchParams }) {
           spellcheck={false}
           autocomplete="off"
         />
-        <select value={filters.status} onChange={(e) => set({ status: (e.target as HTMLSelectElement).value })} aria-label="Status" data-testid="filter-status">
-          <option value="">any status</option>
-          {FILTER_STATUSES.map((status) => (
-            <option value={status} key={status}>
-              {statusLabel(status)}
-            </option>
-          ))}
-        </select>
+        <StatusFilter selected={statusList(filters)} onChange={(statuses) => set({ status: statuses.join(',') })} />
         <select value={filters.service} onChange={(e) => set({ service: (e.target as HTMLSelectElement).value })} aria-label="Service" data-testid="filter-service">
           <option value="">any service</option>
           {serviceOptions.map((service) => (
@@ -293,6 +321,22 @@ export function ChainList({ params }: { params: URLSearchParams }) {
             </option>
           ))}
         </select>
+        {filters.exchange !== undefined && (
+          <span class="filter-chip" data-testid="filter-exchange" title={`chains that used exchange ${filters.exchange || '(default)'}`}>
+            exchange <strong>{filters.exchange || '(default)'}</strong>
+            <button type="button" class="linklike" aria-label="remove the exchange filter" onClick={() => set({ exchange: undefined })}>
+              ✕
+            </button>
+          </span>
+        )}
+        {filters.queue && (
+          <span class="filter-chip" data-testid="filter-queue" title={`chains that used queue ${filters.queue}`}>
+            queue <strong>{filters.queue}</strong>
+            <button type="button" class="linklike" aria-label="remove the queue filter" onClick={() => set({ queue: '' })}>
+              ✕
+            </button>
+          </span>
+        )}
         {filters.range === 'custom' && (
           <span class="custom-range">
             <input type="datetime-local" value={filters.from} onChange={(e) => set({ from: (e.target as HTMLInputElement).value })} aria-label="From" />
@@ -306,7 +350,7 @@ export function ChainList({ params }: { params: URLSearchParams }) {
             class="btn btn-small"
             onClick={() => {
               setSearch('');
-              setFilters({ q: '', status: '', service: '', range: '', from: '', to: '' });
+              setFilters(EMPTY_FILTERS);
             }}
           >
             clear filters
@@ -322,6 +366,14 @@ export function ChainList({ params }: { params: URLSearchParams }) {
       )}
       {load.state !== 'error' && items.length > 0 && (
         <table class={`chains${load.state === 'loading' ? ' stale' : ''}`} data-testid="chains-table">
+          <colgroup>
+            <col class="c-status" />
+            <col class="c-when" />
+            <col class="c-what" />
+            <col class="c-svcs" />
+            <col class="c-hops" />
+            <col class="c-duration" />
+          </colgroup>
           <thead>
             <tr>
               <th>status</th>
@@ -339,7 +391,8 @@ export function ChainList({ params }: { params: URLSearchParams }) {
                 chain={chain}
                 index={index}
                 now={now}
-                active={index === active}
+                href={rowHref(chain, filters)}
+                active={chain.correlationId === activeId}
                 freshAt={fresh.get(chain.correlationId)}
               />
             ))}
@@ -387,56 +440,136 @@ function EmptyList({ filtered }: { filtered: boolean }) {
   );
 }
 
-function ChainRow({ chain, index, now, active, freshAt }: { chain: ChainSummary; index: number; now: number; active: boolean; freshAt: number | undefined }) {
-  const href = chainHref(chain.correlationId);
-  const label = chain.rootRoutingKey ?? chain.rootMessageType;
-  const extra = chain.problems.filter((p) => p !== chain.status);
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** A row's link: a search hit opens the chain on the hop that carries the searched id. */
+function rowHref(chain: ChainSummary, filters: Filters): string {
+  const q = filters.q.trim();
+  return chainHref(chain.correlationId, undefined, q && q !== chain.correlationId ? q : undefined);
+}
+
+/** Statuses to filter by, several at once, with "any problem" for every problem status. */
+function StatusFilter({ selected, onChange }: { selected: string[]; onChange: (statuses: string[]) => void }) {
+  const summary =
+    selected.length === 0 ? 'any status' : isAnyProblem(selected) ? 'any problem' : selected.length <= 2 ? selected.map(statusLabel).join(', ') : `${selected.length} statuses`;
+  const toggle = (status: string) => onChange(selected.includes(status) ? selected.filter((s) => s !== status) : [...selected, status]);
+  const ref = useRef<HTMLDetailsElement>(null);
+  // A click elsewhere closes it, as a select would.
+  useEffect(() => {
+    const close = (event: MouseEvent) => {
+      if (ref.current?.open && !ref.current.contains(event.target as Node)) ref.current.open = false;
+    };
+    addEventListener('click', close);
+    return () => removeEventListener('click', close);
+  }, []);
   return (
-    <tr
-      class={`chain-row${active ? ' active' : ''}${freshAt ? ' fresh' : ''}`}
-      // Re-keying the animation restarts the flash for every update.
-      key={freshAt}
-      onClick={(event) => {
-        if ((event.target as HTMLElement).closest('a')) return;
-        location.hash = href;
-      }}
-      data-chain-row
-      data-index={index}
-      data-correlation-id={chain.correlationId}
-      data-status={chain.status}
-    >
-      <td>
-        <div class="badges">
-          <StatusBadge status={chain.status} />
-          {extra.map((p) => (
-            <StatusBadge status={p} small key={p} />
-          ))}
-          {chain.redelivered && <StatusBadge status="redelivered" small />}
-        </div>
-      </td>
-      <td class="when" title={new Date(chain.startTs).toString()}>
-        <span class="mono">{formatClock(chain.startTs)}</span>
-        <span class="muted small">{formatAgo(chain.startTs, now)}</span>
-      </td>
-      <td class="what">
-        {label && (
-          <span class="root-key" title={chain.rootMessageType ? `type ${chain.rootMessageType}` : undefined}>
-            {label}
-          </span>
-        )}
-        <a href={href} class="cid mono" title={chain.correlationId} data-testid="chain-link">
-          {shortId(chain.correlationId, 18)}
-        </a>
-      </td>
-      <td class="svcs">
-        {chain.services.map((s) => (
-          <span class="svc-chip" key={s}>
-            {s}
-          </span>
+    <details class="multi" ref={ref} data-testid="filter-status">
+      <summary aria-label="Status filter" data-testid="filter-status-summary">
+        {summary}
+      </summary>
+      <div class="multi-menu" role="group" aria-label="Statuses">
+        <label class="multi-any">
+          <input type="checkbox" checked={isAnyProblem(selected)} onChange={() => onChange(isAnyProblem(selected) ? [] : [...PROBLEM_STATUSES])} data-status-option="problems" />
+          any problem
+        </label>
+        {FILTER_STATUSES.map((status) => (
+          <label key={status}>
+            <input type="checkbox" checked={selected.includes(status)} onChange={() => toggle(status)} data-status-option={status} />
+            <StatusBadge status={status} small />
+          </label>
         ))}
-      </td>
-      <td class="num">{chain.hopCount}</td>
-      <td class="num">{formatDuration(chain.durationMs)}</td>
-    </tr>
+        <button type="button" class="btn btn-small" onClick={() => onChange([])} disabled={selected.length === 0}>
+          any status
+        </button>
+      </div>
+    </details>
+  );
+}
+
+function ChainRow({
+  chain,
+  index,
+  now,
+  href,
+  active,
+  freshAt,
+}: {
+  chain: ChainSummary;
+  index: number;
+  now: number;
+  href: string;
+  active: boolean;
+  freshAt: number | undefined;
+}) {
+  const label = chain.rootRoutingKey ?? chain.rootMessageType;
+  const extra = chain.problems.filter((p) => p !== chain.status && p !== 'in-flight');
+  const failure = isProblem(chain.status) ? chain.failure : undefined;
+  const duration = chain.open ? `≥ ${formatDuration(Math.max(chain.durationMs, now - chain.startTs))}` : formatDuration(chain.durationMs);
+  const open = () => (location.hash = href);
+  // A reason that starts with the service's name does not need it twice.
+  const failureText = failure ? (failure.error ?? failure.reason.replace(new RegExp(`^${escapeRegExp(failure.service)} `), '')) : '';
+  return (
+    <>
+      <tr
+        class={`chain-row${active ? ' active' : ''}${freshAt ? ' fresh' : ''}${failure ? ' has-failure' : ''}`}
+        // Re-keying the animation restarts the flash for every update.
+        key={freshAt}
+        onClick={(event) => {
+          if ((event.target as HTMLElement).closest('a')) return;
+          open();
+        }}
+        data-chain-row
+        data-index={index}
+        data-correlation-id={chain.correlationId}
+        data-status={chain.status}
+        aria-selected={active}
+      >
+        <td rowSpan={failure ? 2 : 1}>
+          <div class="badges">
+            <StatusBadge status={chain.status} />
+            {extra.map((p) => (
+              <StatusBadge status={p} small key={p} />
+            ))}
+            {chain.redelivered && <StatusBadge status="redelivered" small />}
+          </div>
+        </td>
+        <td class="when" title={new Date(chain.startTs).toString()}>
+          <span class="mono">{formatClock(chain.startTs)}</span>
+          <span class="muted small">{formatAgo(chain.startTs, now)}</span>
+        </td>
+        <td class="what">
+          {label && (
+            <span class="root-key" title={chain.rootMessageType ? `${label} · type ${chain.rootMessageType}` : label}>
+              {label}
+            </span>
+          )}
+          <a href={href} class="cid mono" title={chain.correlationId} data-testid="chain-link">
+            {shortId(chain.correlationId, 18)}
+          </a>
+        </td>
+        <td class="svcs">
+          {chain.services.map((s) => (
+            <span class="svc-chip" key={s} title={s}>
+              {s}
+            </span>
+          ))}
+        </td>
+        <td class="num">{chain.hopCount}</td>
+        <td class={`num${chain.open ? ' still-open' : ''}`} data-testid="row-duration" title={chain.open ? 'still open: something in this chain is still waiting' : undefined}>
+          {duration}
+          {chain.open && <span class="muted small open-note">still open</span>}
+        </td>
+      </tr>
+      {failure && (
+        <tr class={`failure-row${active ? ' active' : ''}`} onClick={open} data-failure-for={chain.correlationId}>
+          <td colSpan={5}>
+            <span class="row-failure" data-testid="row-failure" title={`${failure.service}: ${failure.error ?? failure.reason}`}>
+              <span class="row-failure-svc">{failure.service}</span>
+              {failureText}
+            </span>
+          </td>
+        </tr>
+      )}
+    </>
   );
 }

@@ -4,37 +4,39 @@
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { ChainDetail, LiveChainEvent, UiConfig } from '../../collector/api-types.ts';
-import { api, type LiveState } from './api.ts';
+import { api, ApiError, type LiveState } from './api.ts';
 import { useLive } from './live.ts';
 import { CausalTree } from './CausalTree.tsx';
-import { buildChainModel, type ChainModel } from './chain-model.ts';
-import { formatDateTime, formatDuration, shortId } from './format.ts';
-import { HopDetail } from './HopDetail.tsx';
+import { buildChainModel, focusIndex, type ChainModel } from './chain-model.ts';
+import { formatDateTime, formatDuration, plural, shortId, times } from './format.ts';
+import { CopyButton, HopDetail } from './HopDetail.tsx';
 import { jaegerTraceUrl } from './jaeger.ts';
 import { chainHref, replaceHash } from './router.ts';
 import { StatusBadge } from './status.tsx';
-import { Timeline } from './Timeline.tsx';
+import { describeSkew, skewRange, Timeline } from './Timeline.tsx';
 import { layoutTimeline } from './timeline-layout.ts';
-import { ErrorBox, LiveIndicator, Loading } from './states.tsx';
+import { ErrorBox, LiveIndicator, Loading, NotFound } from './states.tsx';
 
-type Load = { state: 'loading' } | { state: 'error'; error: Error } | { state: 'ready'; detail: ChainDetail };
+type Load = { state: 'loading' } | { state: 'error'; error: Error } | { state: 'ready'; detail: ChainDetail; loadedAt: number };
 
 interface Props {
   correlationId: string;
   seq: number | undefined;
+  /** A search term to open on (a message, span or trace id), when the URL names no hop. */
+  focus: string | undefined;
   /** Bumped by every followed link or edited URL (see useRoute). */
   navigation: number;
   config: UiConfig | undefined;
 }
 
-export function ChainView({ correlationId, seq, navigation, config }: Props) {
+export function ChainView({ correlationId, seq, focus, navigation, config }: Props) {
   const [load, setLoad] = useState<Load>({ state: 'loading' });
   const [reloadToken, setReloadToken] = useState(0);
 
   useEffect(() => {
     const controller = new AbortController();
     api.chain(correlationId, controller.signal).then(
-      (detail) => setLoad({ state: 'ready', detail }),
+      (detail) => setLoad({ state: 'ready', detail, loadedAt: Date.now() }),
       (error: Error) => {
         if (error.name !== 'AbortError') setLoad((prev) => (prev.state === 'ready' ? prev : { state: 'error', error }));
       },
@@ -63,11 +65,25 @@ export function ChainView({ correlationId, seq, navigation, config }: Props) {
     return (
       <div class="page">
         <BackLink />
-        <ErrorBox error={load.error} onRetry={() => setReloadToken((n) => n + 1)} />
+        {load.error instanceof ApiError && load.error.status === 404 ? (
+          <NotFound what="chain" id={correlationId} />
+        ) : (
+          <ErrorBox error={load.error} onRetry={() => setReloadToken((n) => n + 1)} />
+        )}
       </div>
     );
   }
-  return <ChainLoaded detail={load.detail} seq={seq} navigation={navigation} config={config} liveState={liveState} />;
+  return (
+    <ChainLoaded
+      detail={load.detail}
+      loadedAt={load.loadedAt}
+      seq={seq}
+      focus={focus}
+      navigation={navigation}
+      config={config}
+      liveState={liveState}
+    />
+  );
 }
 
 function BackLink() {
@@ -80,18 +96,48 @@ function BackLink() {
 
 interface LoadedProps {
   detail: ChainDetail;
+  loadedAt: number;
   seq: number | undefined;
+  focus: string | undefined;
   navigation: number;
   config: UiConfig | undefined;
   liveState: LiveState;
 }
 
-function ChainLoaded({ detail, seq, navigation, config, liveState }: LoadedProps) {
-  const model = useMemo(() => buildChainModel(detail), [detail]);
-  const layout = useMemo(() => layoutTimeline(model.hops, detail.services), [model, detail.services]);
-  const count = model.hops.length;
+/** Milliseconds since `since`, ticking once a second while `active`. */
+function useSince(since: number, active: boolean): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!active) return;
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, [active]);
+  return Math.max(0, now - since);
+}
 
-  const initialIndex = seq !== undefined ? (model.indexBySeq.get(seq) ?? model.initialIndex) : model.initialIndex;
+function ChainLoaded({ detail, loadedAt, seq, focus, navigation, config, liveState }: LoadedProps) {
+  const model = useMemo(() => buildChainModel(detail), [detail]);
+  const layout = useMemo(
+    () =>
+      layoutTimeline({
+        hops: model.hops,
+        serviceOrder: detail.services,
+        indexById: model.indexById,
+        open: detail.open,
+        openUntilMs: model.openUntilMs,
+        approxWaits: new Set(
+          [...model.messages.values()].flatMap((m) => m.deliveries.filter((d) => d.queueWaitApprox).map((d) => d.hopIds?.[0] ?? -1)),
+        ),
+      }),
+    [model, detail.services, detail.open],
+  );
+  const count = model.hops.length;
+  const sinceLoadMs = useSince(loadedAt, (detail.open ?? []).length > 0);
+
+  // Where to open: the hop the URL names, else what a search named, else the first failure (or first hop).
+  const missingSeq = seq !== undefined && !model.indexBySeq.has(seq) ? seq : undefined;
+  const focused = focus !== undefined && seq === undefined ? focusIndex(model, focus) : undefined;
+  const initialIndex = seq !== undefined ? (model.indexBySeq.get(seq) ?? model.initialIndex) : (focused ?? model.initialIndex);
   // The selection is a hop id, so a refreshed chain (live update) keeps the hop the person was looking at.
   const [selectedId, setSelectedId] = useState<number | undefined>(() => model.hops[initialIndex]?.id);
   const selected = (selectedId !== undefined ? model.indexById.get(selectedId) : undefined) ?? initialIndex;
@@ -111,9 +157,10 @@ function ChainLoaded({ detail, seq, navigation, config, liveState }: LoadedProps
     [model, count, detail.correlationId],
   );
 
-  // The URL names the hop: opening on a first failure, it says so.
+  // The URL names the hop: opening on a first failure or a search hit, it says so. A hop number
+  // the chain does not have stays in the URL (and the notice says so) until the person moves.
   useEffect(() => {
-    if (count && selected < count) replaceHash(chainHref(detail.correlationId, model.hops[selected].seq));
+    if (count && selected < count && missingSeq === undefined) replaceHash(chainHref(detail.correlationId, model.hops[selected].seq));
     // Only on open; later moves go through select().
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [detail.correlationId]);
@@ -194,10 +241,30 @@ function ChainLoaded({ detail, seq, navigation, config, liveState }: LoadedProps
     },
     [model, select],
   );
+  const onSelectHop = useCallback(
+    (hopId: number) => {
+      const index = model.indexById.get(hopId);
+      if (index !== undefined) {
+        select(index);
+        setCenterToken((n) => n + 1);
+      }
+    },
+    [model, select],
+  );
 
   return (
     <div class="chain-page" data-testid="chain-view" data-correlation-id={detail.correlationId}>
-      <ChainHeader detail={detail} model={model} config={config} onFailure={goToFailure} />
+      <ChainHeader detail={detail} model={model} config={config} onFailure={goToFailure} onSelectHop={onSelectHop} sinceLoadMs={sinceLoadMs} />
+      {missingSeq !== undefined && (
+        <p class="notice" data-testid="missing-hop" role="status">
+          This chain has no hop #{missingSeq} (it has #0–#{count - 1}); showing {detail.firstFailure ? 'its first failure' : 'its first hop'}, #{model.hops[selected]?.seq}.
+        </p>
+      )}
+      {focus !== undefined && seq === undefined && focused === undefined && (
+        <p class="notice" data-testid="missing-focus" role="status">
+          No hop of this chain carries the id “{focus}”; showing {detail.firstFailure ? 'its first failure' : 'its first hop'}.
+        </p>
+      )}
       <div class="stepbar" role="toolbar" aria-label="Step through hops">
         <button type="button" class="btn" onClick={() => step(-1)} disabled={selected <= 0} data-testid="prev-hop" title="previous hop (k or ↑)">
           ◀ previous
@@ -214,23 +281,26 @@ function ChainLoaded({ detail, seq, navigation, config, liveState }: LoadedProps
           </button>
         )}
         <LiveIndicator state={liveState} title="Hops that arrive for this chain are added without reloading" />
-        <span class="keys muted" data-testid="keyboard-help">
+        <span class="keys muted" data-testid="keyboard-help" title="j/↓ next · k/↑ previous · g/G first/last · f first failure · Esc back to list">
           <kbd>j</kbd>/<kbd>↓</kbd> next · <kbd>k</kbd>/<kbd>↑</kbd> previous · <kbd>g</kbd>/<kbd>G</kbd> first/last · <kbd>f</kbd> first failure · <kbd>Esc</kbd> back to list
+        </span>
+        <span class="keys-short muted" title="j/↓ next · k/↑ previous · g/G first/last · f first failure · Esc back to list">
+          keys: <kbd>j</kbd> <kbd>k</kbd> <kbd>g</kbd> <kbd>G</kbd> <kbd>f</kbd> <kbd>Esc</kbd>
         </span>
       </div>
       {count === 0 ? (
         <p class="empty">This chain has no hops.</p>
       ) : (
         <div class="chain-body">
-          <Timeline model={model} layout={layout} selected={selected} onSelect={select} centerToken={centerToken} />
+          <Timeline model={model} layout={layout} selected={selected} onSelect={select} centerToken={centerToken} sinceLoadMs={sinceLoadMs} />
           <aside class="side">
             <div class="side-head">
-              Causal tree <span class="muted">({model.treeRows.length} message{model.treeRows.length === 1 ? '' : 's'})</span>
+              Causal tree <span class="muted">({plural(model.treeRows.length, 'message')})</span>
             </div>
-            <CausalTree model={model} selectedMessageId={hop?.messageId} onSelectMessage={onSelectMessage} />
+            <CausalTree model={model} selectedMessageId={hop?.messageId} onSelectMessage={onSelectMessage} onSelectHop={onSelectHop} />
             <div class="side-head">Hop detail</div>
             <div class="detail-scroll" ref={detailScroller}>
-              {hop && <HopDetail hop={hop} message={message} skew={model.skewByService.get(hop.service)} config={config} />}
+              {hop && <HopDetail hop={hop} message={message} model={model} skew={model.skewByService.get(hop.service)} config={config} onSelectHop={onSelectHop} />}
             </div>
           </aside>
         </div>
@@ -239,40 +309,91 @@ function ChainLoaded({ detail, seq, navigation, config, liveState }: LoadedProps
   );
 }
 
-function ChainHeader({ detail, model, config, onFailure }: { detail: ChainDetail; model: ChainModel; config: UiConfig | undefined; onFailure: () => void }) {
+interface HeaderProps {
+  detail: ChainDetail;
+  model: ChainModel;
+  config: UiConfig | undefined;
+  onFailure: () => void;
+  onSelectHop: (hopId: number) => void;
+  sinceLoadMs: number;
+}
+
+function ChainHeader({ detail, model, config, onFailure, onSelectHop, sinceLoadMs }: HeaderProps) {
   const failure = detail.firstFailure;
   const failureHop = failure ? model.hops[model.indexById.get(failure.hopId) ?? -1] : undefined;
-  const skewed = (detail.skew ?? []).filter((s) => !s.reference && s.offsetMs !== 0);
+  const skewed = (detail.skew ?? []).filter((s) => !s.reference && describeSkew(s).shifted);
+  const open = (detail.open ?? []).length > 0;
+  const services = (detail.services ?? []).join(', ');
+  const duration = open
+    ? `≥ ${formatDuration((model.openUntilMs ?? detail.durationMs) + sinceLoadMs)}, still open`
+    : formatDuration(detail.durationMs);
+  const hopAt = (hopId: number) => model.hops[model.indexById.get(hopId) ?? -1];
   return (
     <header class="chain-head">
-      <div class="chain-head-row">
+      <div class="chain-head-row head-top">
         <BackLink />
         <StatusBadge status={detail.status} />
-        <h1 class="chain-id" title="correlation id">
+        <h1 class="chain-id" title={`correlation id ${detail.correlationId}`}>
           {detail.correlationId}
         </h1>
+        <CopyButton text={detail.correlationId} label="correlation id" />
+        {(detail.problems ?? []).filter((p) => p !== detail.status).length > 0 && (
+          <span class="problems" data-testid="problems" title="every problem in this chain">
+            {detail.problems.filter((p) => p !== detail.status).map((p) => (
+              <StatusBadge status={p} small key={p} />
+            ))}
+          </span>
+        )}
+        <span class="exports">
+          <a class="btn btn-small" href={api.exportUrl(detail.correlationId, 'jaeger')} download={`${detail.correlationId}.jaeger.json`} title="download as Jaeger JSON">
+            ⤓ Jaeger JSON
+          </a>
+          <a class="btn btn-small" href={api.exportUrl(detail.correlationId, 'otlp')} download={`${detail.correlationId}.otlp.json`} title="download as OTLP JSON">
+            ⤓ OTLP JSON
+          </a>
+        </span>
       </div>
       <div class="chain-head-row facts">
-        <span>
+        <span title={formatDateTime(detail.startTs)}>
           <span class="muted">started</span> {formatDateTime(detail.startTs)}
         </span>
-        <span>
-          <span class="muted">took</span> {formatDuration(detail.durationMs)}
+        <span class={open ? 'still-open' : undefined} data-testid="chain-duration" title={open ? `the hops span ${formatDuration(detail.durationMs)}; something is still waiting` : undefined}>
+          <span class="muted">took</span> {duration}
         </span>
         <span>
-          {detail.hopCount} hops · {detail.messageCount} messages
+          {plural(detail.hopCount, 'hop')} · {plural(detail.messageCount, 'message')}
         </span>
-        <span>
-          <span class="muted">services</span> {(detail.services ?? []).join(', ')}
+        <span class="fact-services" title={services}>
+          <span class="muted">services</span> {services}
         </span>
-        {(detail.problems ?? []).length > 0 && (
-          <span class="problems" data-testid="problems">
-            <span class="muted">problems</span> {detail.problems.map((p) => <StatusBadge status={p} small key={p} />)}
+        {(detail.traceIds ?? []).map((traceId) => {
+          const url = jaegerTraceUrl(config, traceId);
+          return (
+            <span key={traceId} class="trace">
+              <span class="muted">trace</span> <code title={traceId}>{shortId(traceId, 8)}</code>
+              <CopyButton text={traceId} label="trace id" />
+              {url && (
+                <a href={url} target="_blank" rel="noopener noreferrer" class="ext-link" data-testid="jaeger-link">
+                  Jaeger ↗
+                </a>
+              )}
+            </span>
+          );
+        })}
+        {skewed.length > 0 && (
+          <span class="skew-summary" data-testid="skew-summary" title="Timestamps were shifted for layout only; the detail panel shows raw and adjusted times">
+            ⚠ clock skew, estimated:{' '}
+            {skewed
+              .map((s) => {
+                const range = skewRange(s);
+                return `${s.service} ${describeSkew(s).short.replace(/^skew /, '')}${range && s.basis === 'measured' ? ` (${range})` : s.basis === 'bounded' ? ' (bounded)' : ''}`;
+              })
+              .join(', ')}
           </span>
         )}
       </div>
       {failure && (
-        <div class="failure-line" data-testid="first-failure">
+        <div class="failure-line" data-testid="first-failure" title={failure.reason}>
           <span class="failure-tag">first failure</span>
           <button type="button" class="linklike" onClick={onFailure}>
             #{failureHop?.seq ?? '?'} {failure.kind} in {failureHop?.service ?? '?'}
@@ -280,34 +401,24 @@ function ChainHeader({ detail, model, config, onFailure }: { detail: ChainDetail
           <span class="failure-reason">{failure.reason}</span>
         </div>
       )}
-      <div class="chain-head-row facts">
-        {skewed.length > 0 && (
-          <span class="skew-summary" data-testid="skew-summary" title="Timestamps were shifted for layout only; the detail panel shows raw and adjusted times">
-            ⚠ clock skew: {skewed.map((s) => `${s.service} ${s.offsetMs > 0 ? '+' : '−'}${formatDuration(Math.abs(s.offsetMs))}`).join(', ')}
-          </span>
-        )}
-        {(detail.traceIds ?? []).map((traceId) => {
-          const url = jaegerTraceUrl(config, traceId);
-          return (
-            <span key={traceId} class="trace">
-              <span class="muted">trace</span> <code title={traceId}>{shortId(traceId, 8)}</code>
-              {url && (
-                <a href={url} target="_blank" rel="noopener noreferrer" class="ext-link" data-testid="jaeger-link">
-                  view in Jaeger ↗
-                </a>
-              )}
+      {(detail.recoveries ?? []).map((r) => {
+        const at = hopAt(r.hopId);
+        const errors = r.errors.map((e) => `${e.text}${e.count > 1 ? ` (${times(e.count)})` : ''}`).join('; ');
+        const what = errors
+          ? `${r.service} failed ${times(r.errors.reduce((n, e) => n + e.count, 0))} with ${errors}`
+          : `${r.service} requeued it ${times(r.requeues)}`;
+        return (
+          <div class="recovery-line" data-testid="recovery" key={`${r.messageId}-${r.service}-${r.queue}`} title={`${what} on queue ${r.queue}, then succeeded (attempt ${r.attempts})`}>
+            <span class="recovery-tag">recovered</span>
+            <button type="button" class="linklike" onClick={() => onSelectHop(r.hopId)}>
+              #{at?.seq ?? '?'}
+            </button>
+            <span class="failure-reason">
+              {what} on {r.queue}, then succeeded on attempt {r.attempts}
             </span>
-          );
-        })}
-        <span class="exports">
-          <a class="btn btn-small" href={api.exportUrl(detail.correlationId, 'jaeger')} download={`${detail.correlationId}.jaeger.json`}>
-            ⤓ Jaeger JSON
-          </a>
-          <a class="btn btn-small" href={api.exportUrl(detail.correlationId, 'otlp')} download={`${detail.correlationId}.otlp.json`}>
-            ⤓ OTLP JSON
-          </a>
-        </span>
-      </div>
+          </div>
+        );
+      })}
     </header>
   );
 }

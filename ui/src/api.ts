@@ -26,7 +26,8 @@ export class ApiError extends Error {
 export function apiUrl(path: string, params?: Record<string, string | number | undefined>): string {
   const url = new URL(path, document.baseURI);
   for (const [key, value] of Object.entries(params ?? {})) {
-    if (value !== undefined && value !== '') url.searchParams.set(key, String(value));
+    // '' is a value (the default exchange); leave a parameter out with undefined.
+    if (value !== undefined) url.searchParams.set(key, String(value));
   }
   return url.toString();
 }
@@ -51,14 +52,62 @@ async function getJson<T>(path: string, params?: Record<string, string | number 
     } catch {
       // Not JSON (a proxy's error page): the status line is all there is.
     }
+    if (response.status === 401) signInNeeded();
     throw new ApiError(message, response.status, code);
   }
   return (await response.json()) as T;
 }
 
+/**
+ * Sign-in: a collector with a token answers 401 until the browser holds its
+ * session cookie (HttpOnly, so this code never sees it). A 401 anywhere tells
+ * the listeners (the app shows the sign-in form); {@link signIn} sends the
+ * token once, and the app starts over with the cookie.
+ */
+const signInListeners = new Set<() => void>();
+let signInShown = false;
+
+function signInNeeded(): void {
+  if (signInShown) return;
+  signInShown = true;
+  for (const listener of signInListeners) listener();
+}
+
+/** Called when the collector asks for its token; returns the unsubscribe function. */
+export function onSignInNeeded(listener: () => void): () => void {
+  signInListeners.add(listener);
+  if (signInShown) listener();
+  return () => signInListeners.delete(listener);
+}
+
+/** Trade the token for a session cookie. @throws ApiError (401 for a wrong token) */
+export async function signIn(token: string): Promise<void> {
+  let response: Response;
+  try {
+    response = await fetch(apiUrl('api/session'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ token }),
+      credentials: 'same-origin',
+    });
+  } catch (cause) {
+    throw new ApiError(`Cannot reach the collector (${(cause as Error).message}).`, 0);
+  }
+  if (!response.ok) {
+    const body = (await response.json().catch(() => ({}))) as { message?: string; code?: string };
+    throw new ApiError(body.message ?? `${response.status} ${response.statusText}`, response.status, body.code);
+  }
+  signInShown = false;
+  // What failed without the cookie starts over with it.
+  configPromise = undefined;
+  restartLive();
+}
+
 export interface ChainQuery {
   status?: string;
   service?: string;
+  exchange?: string;
+  queue?: string;
   q?: string;
   from?: number;
   to?: number;
@@ -97,6 +146,8 @@ function setLiveState(state: LiveState): void {
 function ensureSource(): void {
   if (source) return;
   source = new EventSource(apiUrl('api/live'));
+  // The collector cut this stream because it fell too far behind: what it shows is stale, start over.
+  source.addEventListener('reload', () => window.location.reload());
   source.addEventListener('open', () => setLiveState('live'));
   source.addEventListener('error', () => setLiveState('reconnecting'));
   source.addEventListener('chain', (event) => {
@@ -109,6 +160,16 @@ function ensureSource(): void {
     if (!parsed || typeof parsed !== 'object' || !parsed.chain) return;
     for (const listener of listeners) listener(parsed);
   });
+}
+
+/** A new stream (after sign-in: the one refused without the cookie does not retry by itself). */
+function restartLive(): void {
+  source?.close();
+  source = undefined;
+  if (listeners.size > 0) {
+    setLiveState('connecting');
+    ensureSource();
+  }
 }
 
 export function subscribeLive(

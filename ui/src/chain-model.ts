@@ -7,7 +7,9 @@ import type {
   ChainDetail,
   ChainHop,
   ChainMessage,
+  MessageDelivery,
   MessageStatus,
+  OpenWait,
   ServiceSkew,
 } from '../../collector/api-types.ts';
 
@@ -32,7 +34,21 @@ export interface ChainModel {
   skewByService: Map<string, ServiceSkew>;
   /** Index (in `hops`) the view opens on: the first failure, else the first hop. */
   initialIndex: number;
+  /** Hop id → the delivery it belongs to (receive, process, settle hops). */
+  deliveryOfHop: Map<number, { message: ChainMessage; delivery: MessageDelivery; index: number }>;
+  /** What the chain still waits for, by the hop it waits since. */
+  openByHopId: Map<number, OpenWait>;
+  /** Deliveries received and not settled: `messageId \0 service \0 queue`. */
+  unsettled: Set<string>;
+  /**
+   * Time from the chain's first hop to "now" as the collector judged it (on
+   * the chain's adjusted clock), when something is still open; the view adds
+   * the time since the chain was loaded.
+   */
+  openUntilMs: number | undefined;
 }
+
+export const deliveryKey = (messageId: string, service: string, queue: string | undefined) => `${messageId}\u0000${service}\u0000${queue ?? ''}`;
 
 export function buildChainModel(detail: ChainDetail): ChainModel {
   // Trust the collector's causal order but never assume it arrived sorted.
@@ -64,7 +80,53 @@ export function buildChainModel(detail: ChainDetail): ChainModel {
   let initialIndex = 0;
   if (detail.firstFailure) initialIndex = indexById.get(detail.firstFailure.hopId) ?? 0;
 
-  return { detail, hops, indexById, indexBySeq, messages, treeRows, treeIndex, skewByService, initialIndex };
+  const deliveryOfHop: ChainModel['deliveryOfHop'] = new Map();
+  for (const message of messages.values()) {
+    message.deliveries.forEach((delivery, index) => {
+      for (const id of delivery.hopIds ?? []) deliveryOfHop.set(id, { message, delivery, index });
+    });
+  }
+
+  const open = detail.open ?? [];
+  const openByHopId = new Map(open.map((o) => [o.hopId, o]));
+  const unsettled = new Set<string>();
+  let openUntilMs: number | undefined;
+  const start = hops.length ? Math.min(...hops.map((h) => h.adjustedTs)) : 0;
+  for (const o of open) {
+    const hop = hops[indexById.get(o.hopId) ?? -1];
+    if (!hop) continue;
+    if (o.kind === 'unsettled') unsettled.add(deliveryKey(o.messageId, hop.service, o.queue ?? hop.queue));
+    const until = hop.adjustedTs - start + o.waitedMs;
+    if (openUntilMs === undefined || until > openUntilMs) openUntilMs = until;
+  }
+
+  return { detail, hops, indexById, indexBySeq, messages, treeRows, treeIndex, skewByService, initialIndex, deliveryOfHop, openByHopId, unsettled, openUntilMs };
+}
+
+/**
+ * The first hop (in causal order) of what a search named: a message id, a
+ * span id, a W3C traceparent (`00-trace-span-01`: its span) or a trace id;
+ * exact, else as a prefix (the list search matches prefixes too).
+ */
+export function focusIndex(model: ChainModel, focus: string): number | undefined {
+  const term = focus.trim();
+  if (!term) return undefined;
+  const traceparent = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/i.exec(term);
+  const tests: Array<(hop: ChainHop) => boolean> = traceparent
+    ? [(h) => h.spanId === traceparent[2], (h) => h.traceId === traceparent[1]]
+    : [
+        (h) => h.messageId === term,
+        (h) => h.spanId === term,
+        (h) => h.traceId === term,
+        (h) => h.messageId.startsWith(term),
+        (h) => Boolean(h.spanId?.startsWith(term)),
+        (h) => Boolean(h.traceId?.startsWith(term)),
+      ];
+  for (const test of tests) {
+    const index = model.hops.findIndex(test);
+    if (index !== -1) return index;
+  }
+  return undefined;
 }
 
 function deriveMessages(hops: ChainHop[], known: Map<string, ChainMessage>): ChainMessage[] {
@@ -111,9 +173,10 @@ function deriveDeliveries(list: ChainHop[]): ChainMessage['deliveries'] {
     const key = `${hop.service}\u0000${hop.queue ?? ''}`;
     let delivery = byConsumer.get(key);
     if (!delivery) {
-      delivery = { service: hop.service, queue: hop.queue ?? '', errors: 0, redeliveries: 0 };
+      delivery = { service: hop.service, queue: hop.queue ?? '', errors: 0, redeliveries: 0, hopIds: [] };
       byConsumer.set(key, delivery);
     }
+    delivery.hopIds.push(hop.id);
     if (hop.kind === 'receive' && hop.redelivered) delivery.redeliveries++;
     if (hop.kind === 'process' && hop.outcome === 'error') delivery.errors++;
   }

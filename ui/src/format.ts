@@ -12,10 +12,12 @@ export function formatDuration(ms: number | undefined): string {
   if (abs < 1000) return `${sign}${Math.round(abs)} ms`;
   const s = abs / 1000;
   if (s < 10) return `${sign}${s.toFixed(2)} s`;
-  if (s < 60) return `${sign}${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
+  if (s < 59.95) return `${sign}${s.toFixed(1)} s`;
+  // Whole seconds first, so 3 m 59.7 s reads 4 m, never 3 m 60 s.
+  const totalSeconds = Math.round(s);
+  const m = Math.floor(totalSeconds / 60);
   if (m < 60) {
-    const rest = Math.round(s - m * 60);
+    const rest = totalSeconds - m * 60;
     return rest ? `${sign}${m} m ${rest} s` : `${sign}${m} m`;
   }
   const h = Math.floor(m / 60);
@@ -84,22 +86,52 @@ export function formatAgo(ts: number, now: number): string {
   return formatDateTime(ts).slice(0, 10);
 }
 
-/** `12/s`, `1.5/s`, `4.2/min`, `0.3/h`: the largest unit that keeps the number readable. */
-export function formatRate(perSec: number | undefined): string {
+export type RateUnit = 's' | 'min' | 'h';
+
+const UNIT_SECONDS: Record<RateUnit, number> = { s: 1, min: 60, h: 3600 };
+
+/** One unit for a set of rates: the largest that gives the busiest a number of at least 1. */
+export function rateUnitFor(ratesPerSec: Iterable<number | undefined>): RateUnit {
+  let max = 0;
+  for (const r of ratesPerSec) if (r !== undefined && Number.isFinite(r) && r > max) max = r;
+  if (max >= 1) return 's';
+  if (max * 60 >= 1) return 'min';
+  return 'h';
+}
+
+/** A rate in a given unit: `12/s`, `4.2/min`, `0.3/h`, `<0.1/min`. */
+export function formatRate(perSec: number | undefined, unit: RateUnit = rateUnitFor([perSec])): string {
   if (perSec === undefined || !Number.isFinite(perSec)) return '';
-  if (perSec === 0) return '0/s';
-  if (perSec >= 100) return `${Math.round(perSec)}/s`;
-  if (perSec >= 1) return `${perSec.toFixed(1)}/s`;
-  const perMin = perSec * 60;
-  if (perMin >= 1) return `${perMin.toFixed(1)}/min`;
-  const perHour = perMin * 60;
-  return perHour >= 0.1 ? `${perHour.toFixed(1)}/h` : '<0.1/h';
+  const value = perSec * UNIT_SECONDS[unit];
+  if (value === 0) return `0/${unit}`;
+  if (value >= 100) return `${Math.round(value)}/${unit}`;
+  if (value >= 0.1) return `${value.toFixed(1)}/${unit}`;
+  return `<0.1/${unit}`;
+}
+
+/** `1 message`, `2 messages`. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** `once`, `twice`, `3 times`. */
+export function times(n: number): string {
+  return n === 1 ? 'once' : n === 2 ? 'twice' : `${n} times`;
 }
 
 /** Exchange name as people say it: `""` is the default exchange. */
 export function exchangeLabel(exchange: string | undefined): string {
   if (exchange === undefined) return '–';
   return exchange === '' ? '(default exchange)' : exchange;
+}
+
+/** Middle-truncate a name to `max` characters, keeping more of its end (where names differ). */
+export function middleEllipsis(text: string, max: number): string {
+  if (text.length <= max) return text;
+  if (max <= 1) return '…';
+  const tail = Math.ceil((max - 1) * 0.6);
+  const head = max - 1 - tail;
+  return `${text.slice(0, head)}…${text.slice(text.length - tail)}`;
 }
 
 /** Middle-truncate a long id for a cell; the full value goes in a title. */

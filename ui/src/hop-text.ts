@@ -18,7 +18,11 @@ function destination(hop: ChainHop): string {
   return hop.routingKey !== undefined && hop.routingKey !== '' ? `${exchange} / ${hop.routingKey}` : exchange;
 }
 
-export function summarizeHop(hop: ChainHop): HopSummary {
+/**
+ * @param context.unsettled the hop's delivery was received and never settled:
+ *   its handler's return is no success
+ */
+export function summarizeHop(hop: ChainHop, context: { unsettled?: boolean } = {}): HopSummary {
   const marks: HopSummary['marks'] = [];
   if (hop.redelivered) marks.push({ label: '↻ redelivered', tone: 'warn' });
   const deaths = hop.deathCount ?? hop.death?.reduce((sum, d) => sum + d.count, 0) ?? 0;
@@ -52,6 +56,7 @@ export function summarizeHop(hop: ChainHop): HopSummary {
         const error = hop.error ? `${hop.error.type}: ${hop.error.message}` : 'handler failed';
         return { kind: 'process', text: `✕ ${error}${took}`, tone: 'bad', marks };
       }
+      if (context.unsettled) return { kind: 'process', text: `handler returned${took}, message never settled`, tone: 'warn', marks };
       return { kind: 'process', text: `handler ${hop.outcome ?? 'done'}${took}`, tone: 'good', marks };
     }
     case 'settle': {

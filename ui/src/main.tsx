@@ -1,19 +1,24 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { UiConfig } from '../../collector/api-types.ts';
-import { loadConfig } from './api.ts';
+import { loadConfig, onSignInNeeded } from './api.ts';
 import { ChainList } from './ChainList.tsx';
 import { ChainView } from './ChainView.tsx';
 import { useRoute } from './router.ts';
+import { SignIn } from './SignIn.tsx';
 import { TopologyPage } from './Topology.tsx';
 import './styles.css';
 
 function App() {
   const route = useRoute();
   const [config, setConfig] = useState<UiConfig | undefined>();
+  // A collector with a token answers 401 until this browser signs in; then every page starts over.
+  const [signInNeeded, setSignInNeeded] = useState(false);
+  const [session, setSession] = useState(0);
+  useEffect(() => onSignInNeeded(() => setSignInNeeded(true)), []);
   useEffect(() => {
     loadConfig().then(setConfig);
-  }, []);
+  }, [session]);
   useEffect(() => {
     document.title = route.name === 'chain' ? `${route.correlationId} · hoptrace` : route.name === 'topology' ? 'topology · hoptrace' : 'hoptrace';
   }, [route]);
@@ -33,11 +38,21 @@ function App() {
         <span class="spacer" />
         {config && <span class="muted small">collector {config.version}</span>}
       </nav>
-      <main class="main">
+      <main class="main" key={session}>
+        {signInNeeded && (
+          <SignIn
+            onSignedIn={() => {
+              setSignInNeeded(false);
+              setSession((n) => n + 1);
+            }}
+          />
+        )}
         {/* Keyed by navigation: a followed link or edited URL applies its filters (the list's own edits use replaceState). */}
-        {route.name === 'list' && <ChainList key={route.navigation} params={route.params} />}
-        {route.name === 'chain' && <ChainView key={route.correlationId} correlationId={route.correlationId} seq={route.seq} navigation={route.navigation} config={config} />}
-        {route.name === 'topology' && <TopologyPage key={route.navigation} params={route.params} />}
+        {!signInNeeded && route.name === 'list' && <ChainList key={route.navigation} params={route.params} />}
+        {!signInNeeded && route.name === 'chain' && (
+          <ChainView key={route.correlationId} correlationId={route.correlationId} seq={route.seq} focus={route.focus} navigation={route.navigation} config={config} />
+        )}
+        {!signInNeeded && route.name === 'topology' && <TopologyPage key={route.navigation} params={route.params} />}
         {route.name === 'not-found' && (
           <div class="page state">
             <strong>Nothing lives at this address.</strong> <a href="#/">Back to the chains.</a>

@@ -2,6 +2,7 @@
  * Hash routing, so deep links work from the collector's static file server:
  *   #/                          chains list (filters in the query: #/?status=failed&q=…)
  *   #/chains/:id                one chain, opened on its first failure (or first hop)
+ *   #/chains/:id?focus=ID       …opened on the first hop of a message, span or trace with that id (a search hit)
  *   #/chains/:id/hops/:seq      one chain with hop `seq` selected
  *   #/topology                  the observed topology
  */
@@ -9,7 +10,7 @@ import { useEffect, useState } from 'preact/hooks';
 
 export type Route =
   | { name: 'list'; params: URLSearchParams }
-  | { name: 'chain'; correlationId: string; seq: number | undefined }
+  | { name: 'chain'; correlationId: string; seq: number | undefined; focus: string | undefined }
   | { name: 'topology'; params: URLSearchParams }
   | { name: 'not-found'; path: string };
 
@@ -28,17 +29,19 @@ export function parseHash(hash: string): Route {
     } catch {
       return { name: 'not-found', path };
     }
-    if (parts.length === 2) return { name: 'chain', correlationId, seq: undefined };
+    const focus = params.get('focus') || undefined;
+    if (parts.length === 2) return { name: 'chain', correlationId, seq: undefined, focus };
     if (parts.length === 4 && parts[2] === 'hops' && /^\d+$/.test(parts[3])) {
-      return { name: 'chain', correlationId, seq: Number(parts[3]) };
+      return { name: 'chain', correlationId, seq: Number(parts[3]), focus };
     }
   }
   return { name: 'not-found', path };
 }
 
-export function chainHref(correlationId: string, seq?: number): string {
+export function chainHref(correlationId: string, seq?: number, focus?: string): string {
   const base = `#/chains/${encodeURIComponent(correlationId)}`;
-  return seq === undefined ? base : `${base}/hops/${seq}`;
+  const path = seq === undefined ? base : `${base}/hops/${seq}`;
+  return focus ? `${path}?focus=${encodeURIComponent(focus)}` : path;
 }
 
 export function listHref(params?: URLSearchParams): string {

@@ -1,5 +1,5 @@
 /** Status badges: one colour per status, the word always written out (never colour alone). */
-import { STATUS_SEVERITY, type MessageStatus } from '../../collector/api-types.ts';
+import { PROBLEM_STATUSES, STATUS_SEVERITY, type MessageStatus } from '../../collector/api-types.ts';
 
 export type BadgeStatus = MessageStatus | 'redelivered';
 
@@ -12,6 +12,7 @@ export const FILTER_STATUSES: readonly BadgeStatus[] = [
 ];
 
 const LABELS: Record<BadgeStatus, string> = {
+  discarded: 'discarded',
   'dead-lettered': 'dead-lettered',
   failed: 'failed',
   'redelivery-loop': 'redelivery loop',
@@ -24,6 +25,7 @@ const LABELS: Record<BadgeStatus, string> = {
 };
 
 const ICONS: Record<BadgeStatus, string> = {
+  discarded: '∅',
   'dead-lettered': '☠',
   failed: '✕',
   'redelivery-loop': '⟳',
@@ -34,6 +36,11 @@ const ICONS: Record<BadgeStatus, string> = {
   'in-flight': '…',
   ok: '✓',
 };
+
+/** A status that is a problem (not `ok`, `in-flight` or the `redelivered` flag). */
+export function isProblem(status: string): boolean {
+  return (PROBLEM_STATUSES as readonly string[]).includes(status);
+}
 
 export function statusLabel(status: string): string {
   return LABELS[status as BadgeStatus] ?? status;

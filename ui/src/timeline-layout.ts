@@ -4,10 +4,15 @@
  * between two rows grows with the time between them (on adjusted clocks) up
  * to a cap; a longer step is an idle gap, drawn compressed and labelled.
  *
+ * A receive's queue wait (and its arrow) starts where the collector says the
+ * message entered the queue: its publish, the settle that requeued it, the
+ * reject that dead-lettered it. A chain still waiting for something ends in
+ * a "now" row, and what it waits for is a bar that runs down to it.
+ *
  * Everything is plain numbers in arrays so the view can cut out the visible
  * window by binary search on every scroll.
  */
-import type { ChainHop } from '../../collector/api-types.ts';
+import type { ChainHop, OpenWait } from '../../collector/api-types.ts';
 import { formatDuration } from './format.ts';
 
 export const ROW_HEIGHT = 26;
@@ -19,17 +24,22 @@ const MAX_EXTRA = 60;
 const MIN_GAP_MS = 250;
 
 export interface Bar {
-  kind: 'wait' | 'handling';
+  /** `open`: still waiting at "now" (an open wait or an unsettled delivery), drawn to the now row. */
+  kind: 'wait' | 'handling' | 'open-wait' | 'open-handling';
   lane: number;
   /** Sub-column within the lane when deliveries overlap. */
   slot: number;
   y1: number;
   y2: number;
-  /** Hop index the bar ends on (receive for a wait, process for handling). */
+  /** Hop index the bar ends on (receive for a wait, process for handling; the hop it started at for an open bar). */
   toIndex: number;
   fromIndex: number;
   failed: boolean;
   label: string;
+  /** The figure rests on a clock-skew estimate. */
+  approx?: boolean;
+  /** For an open bar: what it waits for. */
+  open?: OpenWait;
 }
 
 export interface Arrow {
@@ -41,13 +51,15 @@ export interface Arrow {
   toIndex: number;
   /** The delivery came back through a dead-letter exchange. */
   deadLettered: boolean;
+  /** A redelivery: from the settle that requeued it. */
+  redelivery: boolean;
 }
 
 export interface Gap {
   /** Top and bottom of the band. */
   y1: number;
   y2: number;
-  /** Index of the hop after the gap. */
+  /** Index of the hop after the gap (`hops.length` for the gap before "now"). */
   beforeIndex: number;
   ms: number;
   label: string;
@@ -64,6 +76,20 @@ export interface TimelineLayout {
   gaps: Gap[];
   /** Adjusted ms since the chain's first hop, per hop. */
   offsetMs: Float64Array;
+  /** When the chain is still open: the row for "now" at the bottom, and its time since the first hop (at load). */
+  now?: { top: number; offsetMs: number };
+}
+
+/** What the layout needs of a chain besides its hops. */
+export interface LayoutInput {
+  hops: readonly ChainHop[];
+  serviceOrder?: readonly string[];
+  indexById?: ReadonlyMap<number, number>;
+  open?: readonly OpenWait[];
+  /** See {@link ChainModel.openUntilMs}. */
+  openUntilMs?: number;
+  /** Receive hop ids whose wait rests on a clock-skew estimate. */
+  approxWaits?: ReadonlySet<number>;
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -72,8 +98,17 @@ function quantile(sorted: number[], q: number): number {
   return sorted[at];
 }
 
-export function layoutTimeline(hops: readonly ChainHop[], serviceOrder: readonly string[] = []): TimelineLayout {
+const OPEN_LABEL: Record<OpenWait['kind'], (o: OpenWait, hop: ChainHop) => string> = {
+  unreceived: (o, hop) => `sent, not received for ${formatDuration(o.waitedMs)}${o.queue ? ` (in ${o.queue})` : ` (via ${hop.exchange || 'the default exchange'})`}`,
+  unsettled: (o) => `received, not settled for ${formatDuration(o.waitedMs)}`,
+  requeued: (o) => `requeued, not redelivered for ${formatDuration(o.waitedMs)}`,
+  'dead-letter': (o) => `rejected ${formatDuration(o.waitedMs)} ago; no dead-lettered copy yet`,
+};
+
+export function layoutTimeline(input: LayoutInput): TimelineLayout {
+  const { hops, serviceOrder = [], open = [] } = input;
   const n = hops.length;
+  const indexById = input.indexById ?? new Map(hops.map((h, i) => [h.id, i]));
   // Lanes: the collector's service order first, then anyone it forgot, in order of appearance.
   const lanes: string[] = [];
   const laneIndex = new Map<string, number>();
@@ -118,11 +153,20 @@ export function layoutTimeline(hops: readonly ChainHop[], serviceOrder: readonly
     rowTop[i] = y;
     y += ROW_HEIGHT;
   }
+  // Still open: a band for the time since the last hop, then a row for "now".
+  let now: TimelineLayout['now'];
+  let nowGap: Gap | undefined;
+  if (n > 0 && open.length > 0) {
+    const nowOffset = Math.max(input.openUntilMs ?? 0, offsetMs[n - 1]);
+    nowGap = { y1: y, y2: y + GAP_HEIGHT, beforeIndex: n, ms: nowOffset - offsetMs[n - 1], label: '' };
+    y += GAP_HEIGHT;
+    now = { top: y, offsetMs: nowOffset };
+    y += ROW_HEIGHT;
+  }
   const height = y + 8;
   const mid = (i: number) => rowTop[i] + ROW_HEIGHT / 2;
 
-  // Deliveries: each receive pairs with its message's latest earlier send (or
-  // any send), and with the process that follows it on the same consumer.
+  // Sends by message, for receives the collector gave no wait source.
   const sendsOf = new Map<string, number[]>();
   for (let i = 0; i < n; i++) {
     if (hops[i].kind === 'send') {
@@ -139,13 +183,22 @@ export function layoutTimeline(hops: readonly ChainHop[], serviceOrder: readonly
   for (let i = 0; i < n; i++) {
     const hop = hops[i];
     if (hop.kind === 'receive') {
-      const sends = sendsOf.get(hop.messageId);
-      if (sends?.length) {
-        let from = sends[0];
-        for (const s of sends) if (s < i) from = s;
+      // The queue wait starts where the collector says (the publish, the requeueing settle, the dead-lettering reject).
+      let from = hop.waitSinceHopId === undefined ? undefined : indexById.get(hop.waitSinceHopId);
+      if (from === undefined) {
+        const sends = sendsOf.get(hop.messageId);
+        if (sends?.length) {
+          from = sends[0];
+          for (const s of sends) if (s < i) from = s;
+        }
+      }
+      if (from !== undefined) {
         const deadLettered = (hop.deathCount ?? 0) > 0 || (hop.death?.length ?? 0) > 0;
-        arrows.push({ fromLane: laneOf[from], toLane: laneOf[i], y1: mid(from), y2: mid(i), fromIndex: from, toIndex: i, deadLettered });
+        const redelivery = hops[from].kind === 'settle' && !deadLettered;
+        arrows.push({ fromLane: laneOf[from], toLane: laneOf[i], y1: mid(from), y2: mid(i), fromIndex: from, toIndex: i, deadLettered, redelivery });
         if (from < i) {
+          const approx = input.approxWaits?.has(hop.id) ?? false;
+          const since = hops[from].kind === 'send' ? '' : deadLettered ? ' after it was dead-lettered' : ' after it was requeued';
           waits.push({
             kind: 'wait',
             lane: laneOf[i],
@@ -154,7 +207,8 @@ export function layoutTimeline(hops: readonly ChainHop[], serviceOrder: readonly
             fromIndex: from,
             toIndex: i,
             failed: false,
-            label: `waited ${formatDuration(hop.adjustedTs - hops[from].adjustedTs)} in ${hop.queue ?? 'queue'}`,
+            approx,
+            label: `waited ${approx ? '≈ ' : ''}${formatDuration(hop.adjustedTs - hops[from].adjustedTs)} in ${hop.queue ?? 'queue'}${since}`,
           });
         }
       }
@@ -177,6 +231,26 @@ export function layoutTimeline(hops: readonly ChainHop[], serviceOrder: readonly
       }
     }
   }
+  // Open waits run from the hop they wait since down to "now".
+  if (now) {
+    const nowMid = now.top + ROW_HEIGHT / 2;
+    for (const o of open) {
+      const i = indexById.get(o.hopId);
+      if (i === undefined) continue;
+      const bar: Omit<Bar, 'slot'> = {
+        kind: o.kind === 'unsettled' ? 'open-handling' : 'open-wait',
+        lane: laneOf[i],
+        y1: mid(i),
+        y2: nowMid,
+        fromIndex: i,
+        toIndex: i,
+        failed: o.status !== 'in-flight',
+        label: `${OPEN_LABEL[o.kind](o, hops[i])}${o.status === 'in-flight' ? '' : ` (${o.status})`}`,
+        open: o,
+      };
+      (bar.kind === 'open-handling' ? handlings : waits).push(bar);
+    }
+  }
   const bars = [...assignSlots(handlings), ...assignSlots(waits)];
 
   const gaps: Gap[] = gapAt.map((i) => {
@@ -189,8 +263,9 @@ export function layoutTimeline(hops: readonly ChainHop[], serviceOrder: readonly
       label: gapLabel(i, ms, waits, handlings, hops),
     };
   });
+  if (nowGap) gaps.push({ ...nowGap, label: `${formatDuration(nowGap.ms)} since the last hop, still open` });
 
-  return { lanes, laneOf, rowTop, height, bars, arrows, gaps, offsetMs };
+  return { lanes, laneOf, rowTop, height, bars, arrows, gaps, offsetMs, now };
 }
 
 /** Say what the chain was doing during a gap between rows `i - 1` and `i`. */
@@ -202,13 +277,13 @@ function gapLabel(
   hops: readonly ChainHop[],
 ): string {
   const duration = formatDuration(ms);
-  const waiting = waits.filter((w) => w.fromIndex <= i - 1 && w.toIndex >= i);
+  const waiting = waits.filter((w) => w.kind === 'wait' && w.fromIndex <= i - 1 && w.toIndex >= i);
   if (waiting.length) {
     const queues = [...new Set(waiting.map((w) => hops[w.toIndex].queue ?? 'a queue'))];
     const where = queues.length > 2 ? `${queues.slice(0, 2).join(', ')} and ${queues.length - 2} more` : queues.join(' and ');
     return `waited ${duration} in ${where}`;
   }
-  const handling = handlings.find((h) => h.fromIndex <= i - 1 && h.toIndex >= i);
+  const handling = handlings.find((h) => h.kind === 'handling' && h.fromIndex <= i - 1 && h.toIndex >= i);
   if (handling) return `${hops[handling.toIndex].service} handled for ${duration}`;
   return `${duration} with no activity`;
 }
