@@ -14,6 +14,7 @@ import { startCollector, type CollectorOptions } from './server.ts';
 import { redactUrl } from './pg-db.ts';
 import { formatMigrateProgress, formatMigrateSummary, migrateStore } from './store-migrate.ts';
 import { openStore, parseStoreSpec, STORE_ENV } from './store-open.ts';
+import { prepareDbDirectory } from './db-path.ts';
 import { VERSION } from './version.ts';
 
 const HELP = `hoptrace ${VERSION}: make event-driven systems on RabbitMQ debuggable
@@ -40,6 +41,8 @@ Collector options:
   --host HOST               interface to listen on; 0.0.0.0 in a container (default 127.0.0.1)
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
   --store URL               the store instead of --db: postgres://… or sqlite:PATH (default $${STORE_ENV})
+  --create-dirs             create every missing directory of the --db path (default: only one
+                            missing level is created, and said so)
   --token TOKEN             the token that guards ingest, /api/*, /metrics and the UI (not /healthz)
                                                                      (default $${Env.HOPTRACE_TOKEN}; unset: no auth)
   --public-reads            leave /api/*, /metrics and the UI open; ingest still needs the token
@@ -59,7 +62,10 @@ Collector options:
 Import options:
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
   --store URL               the store instead of --db: postgres://… or sqlite:PATH (default $${STORE_ENV})
-  --batch-size N            hops per transaction                     (default 1000)
+  --create-dirs             create every missing directory of the --db path
+  --batch-size N            records per transaction                  (default 1000)
+  --allow-invalid           exit 0 even when invalid hop records were left out
+                            (default: exit 1 when any was, or when nothing was imported)
 
 Migrate options:
   --from STORE              the store to read (opened as a collector would: an older SQLite file is migrated first)
@@ -99,6 +105,7 @@ async function runCollector(args: string[]): Promise<number> {
       host: { type: 'string' },
       db: { type: 'string' },
       store: { type: 'string' },
+      'create-dirs': { type: 'boolean' },
       token: { type: 'string' },
       'public-reads': { type: 'boolean' },
       'protect-reads': { type: 'boolean' },
@@ -135,6 +142,7 @@ async function runCollector(args: string[]): Promise<number> {
     host: values.host as string | undefined,
     db: values.db as string | undefined,
     storeUrl: values.store as string | undefined,
+    createDirs: values['create-dirs'] as boolean | undefined,
     token: values.token as string | undefined,
     publicReads: values['public-reads'] as boolean | undefined,
     jaegerUrl: values['jaeger-url'] as string | undefined,
@@ -164,7 +172,17 @@ async function runCollector(args: string[]): Promise<number> {
 }
 
 async function runImport(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { db: { type: 'string' }, store: { type: 'string' }, 'batch-size': { type: 'string' } }, true);
+  const { values, positionals } = parse(
+    args,
+    {
+      db: { type: 'string' },
+      store: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'create-dirs': { type: 'boolean' },
+      'allow-invalid': { type: 'boolean' },
+    },
+    true,
+  );
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -173,11 +191,13 @@ async function runImport(args: string[]): Promise<number> {
   if (values.store !== undefined && values.db !== undefined) throw new UsageError('give --store or --db, not both');
   const batchSize = integerFlag('batch-size', values['batch-size'] as string | undefined);
   if (batchSize === 0) throw new UsageError('--batch-size must be at least 1');
-  const spec =
+  const spec = parseStoreSpec(
     (values.store as string | undefined) ??
-    (values.db === undefined ? process.env[STORE_ENV] || undefined : undefined) ??
-    `sqlite:${(values.db as string | undefined) ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH}`;
-  const store = await openStore(parseStoreSpec(spec), {
+      (values.db === undefined ? process.env[STORE_ENV] || undefined : undefined) ??
+      `sqlite:${(values.db as string | undefined) ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH}`,
+  );
+  if (spec.kind === 'sqlite') prepareDbDirectory(spec.path, { createDirs: values['create-dirs'] === true });
+  const store = await openStore(spec, {
     engine: DEFAULT_ENGINE_OPTIONS,
     // An import can be re-run, and closing the database checkpoints (and syncs) the WAL anyway.
     durability: 'normal',
@@ -190,6 +210,15 @@ async function runImport(args: string[]): Promise<number> {
       },
     });
     process.stderr.write(formatImportSummary(result) + '\n');
+    // Nothing imported, or records refused: a script must not read that as success.
+    if (result.hops === 0) {
+      process.stderr.write('hoptrace: no hop record was imported; are these the services\' pino logs?\n');
+      return 1;
+    }
+    if (result.invalidHops > 0 && values['allow-invalid'] !== true) {
+      process.stderr.write(`hoptrace: ${result.invalidHops} invalid hop record${result.invalidHops === 1 ? ' was' : 's were'} left out (the valid ones are stored); pass --allow-invalid to exit 0 anyway\n`);
+      return 1;
+    }
     return 0;
   } finally {
     await store.close();

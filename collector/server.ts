@@ -28,6 +28,7 @@ import { apiRoutes } from './routes/api-routes.ts';
 import { ingestRoutes } from './routes/ingest-routes.ts';
 import { opsRoutes } from './routes/ops-routes.ts';
 import { uiRoutes } from './routes/ui-routes.ts';
+import { prepareDbDirectory } from './db-path.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import { describeStore, openStore, parseStoreSpec, STORE_ENV } from './store-open.ts';
 import type { Store } from './store.ts';
@@ -40,8 +41,14 @@ export interface CollectorOptions {
   port?: number;
   /** Interface to listen on; `0.0.0.0` inside a container. @default '127.0.0.1' */
   host?: string;
-  /** SQLite database file, created when missing. @default process.env.HOPTRACE_DB ?? './hoptrace.db' */
+  /**
+   * SQLite database file, created when missing. Its directory must exist, or be one missing level
+   * under one that does (then created, and said on stderr); see `createDirs`.
+   * @default process.env.HOPTRACE_DB ?? './hoptrace.db'
+   */
   db?: string;
+  /** Create every missing directory of the `db` path. @default false */
+  createDirs?: boolean;
   /**
    * The store as one string, instead of `db`: `postgres://user@host/db` (several collectors may share
    * it), `sqlite:PATH` or a path. See `store-open.ts`.
@@ -175,15 +182,17 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
 
   // An explicit option beats the environment; a store URL beats a file path at the same level.
   const storeUrl = options.storeUrl ?? (options.db === undefined ? process.env[STORE_ENV] || undefined : undefined);
-  const store =
-    options.store ??
-    (storeUrl !== undefined
-      ? await openStore(parseStoreSpec(storeUrl), { engine, durability: options.durability })
-      : new SqliteStore({
-          path: options.db ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH,
-          engine,
-          durability: options.durability,
-        }));
+  let store = options.store;
+  if (store === undefined && storeUrl !== undefined) {
+    const spec = parseStoreSpec(storeUrl);
+    if (spec.kind === 'sqlite') prepareDbDirectory(spec.path, { createDirs: options.createDirs });
+    store = await openStore(spec, { engine, durability: options.durability });
+  }
+  if (store === undefined) {
+    const path = options.db ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH;
+    prepareDbDirectory(path, { createDirs: options.createDirs });
+    store = new SqliteStore({ path, engine, durability: options.durability });
+  }
 
   const metrics = new CollectorMetrics();
   const ctx: CollectorContext = {
