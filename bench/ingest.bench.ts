@@ -12,13 +12,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
+import { pgIngestTable } from './ingest-pg.ts';
 import type { IngestInput, IngestOutput } from './ingest.worker.ts';
 import { runWorker } from './lib/child.ts';
 import { startCollectorProcess } from './lib/collector-process.ts';
 import { writePinoLog } from './lib/pino-log.ts';
 import { progress } from './lib/progress.ts';
 import type { BenchContext, Scenario, ScenarioResult } from './lib/scenario.ts';
-import { cachedStore, STORE_CHAIN_GAP_MS, STORE_START } from './lib/store-db.ts';
+import { cachedStore, type CachedStore, STORE_CHAIN_GAP_MS, STORE_START } from './lib/store-db.ts';
 import { fmtInt, fmtMs, fmtPct, verdict, type Table } from './lib/table.ts';
 
 const WORKER = new URL('./ingest.worker.ts', import.meta.url);
@@ -48,6 +49,11 @@ interface Sizes {
 }
 
 function sizes(quick: boolean): Sizes {
+  // BENCH_INGEST_HOPS=N: N hops per row instead (a shorter run while the machine is shared).
+  const n = Number(process.env.BENCH_INGEST_HOPS);
+  if (n > 0) {
+    return { bigStore: quick ? 20_000 : 10_000_000, warmup: Math.min(50_000, n), ceiling: n, store: n, http1Requests: Math.min(5_000, Math.ceil(n / 20)), http100: n, http1000: n, v2Records: n, importHops: n };
+  }
   return quick
     ? { bigStore: 20_000, warmup: 2_000, ceiling: 5_000, store: 5_000, http1Requests: 300, http100: 5_000, http1000: 10_000, v2Records: 10_000, importHops: 10_000 }
     : {
@@ -86,14 +92,16 @@ const ceilingOf = (rows: Row[], before: number) => rate(rows.find((r) => r.store
 
 async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const size = sizes(ctx.quick);
-  const big = await cachedStore(ctx.cacheDir, size.bigStore);
+  // BENCH_INGEST_EMPTY_ONLY=1: the empty-store rows only (no big store to build), e.g. for the PostgreSQL rows.
+  const emptyOnly = process.env.BENCH_INGEST_EMPTY_ONLY === '1';
+  const big: CachedStore = emptyOnly ? { path: '', hops: 0, built: false } : await cachedStore(ctx.cacheDir, size.bigStore);
   const rows: Row[] = [];
   let seed = 100;
   // Ingested hops continue where the cached store's data ends, as new traffic would.
   const gen = () => ({ seed: seed++, startTs: STORE_START + (size.bigStore / 1_000_000) * 86_400_000, chainGapMs: STORE_CHAIN_GAP_MS });
   const plain = ctx.shared.plainRoundTripRate;
 
-  for (const before of [0, big.hops]) {
+  for (const before of emptyOnly ? [0] : [0, big.hops]) {
     const empty = before === 0;
     const freshDb = (name: string): string => {
       const path = join(ctx.tmpDir, `${name}.db`);
@@ -242,7 +250,17 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
     }
   }
 
-  return { tables: [table(rows, size, big)], raw: { sizes: size, rows, bigStore: big, plainRoundTripRate: plain } };
+  // PostgreSQL rows, against this run's SQLite collector row (empty store, batches of 1,000).
+  const reference = rows.find((r) => r.storeBefore === 0 && r.path.startsWith('POST /v1/hops, batches of 1,000') && r.hops && r.wallMs);
+  const pg = await pgIngestTable(
+    ctx,
+    gen,
+    reference ? { label: reference.path, hopsPerSec: (reference.hops! / reference.wallMs!) * 1000 } : undefined,
+  );
+  return {
+    tables: [table(rows, size, big), pg.table],
+    raw: { sizes: size, rows, bigStore: big, plainRoundTripRate: plain, postgres: pg.raw },
+  };
 }
 
 function runCli(args: string[]): Promise<{ code: number; output: string }> {

@@ -22,10 +22,11 @@ import { progress } from './lib/progress.ts';
 import type { BenchContext, Scenario, ScenarioResult } from './lib/scenario.ts';
 import { renderTable, type Table } from './lib/table.ts';
 import { memoryScenario } from './memory.bench.ts';
+import { queriesPgScenario } from './queries-pg.bench.ts';
 import { queriesScenario } from './queries.bench.ts';
 import { roundtripScenario } from './roundtrip.bench.ts';
 
-const SCENARIOS: Scenario[] = [roundtripScenario, ingestScenario, queriesScenario, memoryScenario];
+const SCENARIOS: Scenario[] = [roundtripScenario, ingestScenario, queriesScenario, queriesPgScenario, memoryScenario];
 
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 const LATEST = join(RESULTS, 'latest.md');

@@ -1,6 +1,7 @@
 /**
  * The `hoptrace` command line: `hoptrace collector` runs the collector,
- * `hoptrace import FILE...` loads pino log files into a database.
+ * `hoptrace import FILE...` loads pino log files into a store,
+ * `hoptrace migrate` copies one store into another.
  * `bin/hoptrace.js` calls {@link main} and exits with its result.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -10,22 +11,36 @@ import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
 import { formatImportSummary, formatProgress, importFiles } from './import.ts';
 import { RETENTION_DEFAULTS } from './retention.ts';
 import { startCollector, type CollectorOptions } from './server.ts';
+import { redactUrl } from './pg-db.ts';
+import { formatMigrateProgress, formatMigrateSummary, migrateStore } from './store-migrate.ts';
+import { openStore, parseStoreSpec, STORE_ENV } from './store-open.ts';
 import { prepareDbDirectory } from './db-path.ts';
-import { SqliteStore } from './sqlite-store.ts';
 import { VERSION } from './version.ts';
 
 const HELP = `hoptrace ${VERSION}: make event-driven systems on RabbitMQ debuggable
 
 Usage:
   hoptrace collector [options]      run the collector (HTTP API, ingest, timeline UI)
-  hoptrace import [--db PATH] FILE...
+  hoptrace import [--db PATH | --store URL] FILE...
                                     load the hop records of pino log files (NDJSON, .gz too)
+  hoptrace migrate --from STORE --to STORE
+                                    copy every record of one store into another, e.g.
+                                    --from sqlite:./hoptrace.db --to postgres://user@host/db
   hoptrace --help | --version
+
+Stores:
+  sqlite:PATH or PATH       one SQLite file, one collector (the default: ${Defaults.DB_PATH})
+  postgres://USER@HOST:PORT/DB[?schema=NAME][&partition_ms=N]
+                            PostgreSQL, shared by any number of collectors behind a load balancer;
+                            the schema (default hoptrace) is created and migrated by the first one;
+                            retention drops whole partitions of arrivals, N ms wide (default a day,
+                            fixed when the schema is created)
 
 Collector options:
   --port N                  TCP port; 0 picks a free one            (default ${Defaults.COLLECTOR_PORT})
   --host HOST               interface to listen on; 0.0.0.0 in a container (default 127.0.0.1)
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
+  --store URL               the store instead of --db: postgres://… or sqlite:PATH (default $${STORE_ENV})
   --create-dirs             create every missing directory of the --db path (default: only one
                             missing level is created, and said so)
   --token TOKEN             the token that guards ingest, /api/*, /metrics and the UI (not /healthz)
@@ -40,15 +55,21 @@ Collector options:
   --stuck-after-ms N        received and not settled this long: stuck (default ${DEFAULT_ENGINE_OPTIONS.stuckAfterMs})
   --retention-max-age-ms N  delete chains idle this long; 0 = never  (default ${RETENTION_DEFAULTS.maxAgeMs}, 7 days)
   --retention-max-bytes N   keep the store under this size; 0 = no limit (default ${RETENTION_DEFAULTS.maxBytes}, 2 GiB)
-  --durability full|normal  full: a 202 survives a power cut (fsync per request);
-                            normal: survives a crash of the process, faster on slow disks (default full)
+  --durability full|normal  SQLite: full: a 202 survives a power cut (fsync per request);
+                            normal: survives a crash of the process, faster on slow disks (default full).
+                            PostgreSQL: its own synchronous_commit decides.
 
 Import options:
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
+  --store URL               the store instead of --db: postgres://… or sqlite:PATH (default $${STORE_ENV})
   --create-dirs             create every missing directory of the --db path
   --batch-size N            records per transaction                  (default 1000)
   --allow-invalid           exit 0 even when invalid hop records were left out
                             (default: exit 1 when any was, or when nothing was imported)
+
+Migrate options:
+  --from STORE              the store to read (opened as a collector would: an older SQLite file is migrated first)
+  --to STORE                the store to write; records it already holds are skipped, so a migration can be re-run
 
 Stop the collector with Ctrl-C (SIGINT) or SIGTERM: it finishes requests in flight and closes the database.
 `;
@@ -83,6 +104,7 @@ async function runCollector(args: string[]): Promise<number> {
       port: { type: 'string' },
       host: { type: 'string' },
       db: { type: 'string' },
+      store: { type: 'string' },
       'create-dirs': { type: 'boolean' },
       token: { type: 'string' },
       'public-reads': { type: 'boolean' },
@@ -109,6 +131,7 @@ async function runCollector(args: string[]): Promise<number> {
   if (durability !== undefined && durability !== 'full' && durability !== 'normal') {
     throw new UsageError(`--durability must be full or normal, got "${durability}"`);
   }
+  if (values.store !== undefined && values.db !== undefined) throw new UsageError('give --store or --db, not both');
   if (values['protect-reads']) {
     if (values['public-reads']) throw new UsageError('--protect-reads and --public-reads contradict each other; reads are protected by default');
     process.stderr.write('hoptrace: --protect-reads is no longer needed: with a token, reads are protected by default (--public-reads opens them)\n');
@@ -118,6 +141,7 @@ async function runCollector(args: string[]): Promise<number> {
     port,
     host: values.host as string | undefined,
     db: values.db as string | undefined,
+    storeUrl: values.store as string | undefined,
     createDirs: values['create-dirs'] as boolean | undefined,
     token: values.token as string | undefined,
     publicReads: values['public-reads'] as boolean | undefined,
@@ -150,7 +174,13 @@ async function runCollector(args: string[]): Promise<number> {
 async function runImport(args: string[]): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { db: { type: 'string' }, 'batch-size': { type: 'string' }, 'create-dirs': { type: 'boolean' }, 'allow-invalid': { type: 'boolean' } },
+    {
+      db: { type: 'string' },
+      store: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'create-dirs': { type: 'boolean' },
+      'allow-invalid': { type: 'boolean' },
+    },
     true,
   );
   if (values.help) {
@@ -158,12 +188,16 @@ async function runImport(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('hoptrace import needs at least one FILE');
+  if (values.store !== undefined && values.db !== undefined) throw new UsageError('give --store or --db, not both');
   const batchSize = integerFlag('batch-size', values['batch-size'] as string | undefined);
   if (batchSize === 0) throw new UsageError('--batch-size must be at least 1');
-  const path = (values.db as string | undefined) ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH;
-  prepareDbDirectory(path, { createDirs: values['create-dirs'] === true });
-  const store = new SqliteStore({
-    path,
+  const spec = parseStoreSpec(
+    (values.store as string | undefined) ??
+      (values.db === undefined ? process.env[STORE_ENV] || undefined : undefined) ??
+      `sqlite:${(values.db as string | undefined) ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH}`,
+  );
+  if (spec.kind === 'sqlite') prepareDbDirectory(spec.path, { createDirs: values['create-dirs'] === true });
+  const store = await openStore(spec, {
     engine: DEFAULT_ENGINE_OPTIONS,
     // An import can be re-run, and closing the database checkpoints (and syncs) the WAL anyway.
     durability: 'normal',
@@ -191,6 +225,26 @@ async function runImport(args: string[]): Promise<number> {
   }
 }
 
+async function runMigrate(args: string[]): Promise<number> {
+  const { values } = parse(args, { from: { type: 'string' }, to: { type: 'string' } }, false);
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (typeof values.from !== 'string' || typeof values.to !== 'string') {
+    throw new UsageError('hoptrace migrate needs --from STORE and --to STORE, e.g. --from sqlite:./hoptrace.db --to postgres://user@host/db');
+  }
+  const from = parseStoreSpec(values.from);
+  const to = parseStoreSpec(values.to);
+  process.stderr.write(`migrate: from ${values.from} to ${to.kind === 'postgres' ? redactUrl(to.url) : `sqlite:${to.path}`}\n`);
+  const result = await migrateStore(from, to, {
+    onProgress: (p) => process.stderr.write(formatMigrateProgress(p) + '\n'),
+    onSummaries: () => process.stderr.write('migrate: every record copied; bringing the chain summaries up to date\n'),
+  });
+  process.stderr.write(formatMigrateSummary(result, to.kind === 'postgres' ? redactUrl(to.url) : `sqlite:${to.path}`) + '\n');
+  return 0;
+}
+
 /** Run the command line; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -210,6 +264,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runCollector(rest);
       case 'import':
         return await runImport(rest);
+      case 'migrate':
+        return await runMigrate(rest);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

@@ -30,6 +30,7 @@ import { opsRoutes } from './routes/ops-routes.ts';
 import { uiRoutes } from './routes/ui-routes.ts';
 import { prepareDbDirectory } from './db-path.ts';
 import { SqliteStore } from './sqlite-store.ts';
+import { describeStore, openStore, parseStoreSpec, STORE_ENV } from './store-open.ts';
 import type { Store } from './store.ts';
 import { startSummaryFlush, startSweep } from './sweep.ts';
 import { VERSION } from './version.ts';
@@ -48,6 +49,13 @@ export interface CollectorOptions {
   db?: string;
   /** Create every missing directory of the `db` path. @default false */
   createDirs?: boolean;
+  /**
+   * The store as one string, instead of `db`: `postgres://user@host/db` (several collectors may share
+   * it), `sqlite:PATH` or a path. See `store-open.ts`.
+   * @default process.env.HOPTRACE_STORE, else the SQLite file of `db`
+   * @example 'postgres://hoptrace@db.internal:5432/observability'
+   */
+  storeUrl?: string;
   /**
    * The collector's token. Set, it guards everything but `/healthz`: ingest (`POST /v1/hops`,
    * `POST /v1/traces`) needs `Authorization: Bearer <token>`; reads (`/api/*`, `/metrics`) need
@@ -172,7 +180,14 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
   }
   const jaegerUrl = (options.jaegerUrl ?? process.env[Env.HOPTRACE_JAEGER_URL]) || undefined;
 
+  // An explicit option beats the environment; a store URL beats a file path at the same level.
+  const storeUrl = options.storeUrl ?? (options.db === undefined ? process.env[STORE_ENV] || undefined : undefined);
   let store = options.store;
+  if (store === undefined && storeUrl !== undefined) {
+    const spec = parseStoreSpec(storeUrl);
+    if (spec.kind === 'sqlite') prepareDbDirectory(spec.path, { createDirs: options.createDirs });
+    store = await openStore(spec, { engine, durability: options.durability });
+  }
   if (store === undefined) {
     const path = options.db ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH;
     prepareDbDirectory(path, { createDirs: options.createDirs });
@@ -242,7 +257,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
   const address = server.address() as AddressInfo;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : urlHost}:${address.port}`;
-  logger.info({ url, db: store instanceof SqliteStore ? store.path : undefined }, 'hoptrace collector listening');
+  logger.info({ url, store: describeStore(store) }, 'hoptrace collector listening');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {

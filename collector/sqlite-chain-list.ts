@@ -7,26 +7,15 @@
  */
 import { ErrorCodes, ValidationError } from '../src/errors.ts';
 import type { ChainList, ChainSummary } from './api-types.ts';
-import type { ChainTag } from './chain-summary.ts';
+import { DRIVER_COUNT_CAP, isTracePrefix, Q_MATCH_CAP, REDELIVERED_KEY, tagFilters as queryTagFilters } from './chain-list-filters.ts';
 import { hexPrefixRange, packedPrefixRanges, unpackId } from './record-codec.ts';
 import type { SqliteDb } from './sqlite-db.ts';
-import { REDELIVERED_FILTER, type ChainQuery } from './store.ts';
-
-/** Tag filters with more entries than this are equally bad drivers: counting stops there. */
-const DRIVER_COUNT_CAP = 5_000;
-/** Chains a `q` prefix can match through message and trace ids, at most (a prefix that short matches noise). */
-const Q_MATCH_CAP = 1_000;
-
-const TAG_PREFIX = { service: 's:', status: 't:', exchange: 'x:', routingKey: 'r:', queue: 'q:' } as const;
-const REDELIVERED_KEY = 'f:redelivered';
+import type { ChainQuery } from './store.ts';
 
 /** Separates tag keys in one string (never inside a name: the record separator). */
 export const TAG_SEP = '\u001e';
 
-/** How a tag is stored in `chain_tags.tag` (migration 3's encoding). */
-export function tagKey(tag: ChainTag): string {
-  return tag.kind === 'redelivered' ? REDELIVERED_KEY : TAG_PREFIX[tag.kind] + tag.value;
-}
+export { tagKey } from './chain-list-filters.ts';
 
 /** A chain row's columns that a summary's fields live in. */
 export interface ChainRow {
@@ -84,18 +73,11 @@ type SqlValue = string | number | Uint8Array | null;
 
 /** The trace-id byte range of a hex prefix (all 32 digits: one id), or undefined when it is not one. */
 function traceRange(q: string): { lo: Uint8Array; hi: Uint8Array | undefined } | undefined {
-  return /^[0-9a-f]{1,32}$/.test(q) ? hexPrefixRange(q) : undefined;
+  return isTracePrefix(q) ? hexPrefixRange(q) : undefined;
 }
 
 export function listChains(db: SqliteDb, query: ChainQuery): ChainList {
-  const tagFilters: string[][] = [];
-  const status = (s: string): string => (s === REDELIVERED_FILTER ? REDELIVERED_KEY : tagKey({ kind: 'status', value: s }));
-  if (query.status && query.status.length > 0) tagFilters.push([...new Set(query.status)].map(status));
-  if (query.redelivered === true) tagFilters.push([REDELIVERED_KEY]);
-  if (query.service !== undefined) tagFilters.push([tagKey({ kind: 'service', value: query.service })]);
-  if (query.exchange !== undefined) tagFilters.push([tagKey({ kind: 'exchange', value: query.exchange })]);
-  if (query.routingKey !== undefined) tagFilters.push([tagKey({ kind: 'routingKey', value: query.routingKey })]);
-  if (query.queue !== undefined) tagFilters.push([tagKey({ kind: 'queue', value: query.queue })]);
+  const tagFilters = queryTagFilters(query);
   const driver = driverFilter(db, tagFilters, query);
 
   // With a driver: walk that tag's index range newest first (the chains' start order), testing

@@ -3,28 +3,19 @@
  * ids, and their topology contributions), oldest-updated first, by age and
  * by size, in chunks so a large purge never holds the write lock for long.
  */
-import type { StoredHop } from './api-types.ts';
 import { chainTags } from './chain-summary.ts';
 import { packId } from './record-codec.ts';
+import { topologyHop } from './chain-refresh.ts';
 import { CHAIN_ROW_COLUMNS, summaryFromRow, tagKey, type ChainRow } from './sqlite-chain-list.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 import type { SqliteRecords } from './sqlite-records.ts';
 import type { SqliteSummaries } from './sqlite-summaries.ts';
 import type { SqliteWriter, WriterOp } from './sqlite-writer.ts';
 import type { RetentionPolicy, RetentionResult } from './store.ts';
-import { EdgeTally, encodeWaits, messageContributions, type TopologyHop } from './topology-buckets.ts';
+import { EdgeTally, encodeWaits, messageContributions } from './topology-buckets.ts';
 
 const CHUNK = 500;
 
-const topologyHop = (h: StoredHop): TopologyHop => ({
-  kind: h.kind,
-  service: h.service,
-  exchange: h.exchange ?? null,
-  queue: h.queue ?? null,
-  ts: h.ts,
-  outcome: h.outcome ?? null,
-  deathCount: h.deathCount ?? null,
-});
 
 export class SqliteRetention {
   readonly #db: SqliteDb;

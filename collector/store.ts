@@ -1,7 +1,9 @@
 /**
  * The store interface: everything the collector's HTTP API, background jobs
  * and `hoptrace import` ask of storage, and the only seam between them and
- * a database. `sqlite-store.ts` implements it on `node:sqlite`.
+ * a database. `sqlite-store.ts` implements it on `node:sqlite` (one collector,
+ * one file), `pg-store.ts` on PostgreSQL (several collectors, one database);
+ * `store-open.ts` picks one from a store URL.
  *
  * Every method is async so an implementation may do real I/O; the SQLite one
  * runs synchronously inside them.

@@ -1,13 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredHop } from '../collector/api-types.ts';
 import { summarizeChainHops, type EngineSettings } from '../collector/chain-summary.ts';
 import { recordHops, type IngestRecord } from '../collector/record-identity.ts';
-import { SqliteStore } from '../collector/sqlite-store.ts';
 import type { ConsumeRecordV2, HopRecord, PublishRecordV2 } from '../src/hop.ts';
 import {
   deadLetterChain,
@@ -21,9 +16,7 @@ import {
   twoProblemChain,
   unroutableChain,
 } from './helpers/chain-fixtures.ts';
-
-const dir = mkdtempSync(join(tmpdir(), 'hoptrace-summaries-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+import { storeKinds } from './helpers/store-kinds.ts';
 
 /** A seeded generator, so a failing run can be replayed: the seed is in the test's failure message. */
 function random(seed: number): () => number {
@@ -103,7 +96,11 @@ function rebuilt(correlationId: string, records: readonly IngestRecord[], receiv
   return summarizeChainHops(correlationId, hops, { now, updatedAt }, SETTINGS).summary;
 }
 
-describe('incremental chain summaries', () => {
+for (const kind of storeKinds()) {
+describe(`incremental chain summaries (${kind.name})`, () => {
+  beforeAll(() => kind.setup());
+  afterAll(() => kind.teardown());
+
   for (const seed of [1, 2, 3, 19]) {
     it(`agree with a full rebuild however the records arrive: shuffled, resent, split by restarts (seed ${seed})`, async () => {
       const rand = random(seed);
@@ -115,9 +112,9 @@ describe('incremental chain summaries', () => {
         arriving.splice(Math.floor(rand() * (arriving.length + 1)), 0, r);
         if (rand() < 0.1) arriving.splice(Math.floor(rand() * (arriving.length + 1)), 0, { ...r });
       }
-      const path = join(dir, `seed-${seed}.db`);
       const NOW = FIXTURE_START + 10_000_000;
-      let store = new SqliteStore({ path, engine: SETTINGS });
+      const t = await kind.create({ engine: SETTINGS });
+      let store = t.store;
       const firstSeen = new Map<string, number>();
       const receivedAt = new Map<IngestRecord, number>();
       let clock = NOW - 1_000_000;
@@ -137,8 +134,7 @@ describe('incremental chain summaries', () => {
           if (roll < 0.3) await store.flushSummaries(NOW);
           else if (roll < 0.36) {
             // A restart mid-chain: whatever was not flushed yet is picked up from the records.
-            await store.close();
-            store = new SqliteStore({ path, engine: SETTINGS });
+            store = await t.reopen();
           }
         }
         for (const records of chains.values()) {
@@ -153,19 +149,10 @@ describe('incremental chain summaries', () => {
         await store.close();
       }
       // Topology is counted once per hop whatever the batching: the same buckets as one batch in order.
-      const once = join(dir, `seed-${seed}-once.db`);
-      const reference = new SqliteStore({ path: once, engine: SETTINGS });
-      await reference.insertHops(all, NOW);
-      await reference.close();
-      const buckets = (p: string) => {
-        const db = new DatabaseSync(p, { readOnly: true });
-        try {
-          return db.prepare('SELECT bucket, from_node, to_node, count, errors, waits FROM topology_buckets ORDER BY 1, 2, 3').all();
-        } finally {
-          db.close();
-        }
-      };
-      expect(buckets(path)).toEqual(buckets(once));
+      const reference = await kind.create({ engine: SETTINGS });
+      await reference.store.insertHops(all, NOW);
+      await reference.store.close();
+      expect(await t.topologyRows()).toEqual(await reference.topologyRows());
     });
   }
 
@@ -173,7 +160,7 @@ describe('incremental chain summaries', () => {
     const settings: EngineSettings = { lostAfterMs: 60_000, stuckAfterMs: 60_000, redeliveryLoopThreshold: 5 };
     const lost = lostMessageChain({ seed: 900 });
     const stuck = stuckMessageChain({ seed: 901 });
-    const store = new SqliteStore({ path: join(dir, 'time.db'), engine: settings });
+    const { store } = await kind.create({ engine: settings });
     try {
       const records = (hops: readonly StoredHop[]) => hops.map(({ id: _id, receivedAt: _r, ...h }) => h as HopRecord);
       await store.insertHops([...records(lost.hops), ...records(stuck.hops)], 1000);
@@ -189,3 +176,4 @@ describe('incremental chain summaries', () => {
     }
   });
 });
+}

@@ -23,6 +23,7 @@ interface Service {
   volumes?: (string | { type: string; source: string; target: string })[];
   healthcheck?: { test: string[] | string; interval?: string };
   depends_on?: string[] | Record<string, { condition?: string }>;
+  profiles?: string[];
 }
 interface Compose {
   services: Record<string, Service>;
@@ -31,6 +32,9 @@ interface Compose {
 
 const compose = parse(read('docker-compose.yml')) as Compose;
 const services = compose.services;
+/** What `docker compose up` starts: the services outside every profile. */
+const defaultServices = Object.fromEntries(Object.entries(services).filter(([, s]) => !s.profiles?.length));
+const inProfile = (profile: string) => Object.entries(services).filter(([, s]) => s.profiles?.includes(profile));
 const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
 
 function env(s: Service): Record<string, string> {
@@ -57,7 +61,7 @@ function containerPorts(s: Service): Set<number> {
 
 const publishedPorts = new Set(Object.values(services).flatMap((s) => portPairs(s).map(([p]) => p).filter((p) => p !== undefined)));
 
-const DEFAULT_PORTS: Record<string, number> = { 'amqp:': 5672, 'http:': 80, 'https:': 443 };
+const DEFAULT_PORTS: Record<string, number> = { 'amqp:': 5672, 'http:': 80, 'https:': 443, 'postgres:': 5432 };
 /** Variables a browser opens rather than a container: they name localhost and a published port. */
 const BROWSER_FACING = new Set(['HOPTRACE_JAEGER_URL']);
 
@@ -67,7 +71,7 @@ function commandOf(s: Service): string[] {
 
 describe('docker-compose.yml', () => {
   it('defines RabbitMQ with management, Jaeger with OTLP, the collector and the demo services', () => {
-    expect(Object.keys(services).sort()).toEqual(['collector', 'demo', 'jaeger', 'rabbitmq']);
+    expect(Object.keys(defaultServices).sort()).toEqual(['collector', 'demo', 'jaeger', 'rabbitmq']);
     expect(services.rabbitmq.image).toMatch(/^rabbitmq:\d[\w.]*-management$/);
     expect(services.jaeger.image).toMatch(/^jaegertracing\/all-in-one:/);
     expect(env(services.jaeger).COLLECTOR_OTLP_ENABLED).toBe('true');
@@ -97,6 +101,8 @@ describe('docker-compose.yml', () => {
         }
         const target = services[url.hostname];
         expect(target, `${name}.${key} names service "${url.hostname}"`).toBeDefined();
+        // A service outside a profile never depends on one inside it (it would not start without the profile).
+        if (!service.profiles?.length) expect(target.profiles ?? [], `${name}.${key}: "${url.hostname}" starts without a profile`).toEqual([]);
         expect(containerPorts(target).has(port), `${name}.${key}: "${url.hostname}" listens on ${port}`).toBe(true);
         const deps = Array.isArray(service.depends_on) ? service.depends_on : Object.keys(service.depends_on ?? {});
         expect(deps, `${name} waits for ${url.hostname}`).toContain(url.hostname);
@@ -143,6 +149,58 @@ describe('docker-compose.yml', () => {
     expect(node).toBe('node');
     expect(existsSync(join(root, script))).toBe(true);
     expect(parseDemoArgs(args, {})).toMatchObject({ servicesOnly: true });
+  });
+});
+
+describe('docker-compose.yml, profile postgres', () => {
+  const profile = Object.fromEntries(inProfile('postgres'));
+  const collectors = Object.entries(profile).filter(([, s]) => commandOf(s).slice(0, 2).join(' ') === 'hoptrace collector');
+  const nginx = read('deploy/nginx-collectors.conf');
+
+  it('adds PostgreSQL, two collectors sharing it, and a load balancer in front of them', () => {
+    expect(profile.postgres.image).toMatch(/^postgres:1[5-9]\b/);
+    expect(collectors.map(([name]) => name).sort()).toEqual(['collector-a', 'collector-b']);
+    const url = new URL(env(collectors[0][1]).HOPTRACE_STORE);
+    expect(url.protocol).toBe('postgres:');
+    const pg = env(profile.postgres);
+    expect([url.username, url.password, url.pathname.slice(1)]).toEqual([pg.POSTGRES_USER, pg.POSTGRES_PASSWORD, pg.POSTGRES_DB]);
+    for (const [name, s] of collectors) {
+      expect(env(s).HOPTRACE_STORE, `${name} uses the same store`).toBe(url.toString().replace(/\/$/, ''));
+      // Stateless: no SQLite file, no volume of its own.
+      expect(commandOf(s), name).not.toContain('--db');
+      expect(s.volumes ?? [], name).toEqual([]);
+      expect((s.depends_on as Record<string, { condition?: string }>).postgres.condition).toBe('service_healthy');
+      expect((s.healthcheck?.test as string[]).join(' ')).toContain('http://127.0.0.1:4400/healthz');
+      expect(s.image).toBe(services.collector.image);
+    }
+    expect(profile.postgres.healthcheck?.test).toEqual(['CMD', 'pg_isready', '-U', pg.POSTGRES_USER, '-d', pg.POSTGRES_DB]);
+  });
+
+  it('balances across exactly the profile\'s collectors, published on its own port, with live events unbuffered', () => {
+    const [lbName, lb] = Object.entries(profile).find(([, s]) => /^nginx:/.test(s.image ?? ''))!;
+    const [[published, target]] = portPairs(lb);
+    expect(published).toBe(4410);
+    expect(Object.values(defaultServices).flatMap((s) => portPairs(s).map(([p]) => p))).not.toContain(published);
+    const mount = (lb.volumes ?? []).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`)).find((m) => m.includes('nginx-collectors.conf'));
+    expect(mount?.split(':')[0]).toBe('./deploy/nginx-collectors.conf');
+    expect(nginx).toMatch(new RegExp(`listen ${target};`));
+    const upstream = [...nginx.matchAll(/^\s*server ([\w-]+):(\d+)/gm)].map((m) => [m[1], Number(m[2])]);
+    expect(upstream.map(([h]) => h).sort()).toEqual(collectors.map(([name]) => name).sort());
+    for (const [host, port] of upstream) expect(containerPorts(services[host as string]).has(port as number), `${host} listens on ${port}`).toBe(true);
+    const deps = lb.depends_on as Record<string, { condition?: string }>;
+    for (const [name] of collectors) expect(deps[name]?.condition, `${lbName} waits for ${name}`).toBe('service_healthy');
+    const live = /location \/api\/live \{([^}]*)\}/.exec(nginx)?.[1] ?? '';
+    expect(live).toContain('proxy_buffering off;');
+    expect(nginx).toMatch(/client_max_body_size 16m;/);
+  });
+
+  it('keeps PostgreSQL on a named volume and runs collector commands that exist', () => {
+    const data = (profile.postgres.volumes ?? []).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`))[0];
+    expect(data.split(':')[1]).toBe('/var/lib/postgresql/data');
+    expect(compose.volumes && data.split(':')[0] in compose.volumes).toBe(true);
+    const help = execFileSync(process.execPath, [join(root, 'bin/hoptrace.js'), 'collector', '--help'], { encoding: 'utf8' });
+    for (const [, s] of collectors) for (const flag of commandOf(s).filter((a) => a.startsWith('--'))) expect(help).toContain(flag);
+    expect(help).toContain('HOPTRACE_STORE');
   });
 });
 

@@ -4,7 +4,7 @@
  * no retention (it would delete the cached 1M-hop store's chains once they
  * are a week old), no token, warnings only in the log.
  *
- *   node bench/lib/collector-main.ts PORT DB_PATH [DURABILITY]
+ *   node bench/lib/collector-main.ts PORT DB_PATH|postgres://… [DURABILITY]
  */
 import { pino } from 'pino';
 import { startCollector } from '../../collector/server.ts';
@@ -13,7 +13,7 @@ const [port, db, durability] = process.argv.slice(2);
 const collector = await startCollector({
   port: Number(port),
   host: '127.0.0.1',
-  db,
+  ...(/^postgres(ql)?:\/\//.test(db) ? { storeUrl: db } : { db }),
   token: '',
   retention: false,
   durability: durability === 'normal' ? 'normal' : 'full',
