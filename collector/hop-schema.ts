@@ -237,6 +237,7 @@ const HOP_FIELDS: Record<string, Check> = {
   }),
   payload: string(HopLimits.LONG),
   payloadTruncated: boolean,
+  requestedBy: short,
 };
 
 const REQUIRED = ['v', 'kind', 'ts', 'service', 'instance', 'traceId', 'spanId', 'correlationId', 'messageId'] as const;

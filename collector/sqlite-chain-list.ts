@@ -10,22 +10,25 @@ import type { ChainList, ChainSummary } from './api-types.ts';
 import type { ChainTag } from './chain-summary.ts';
 import { hexPrefixRange, packedPrefixRanges, unpackId } from './record-codec.ts';
 import type { SqliteDb } from './sqlite-db.ts';
-import { REDELIVERED_FILTER, type ChainQuery } from './store.ts';
+import { REDELIVERED_FILTER, REPLAYED_FILTER, type ChainQuery } from './store.ts';
 
 /** Tag filters with more entries than this are equally bad drivers: counting stops there. */
 const DRIVER_COUNT_CAP = 5_000;
 /** Chains a `q` prefix can match through message and trace ids, at most (a prefix that short matches noise). */
 const Q_MATCH_CAP = 1_000;
 
-const TAG_PREFIX = { service: 's:', status: 't:', exchange: 'x:', routingKey: 'r:', queue: 'q:' } as const;
+const TAG_PREFIX = { service: 's:', status: 't:', exchange: 'x:', routingKey: 'r:', queue: 'q:', failure: 'g:' } as const;
 const REDELIVERED_KEY = 'f:redelivered';
+const REPLAYED_KEY = 'f:replayed';
 
 /** Separates tag keys in one string (never inside a name: the record separator). */
 export const TAG_SEP = '\u001e';
 
-/** How a tag is stored in `chain_tags.tag` (migration 3's encoding). */
+/** How a tag is stored in `chain_tags.tag` (migration 3's encoding; 'g:' failure groups and 'f:replayed' from migration 7). */
 export function tagKey(tag: ChainTag): string {
-  return tag.kind === 'redelivered' ? REDELIVERED_KEY : TAG_PREFIX[tag.kind] + tag.value;
+  if (tag.kind === 'redelivered') return REDELIVERED_KEY;
+  if (tag.kind === 'replayed') return REPLAYED_KEY;
+  return TAG_PREFIX[tag.kind] + tag.value;
 }
 
 /** A chain row's columns that a summary's fields live in. */
@@ -89,9 +92,11 @@ function traceRange(q: string): { lo: Uint8Array; hi: Uint8Array | undefined } |
 
 export function listChains(db: SqliteDb, query: ChainQuery): ChainList {
   const tagFilters: string[][] = [];
-  const status = (s: string): string => (s === REDELIVERED_FILTER ? REDELIVERED_KEY : tagKey({ kind: 'status', value: s }));
+  const status = (s: string): string =>
+    s === REDELIVERED_FILTER ? REDELIVERED_KEY : s === REPLAYED_FILTER ? REPLAYED_KEY : tagKey({ kind: 'status', value: s });
   if (query.status && query.status.length > 0) tagFilters.push([...new Set(query.status)].map(status));
   if (query.redelivered === true) tagFilters.push([REDELIVERED_KEY]);
+  if (query.failure !== undefined) tagFilters.push([tagKey({ kind: 'failure', value: query.failure })]);
   if (query.service !== undefined) tagFilters.push([tagKey({ kind: 'service', value: query.service })]);
   if (query.exchange !== undefined) tagFilters.push([tagKey({ kind: 'exchange', value: query.exchange })]);
   if (query.routingKey !== undefined) tagFilters.push([tagKey({ kind: 'routingKey', value: query.routingKey })]);
