@@ -12,6 +12,7 @@ import type { HopRecord } from '../src/hop.ts';
 import { waitFor } from './helpers/broker.ts';
 import { getJson, makeHop, messageHops, postHops, startTestCollector } from './helpers/collector.ts';
 import { writeOldStore } from './helpers/old-store.ts';
+import { deadLetterChain } from './helpers/chain-fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hoptrace-store-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -269,6 +270,22 @@ describe('SQLite store', () => {
       }
     });
   }
+
+  it('a database at schema version 6 migrates: its dead-lettered chains are counted in failure groups and found by their group', async () => {
+    const f = deadLetterChain({ seed: 77 });
+    const old = dbPath();
+    writeOldStore(old, 6, f.hops.map(({ id: _id, receivedAt: _r, ...h }) => h as HopRecord));
+    const migrated = new SqliteStore({ path: old });
+    try {
+      const counts = await migrated.failureCounts({ from: 0, to: Number.MAX_SAFE_INTEGER, binStart: 0, binMs: Number.MAX_SAFE_INTEGER });
+      expect(counts).toEqual([expect.objectContaining({ count: 1, unresolved: 1 })]);
+      const [group] = await migrated.failureGroups([counts[0].fingerprint]);
+      expect(group).toMatchObject({ status: 'dead-lettered', service: 'billing', queue: 'billing.order-placed', errorType: 'PaymentDeclinedError' });
+      expect((await migrated.listChains({ limit: 10, failure: counts[0].fingerprint })).items.map((c) => c.correlationId)).toEqual([f.correlationId]);
+    } finally {
+      await migrated.close();
+    }
+  });
 
   it('q finds chains by correlation, message and trace id, exact and by prefix', async () => {
     const store = new SqliteStore({ path: dbPath() });

@@ -16,6 +16,8 @@ import {
   largeChain,
   lostMessageChain,
   redeliveryLoopChain,
+  REPLAY_DLQ,
+  replayedChain,
   stuckMessageChain,
   threeServiceChain,
   twoProblemChain,
@@ -68,9 +70,12 @@ function workload(): { chains: Map<string, IngestRecord[]> } {
     (o: object) => redeliveryLoopChain({ ...o, attempts: 4, recovers: false }),
     twoProblemChain,
     (o: object) => largeChain(120, o),
+    (o: object) => replayedChain({ ...o, replay: 'ok' }),
+    (o: object) => replayedChain({ ...o, replay: 'fails-again' }),
+    (o: object) => replayedChain({ ...o, replay: 'not-found' }),
   ];
   const chains = new Map<string, IngestRecord[]>();
-  for (let i = 0; i < 36; i++) {
+  for (let i = 0; i < 48; i++) {
     const f = makers[i % makers.length]({ seed: 500 + i, start: FIXTURE_START + i * 20_000, skewMs: i % 4 === 0 ? { billing: 1_500 } : {} });
     chains.set(f.correlationId, f.hops.map(({ id: _id, receivedAt: _r, ...h }) => h as HopRecord));
   }
@@ -82,7 +87,46 @@ function workload(): { chains: Map<string, IngestRecord[]> } {
 }
 
 /** No status changes with time alone: the comparison is about what the hops say. */
-const SETTINGS: EngineSettings = { lostAfterMs: 1e12, stuckAfterMs: 1e12, redeliveryLoopThreshold: 3 };
+const SETTINGS: EngineSettings = { lostAfterMs: 1e12, stuckAfterMs: 1e12, redeliveryLoopThreshold: 3, deadLetterQueues: { 'billing.order-placed': REPLAY_DLQ } };
+
+type Summary = Awaited<ReturnType<SqliteStore['chainSummary']>>;
+
+/** What failure_buckets must hold: the sum of the summaries' failure tallies. */
+function recount(summaries: readonly Summary[]): { fingerprint: string; bucket: number; count: number; unresolved: number }[] {
+  const byKey = new Map<string, { fingerprint: string; bucket: number; count: number; unresolved: number }>();
+  for (const s of summaries) {
+    for (const t of s?.failureTally ?? []) {
+      const key = `${t.fingerprint}|${t.bucket}`;
+      const row = byKey.get(key) ?? { fingerprint: t.fingerprint, bucket: t.bucket, count: 0, unresolved: 0 };
+      row.count += t.count;
+      row.unresolved += t.unresolved;
+      byKey.set(key, row);
+    }
+  }
+  return [...byKey.values()].sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : a.fingerprint > b.fingerprint ? 1 : a.bucket - b.bucket));
+}
+
+function buckets(p: string) {
+  const db = new DatabaseSync(p, { readOnly: true });
+  try {
+    return db.prepare('SELECT bucket, from_node, to_node, count, errors, waits FROM topology_buckets ORDER BY 1, 2, 3').all();
+  } finally {
+    db.close();
+  }
+}
+
+function failureRows(path: string) {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    return {
+      buckets: db.prepare('SELECT fingerprint, bucket, count, unresolved FROM failure_buckets ORDER BY 1, 2').all().map((r) => ({ ...r })),
+      described: (db.prepare('SELECT fingerprint FROM failure_groups').all() as { fingerprint: string }[]).map((r) => r.fingerprint),
+      tags: (db.prepare("SELECT count(*) AS n FROM chain_tags WHERE tag LIKE 'g:%'").get() as { n: number }).n,
+    };
+  } finally {
+    db.close();
+  }
+}
 
 /** The summary a full rebuild from every hop of the chain gives. */
 function rebuilt(correlationId: string, records: readonly IngestRecord[], receivedAt: Map<IngestRecord, number>, now: number) {
@@ -105,7 +149,7 @@ function rebuilt(correlationId: string, records: readonly IngestRecord[], receiv
 
 describe('incremental chain summaries', () => {
   for (const seed of [1, 2, 3, 19]) {
-    it(`agree with a full rebuild however the records arrive: shuffled, resent, split by restarts (seed ${seed})`, async () => {
+    it(`agree with a full rebuild however the records arrive: shuffled, resent, split by restarts; failure groups with a recount, before and after retention (seed ${seed})`, async () => {
       const rand = random(seed);
       const { chains } = workload();
       const all = [...chains.values()].flat();
@@ -121,6 +165,7 @@ describe('incremental chain summaries', () => {
       const firstSeen = new Map<string, number>();
       const receivedAt = new Map<IngestRecord, number>();
       let clock = NOW - 1_000_000;
+      let topologyBefore: unknown[] = [];
       try {
         for (let i = 0; i < arriving.length; ) {
           const n = 1 + Math.floor(rand() * 60);
@@ -145,10 +190,31 @@ describe('incremental chain summaries', () => {
           for (const r of records) receivedAt.set(r, firstSeen.get(JSON.stringify(r, Object.keys(r).sort()))!);
         }
         await store.flushSummaries(NOW);
+        const expected = new Map<string, Summary>();
         for (const [id, records] of chains) {
-          expect(await store.chainSummary(id), `chain ${id}, seed ${seed}`).toEqual(rebuilt(id, records, receivedAt, NOW));
+          expected.set(id, rebuilt(id, records, receivedAt, NOW));
+          expect(await store.chainSummary(id), `chain ${id}, seed ${seed}`).toEqual(expected.get(id));
         }
         expect((await store.stats()).chains).toBe(chains.size);
+        // Failure groups: every minute's counts are the sum over the chains' summaries, each chain tagged once per group.
+        const all = recount([...expected.values()]);
+        expect(all.length).toBeGreaterThan(5);
+        let rows = failureRows(path);
+        expect(rows.buckets).toEqual(all);
+        // Every counted group is described (groups only seen in a chain's partial state stay described, uncounted).
+        expect(rows.described).toEqual(expect.arrayContaining([...new Set(all.map((r) => r.fingerprint))]));
+        const tagsOf = (list: Summary[]) => list.reduce((n, x) => n + new Set((x?.failureTally ?? []).map((t) => t.fingerprint)).size, 0);
+        expect(rows.tags).toBe(tagsOf([...expected.values()]));
+        topologyBefore = buckets(path);
+        // Retention takes its chains' counts with it: what stays is the sum over the chains that stay.
+        const times = [...expected.values()].map((x) => x!.updatedAt).sort((a, b) => a - b);
+        const cutoff = times[Math.floor(times.length / 2)];
+        await store.applyRetention({ maxAgeMs: clock - cutoff }, clock);
+        const kept = [...expected.values()].filter((x) => x!.updatedAt >= cutoff);
+        expect((await store.stats()).chains).toBe(kept.length);
+        rows = failureRows(path);
+        expect(rows.buckets).toEqual(recount(kept));
+        expect(rows.tags).toBe(tagsOf(kept));
       } finally {
         await store.close();
       }
@@ -157,15 +223,7 @@ describe('incremental chain summaries', () => {
       const reference = new SqliteStore({ path: once, engine: SETTINGS });
       await reference.insertHops(all, NOW);
       await reference.close();
-      const buckets = (p: string) => {
-        const db = new DatabaseSync(p, { readOnly: true });
-        try {
-          return db.prepare('SELECT bucket, from_node, to_node, count, errors, waits FROM topology_buckets ORDER BY 1, 2, 3').all();
-        } finally {
-          db.close();
-        }
-      };
-      expect(buckets(path)).toEqual(buckets(once));
+      expect(topologyBefore).toEqual(buckets(once));
     });
   }
 
