@@ -78,8 +78,9 @@ export function maskMessage(message: string): string {
     const close = q[q.length - 1];
     return `${open}${MASK}${close}`;
   });
-  s = s.replace(UUID, MASK).replace(HEX, MASK);
+  // Whole words first: an id like order-g-4a1b2c3d goes as one, not as "order-g-" and a masked hex part.
   s = s.replace(WITH_DIGIT, (word) => (/\p{N}/u.test(word) && !NAME_WITH_VERSION.test(word) ? MASK : word));
+  s = s.replace(UUID, MASK).replace(HEX, MASK);
   s = s.replace(RUNS, MASK);
   return s.replace(/\s+/g, ' ').trim();
 }
