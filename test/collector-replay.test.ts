@@ -1,138 +1,22 @@
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import { pino } from 'pino';
+import type { ChainDetail, ChainList, FailureGroup, ReplayResult } from '../collector/api-types.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChainDetail, ChainList, FailureGroup, FailureGroupList, ReplayResult } from '../collector/api-types.ts';
 import { main } from '../collector/cli.ts';
-import { instrument } from '../src/index.ts';
-import { AMQP_URL, connectBroker, uniqueName, waitFor } from './helpers/broker.ts';
-import { getJson, startTestCollector, type TestCollector } from './helpers/collector.ts';
+import { AMQP_URL, uniqueName, waitFor } from './helpers/broker.ts';
+import { getJson, startTestCollector } from './helpers/collector.ts';
+import { ADMIN, depth, groupOf, openShops, type Shop, type Shops } from './helpers/replay-shop.ts';
 
-const TRANSPORT = fileURLToPath(new URL('../src/transport.ts', import.meta.url));
-const ADMIN = 'admin-secret';
-
-let conn: ChannelModel;
-const transports: ReturnType<typeof pino.transport>[] = [];
-const collectors: TestCollector[] = [];
-/** Queues and exchanges to delete afterwards. */
-const declared: { queues: string[]; exchanges: string[] } = { queues: [], exchanges: [] };
-
-/** A service's logger: its hop lines go through the hoptrace transport to the collector. */
-function serviceLogger(url: string) {
-  const transport = pino.transport({ target: TRANSPORT, options: { url, flushIntervalMs: 25 } });
-  transports.push(transport);
-  return pino({ level: 'info' }, transport);
-}
+let shops: Shops;
+let conn: Shops['conn'];
+const shop = (options?: Parameters<Shops['open']>[0]) => shops.open(options);
 
 beforeAll(async () => {
-  conn = await connectBroker();
+  shops = await openShops();
+  conn = shops.conn;
 });
 
 afterAll(async () => {
-  if (conn) {
-    const ch = await conn.createChannel();
-    for (const q of declared.queues) await ch.deleteQueue(q);
-    for (const x of declared.exchanges) await ch.deleteExchange(x);
-    await ch.close();
-  }
-  await conn?.close();
-  for (const t of transports) {
-    const closed = once(t, 'close');
-    t.end();
-    await closed;
-  }
-  for (const c of collectors) await c.stop();
+  await shops?.close();
 });
-
-class UnknownDrinkError extends Error {
-  override name = 'UnknownDrinkError';
-}
-
-interface Shop {
-  collector: TestCollector;
-  exchange: string;
-  queue: string;
-  dlq: string;
-  /** The barista knows these drinks; anything else is nacked without requeue (dead-lettered). */
-  menu: Set<string>;
-  /** Successful handlings per order id. */
-  served: Map<string, number>;
-  /** Order ids handled, failing or not, in order. */
-  handled: string[];
-  order(orderId: string, drink: string): Promise<void>;
-  /** Cancel the barista's consumer: orders stay in the queue. */
-  stopBarista(): Promise<void>;
-  setup: Channel;
-}
-
-/**
- * A coffee shop on the real broker: a direct exchange, an orders queue that dead-letters into a
- * queue nobody consumes (the collector is told with --dead-letter-queue), an instrumented barista
- * and customer shipping hops through the transport, and a collector that may replay.
- */
-async function shop(options: { queueArgs?: Record<string, unknown>; token?: string; collector?: Partial<Parameters<typeof startTestCollector>[0]> } = {}): Promise<Shop> {
-  const exchange = uniqueName('replay.coffee');
-  const queue = uniqueName('replay.orders');
-  const dlx = uniqueName('replay.dlx');
-  const dlq = uniqueName('replay.dead-letters');
-  const collector = await startTestCollector({
-    amqpUrl: AMQP_URL,
-    adminToken: ADMIN,
-    deadLetterQueues: { [queue]: dlq },
-    replayRatePerSec: 500,
-    ...options.collector,
-  });
-  collectors.push(collector);
-  const setup = await conn.createChannel();
-  declared.queues.push(queue, dlq);
-  declared.exchanges.push(exchange, dlx);
-  await setup.assertExchange(exchange, 'direct', { autoDelete: false });
-  await setup.assertExchange(dlx, 'fanout', { autoDelete: false });
-  await setup.assertQueue(queue, { deadLetterExchange: dlx, arguments: options.queueArgs });
-  await setup.assertQueue(dlq, {});
-  await setup.bindQueue(queue, exchange, 'order.placed');
-  await setup.bindQueue(dlq, dlx, '');
-  const menu = new Set(['flat white', 'cortado']);
-  const served = new Map<string, number>();
-  const handled: string[] = [];
-  const barista = instrument(await conn.createChannel(), { serviceName: 'barista', logger: serviceLogger(collector.url) });
-  barista.on('handler-error', () => {});
-  const { consumerTag } = await barista.consume(queue, (msg: ConsumeMessage | null) => {
-    const order = JSON.parse(msg!.content.toString()) as { orderId: string; drink: string };
-    handled.push(order.orderId);
-    if (!menu.has(order.drink)) {
-      barista.nack(msg!, false, false);
-      throw new UnknownDrinkError(`"${order.drink}" is not on the menu (order ${order.orderId})`);
-    }
-    served.set(order.orderId, (served.get(order.orderId) ?? 0) + 1);
-    barista.ack(msg!);
-  });
-  const customer = instrument(await conn.createConfirmChannel(), { serviceName: 'customer', logger: serviceLogger(collector.url) });
-  return {
-    collector,
-    exchange,
-    queue,
-    dlq,
-    menu,
-    served,
-    handled,
-    setup,
-    async stopBarista() {
-      await barista.cancel(consumerTag);
-    },
-    async order(orderId, drink) {
-      customer.publish(exchange, 'order.placed', Buffer.from(JSON.stringify({ orderId, drink })), {
-        messageId: orderId,
-        contentType: 'application/json',
-        type: 'OrderPlaced',
-        persistent: true,
-        headers: { 'x-shop': 'main' },
-      });
-      await customer.waitForConfirms();
-    },
-  };
-}
 
 async function replay(s: Shop, body: object, token = ADMIN): Promise<{ status: number; body: any }> {
   const res = await fetch(`${s.collector.url}/api/replay`, {
@@ -142,20 +26,6 @@ async function replay(s: Shop, body: object, token = ADMIN): Promise<{ status: n
   });
   return { status: res.status, body: await res.json() };
 }
-
-/** The one failure group, once it counts `count` problem deliveries. */
-async function groupOf(s: Shop, count: number): Promise<FailureGroup> {
-  return waitFor(
-    async () => {
-      const list = (await getJson(s.collector.url, '/api/failures')).body as FailureGroupList;
-      return list.items.length === 1 && list.items[0].count === count ? list.items[0] : undefined;
-    },
-    `one failure group counting ${count}`,
-    30_000,
-  );
-}
-
-const depth = async (s: Shop, queue: string) => (await s.setup.checkQueue(queue)).messageCount;
 
 async function chain(s: Shop, id: string): Promise<ChainDetail> {
   return (await getJson(s.collector.url, `/api/chains/${encodeURIComponent(id)}`)).body as ChainDetail;
@@ -376,14 +246,14 @@ describe('dead-letter replay against the real RabbitMQ', () => {
     expect(await config.json()).toMatchObject({ enabled: true, adminToken: true });
 
     const off = await startTestCollector();
-    collectors.push(off);
+    shops.track(off);
     const status = (await getJson(off.url, '/api/replay')).body;
     expect(status).toMatchObject({ enabled: false, reason: expect.stringContaining('--amqp-url') });
     const refused = await fetch(`${off.url}/api/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ group: fp }) });
     expect(refused.status).toBe(409);
     expect(await refused.json()).toMatchObject({ code: 'HOPTRACE_ERR_REPLAY_DISABLED', message: expect.stringContaining('--amqp-url') });
     const unguarded = await startTestCollector({ amqpUrl: AMQP_URL });
-    collectors.push(unguarded);
+    shops.track(unguarded);
     expect((await getJson(unguarded.url, '/api/config')).body.replay).toMatchObject({ enabled: false, reason: expect.stringContaining('--admin-token') });
   });
 });
