@@ -42,6 +42,8 @@ export type RepublishOutcome =
 
 /** The message as republished. */
 export interface Republished {
+  /** When it was published (before the broker could deliver it), epoch ms. */
+  ts: number;
   messageId: string;
   /** The dead-lettered message's id (the replay's cause). */
   replayOf: string;
@@ -235,6 +237,7 @@ export class ReplayBroker {
     // The broker refuses a user id that is not the connection's own (a channel error): kept only when it is.
     if (p.userId !== undefined && p.userId === this.#user) options.userId = p.userId;
     const sent: Republished = {
+      ts: Date.now(),
       messageId,
       replayOf,
       originalId,

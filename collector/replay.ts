@@ -295,7 +295,8 @@ export class ReplayService {
     const hop: HopRecord = {
       v: 1,
       kind: 'replay',
-      ts: Date.now(),
+      // The publish's own time: a consumer may receive the message before the broker's confirm is back.
+      ts: sent.ts,
       service: REPLAY_SERVICE,
       instance: this.#instance,
       traceId: sent.traceId ?? c.traceId ?? randomBytes(16).toString('hex'),
@@ -322,7 +323,7 @@ export class ReplayService {
     const hop: HopRecord = {
       v: 1,
       kind: 'replay',
-      ts: Date.now(),
+      ts: sent?.ts ?? Date.now(),
       service: REPLAY_SERVICE,
       instance: this.#instance,
       traceId: sent?.traceId ?? c.traceId ?? randomBytes(16).toString('hex'),

@@ -13,7 +13,8 @@ const IN_CHUNK = 500;
 export function failureCounts(db: SqliteDb, query: FailureCountQuery): FailureBin[] {
   const params: (number | string)[] = [query.binStart, query.binMs, query.from, query.to];
   let sql =
-    `SELECT fingerprint, (bucket - ?) / ? AS bin, sum(count) AS count, sum(unresolved) AS unresolved, min(bucket) AS first, max(bucket) AS last
+    // CAST: a bin width bound as a real (a huge one: "one bin") would make the quotient fractional.
+    `SELECT fingerprint, CAST((bucket - ?) / ? AS INTEGER) AS bin, sum(count) AS count, sum(unresolved) AS unresolved, min(bucket) AS first, max(bucket) AS last
      FROM failure_buckets WHERE bucket >= ? AND bucket <= ?`;
   if (query.fingerprint !== undefined) {
     sql += ' AND fingerprint = ?';
@@ -21,7 +22,7 @@ export function failureCounts(db: SqliteDb, query: FailureCountQuery): FailureBi
   }
   sql += ' GROUP BY fingerprint, bin';
   const rows = db.prepared(sql).all(...params) as { fingerprint: string; bin: number; count: number; unresolved: number; first: number; last: number }[];
-  return rows.map((r) => ({ fingerprint: r.fingerprint, bin: Math.floor(r.bin), count: r.count, unresolved: r.unresolved, first: r.first, last: r.last }));
+  return rows.map((r) => ({ fingerprint: r.fingerprint, bin: r.bin, count: r.count, unresolved: r.unresolved, first: r.first, last: r.last }));
 }
 
 interface GroupRow {

@@ -24,7 +24,7 @@ import type { FailureGroupInfo } from '../failure-buckets.ts';
 import { choice, choices, compileQuery, epochMs, integer, text } from '../query-schema.ts';
 import { JSON_TYPE, readBody, requireMediaType } from '../request-body.ts';
 import { REPLAY_MAX_LIMIT } from '../replay.ts';
-import { REDELIVERED_FILTER, REPLAYED_FILTER } from '../store.ts';
+import { REDELIVERED_FILTER, REPLAYED_FILTER, type FailureBin } from '../store.ts';
 
 /** Bins of a sparkline. */
 export const SPARKLINE_BINS = 30;
@@ -66,8 +66,8 @@ async function failureGroups(
 ): Promise<Omit<FailureGroupList, 'items'> & { items: FailureGroup[] }> {
   const from = minuteOf(q.from);
   const to = q.to;
-  // Totals per group over the whole window: one bin.
-  const totals = await ctx.store.failureCounts({ from, to, binStart: from, binMs: Number.MAX_SAFE_INTEGER, fingerprint: q.fingerprint });
+  // Totals per group over the whole window: one bin (added up here too, whatever bins a store returns).
+  const totals = sumByGroup(await ctx.store.failureCounts({ from, to, binStart: from, binMs: Number.MAX_SAFE_INTEGER, fingerprint: q.fingerprint }));
   const infos = new Map((await ctx.store.failureGroups(totals.map((t) => t.fingerprint))).map((g) => [g.fingerprint, g]));
   const kept = totals.filter((t) => {
     const g = infos.get(t.fingerprint);
@@ -89,6 +89,21 @@ async function failureGroups(
   }
   const items = kept.map((t) => toGroup(infos.get(t.fingerprint)!, t, bins.get(t.fingerprint) ?? new Array(SPARKLINE_BINS).fill(0), now));
   return { items, from: q.from, to, sparklineFrom, binMs, ongoingMs: ONGOING_MS };
+}
+
+function sumByGroup(bins: readonly FailureBin[]): FailureBin[] {
+  const out = new Map<string, FailureBin>();
+  for (const b of bins) {
+    const t = out.get(b.fingerprint);
+    if (t === undefined) out.set(b.fingerprint, { ...b, bin: 0 });
+    else {
+      t.count += b.count;
+      t.unresolved += b.unresolved;
+      t.first = Math.min(t.first, b.first);
+      t.last = Math.max(t.last, b.last);
+    }
+  }
+  return [...out.values()];
 }
 
 function toGroup(g: FailureGroupInfo, t: { count: number; unresolved: number; first: number; last: number }, sparkline: number[], now: number): FailureGroup {

@@ -75,6 +75,12 @@ function useFailureEvents(refetch: () => void): ReturnType<typeof useLive> {
   return useLive(onLive);
 }
 
+/** When a minute bucket was, for people: "this minute", else how long ago it ended. */
+function minuteAgo(minute: number, now: number): string {
+  const end = minute + 60_000;
+  return end > now ? 'this minute' : formatAgo(end, now);
+}
+
 /** What a group is, in one line: `UnknownDrinkError: "…" is not on the menu (order …)`. */
 export function groupTitle(g: Pick<FailureGroup, 'errorType' | 'pattern' | 'status'>): string {
   if (g.errorType && g.pattern) return `${g.errorType}: ${g.pattern}`;
@@ -263,8 +269,8 @@ function GroupRow({ group: g, now, fresh, replay }: { group: FailureGroup; now: 
         <Sparkline bins={g.sparkline} title={`${g.count} occurrences`} />
       </td>
       <td class="when" title={`first seen ${formatDateTime(g.firstSeen)}, last seen ${formatDateTime(g.lastSeen)} (to the minute)`}>
-        <span class="small">last {formatAgo(g.lastSeen, now)}</span>
-        <span class="muted small">first {formatAgo(g.firstSeen, now)}</span>
+        <span class="small">last {minuteAgo(g.lastSeen, now)}</span>
+        <span class="muted small">first {minuteAgo(g.firstSeen, now)}</span>
       </td>
       <td class="num">
         {replay && (
@@ -353,7 +359,7 @@ export function FailureGroupPage({ fingerprint, config }: { fingerprint: string;
             {g.unresolved !== g.count && `, ${g.unresolved} not replayed`}
           </span>
           <span>
-            <span class="muted">first</span> {formatDateTime(g.firstSeen)} · <span class="muted">last</span> {formatAgo(g.lastSeen, now)}
+            <span class="muted">first</span> {formatDateTime(g.firstSeen).slice(0, -7)} · <span class="muted">last</span> {minuteAgo(g.lastSeen, now)}
           </span>
           <Sparkline bins={g.sparkline} width={200} height={26} title={`${g.count} occurrences over time`} />
           <span class="muted mono" title="fingerprint">
