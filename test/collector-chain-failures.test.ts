@@ -113,3 +113,18 @@ describe('failures and replays of a chain', () => {
     expect(unroutable.failures![0].queue).toBeUndefined();
   });
 });
+
+describe('a replayed chain exported', () => {
+  it('exports the replay as the new message’s producer span, and the replayed delivery as its consumer', async () => {
+    const { chainToJaeger } = await import('../collector/chain-export.ts');
+    const f = replayedChain({ seed: 48 });
+    const detail = buildChain(f.correlationId, f.hops, { ...settings, now: f.now });
+    const trace = chainToJaeger(detail).data[0];
+    const replayHop = detail.hops.find((h) => h.kind === 'replay')!;
+    const producer = trace.spans.find((s) => s.spanID === replayHop.spanId)!;
+    expect(producer.operationName).toMatch(/^send /);
+    expect(trace.processes[producer.processID].serviceName).toBe('hoptrace-collector');
+    const consumers = trace.spans.filter((s) => s.references.some((r) => r.spanID === producer.spanID));
+    expect(consumers).toHaveLength(1);
+  });
+});
