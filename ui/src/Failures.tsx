@@ -81,10 +81,22 @@ function minuteAgo(minute: number, now: number): string {
   return end > now ? 'this minute' : formatAgo(end, now);
 }
 
+/** What a problem without an error (or a reply text) is, in words. */
+const STATUS_STORY: Record<string, string> = {
+  lost: 'sent and never received',
+  stuck: 'received and never settled',
+  discarded: 'rejected without requeue, and the queue has no dead-letter exchange',
+  'redelivery-loop': 'redelivered again and again',
+  'dead-lettered': 'rejected into the dead-letter queue',
+  unroutable: 'returned by the broker as unroutable',
+  failed: 'the handler failed',
+};
+
 /** What a group is, in one line: `UnknownDrinkError: "…" is not on the menu (order …)`. */
 export function groupTitle(g: Pick<FailureGroup, 'errorType' | 'pattern' | 'status'>): string {
   if (g.errorType && g.pattern) return `${g.errorType}: ${g.pattern}`;
-  return g.errorType || g.pattern || statusLabel(g.status);
+  if (g.status === 'unroutable' && g.pattern) return `${STATUS_STORY.unroutable}: ${g.pattern}`;
+  return g.errorType || g.pattern || STATUS_STORY[g.status] || statusLabel(g.status);
 }
 
 function groupWhere(g: FailureGroup): string {
