@@ -30,6 +30,8 @@ export const REPLAY_MAX_LIMIT = 10_000;
 const MAX_SCAN = 100_000;
 /** Chains of a group read per page while collecting what to replay. */
 const PAGE = 200;
+/** Replayed message ids remembered (to report `already-replayed`), most recent kept. */
+const MOVED_REMEMBERED = 100_000;
 
 /** The replay's refusal when it is switched off (HTTP 409). */
 export class ReplayDisabledError extends HoptraceError {
@@ -237,6 +239,8 @@ export class ReplayService {
               results.push(r);
               if (r.outcome === 'replayed') {
                 this.#moved.set(id, sent.messageId);
+                // Remember the most recent ones: enough to answer a repeated request, bounded for a long-lived collector.
+                if (this.#moved.size > MOVED_REMEMBERED) this.#moved.delete(this.#moved.keys().next().value!);
                 return 'ack';
               }
               return 'keep';
