@@ -52,32 +52,35 @@ interface Place {
 const PUBLISH_KINDS = new Set(['send', 'confirm', 'return', 'replay']);
 
 /** Where a finding happened: the consumer's delivery, or the publish; a dead letter at the queue it was dead-lettered from. */
+/** A field as text: stored hops an older collector let in may hold anything. */
+const text = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
+
 function placeOf(ctx: ChainContext, node: MessageNode, hop: number, status: MessageStatus): Place {
   const h = ctx.graph.hops[hop];
   if (status === 'dead-lettered' && h.kind === 'receive') {
     // The receive of a dead-lettered copy whose reject was not recorded: the queue it came from, by the consumer of that queue.
-    const from = String(h.death?.[0]?.queue ?? '');
+    const from = text(Array.isArray(h.death) ? h.death[0]?.queue : undefined);
     const consumer = node.deliveries.find((d) => d.queue === from);
-    return { service: consumer?.service ?? h.service, queue: from };
+    return { service: text(consumer?.service ?? h.service), queue: from };
   }
-  if (PUBLISH_KINDS.has(h.kind)) return { service: h.service, exchange: h.exchange ?? '', routingKey: h.routingKey ?? '' };
+  if (PUBLISH_KINDS.has(h.kind)) return { service: text(h.service), exchange: text(h.exchange), routingKey: text(h.routingKey) };
   const d = ctx.graph.deliveryOf[hop];
-  return { service: d?.service ?? h.service, queue: d?.queue ?? h.queue ?? '' };
+  return { service: text(d?.service ?? h.service), queue: text(d?.queue ?? h.queue) };
 }
 
 /** The error behind a finding: its own hop's, else the last handler error of that delivery, else a return's reply text. */
 function errorOf(ctx: ChainContext, node: MessageNode, hop: number, place: Place): { type?: string; message?: string } {
   const h = ctx.graph.hops[hop];
   const own: HopError | undefined = h.error ?? undefined;
-  if (own) return { type: own.type || 'Error', message: String(own.message ?? '') };
-  if (h.kind === 'return') return { message: h.replyText ?? '' };
+  if (own && typeof own === 'object') return { type: text(own.type) || 'Error', message: text(own.message) };
+  if (h.kind === 'return') return { message: text(h.replyText) };
   if (place.queue !== undefined) {
     const d = node.deliveries.find((x) => x.queue === place.queue && x.service === place.service);
     if (d !== undefined) {
       const processes = deliveryHops(ctx, d, 'process');
       for (let k = processes.length - 1; k >= 0; k--) {
         const p = ctx.graph.hops[processes[k]];
-        if (isProcessError(p)) return { type: p.error?.type || 'Error', message: String(p.error?.message ?? '') };
+        if (isProcessError(p)) return { type: text(p.error?.type) || 'Error', message: text(p.error?.message) };
       }
     }
   }
@@ -118,7 +121,16 @@ export function chainFailures(
       const h = hops[hop];
       const error = errorOf(ctx, node, hop, place);
       const { fingerprint, pattern } = failureFingerprint({ status, ...place, errorType: error.type, message: error.message });
-      const failure: ChainFailure = { fingerprint, status, messageId: node.messageId, hopId: h.id, ts: h.ts, service: place.service, pattern, replayed: replayed.has(node.messageId) };
+      const failure: ChainFailure = {
+        fingerprint,
+        status,
+        messageId: text(node.messageId),
+        hopId: h.id,
+        ts: h.ts,
+        service: place.service,
+        pattern,
+        replayed: replayed.has(node.messageId),
+      };
       if (place.queue !== undefined) failure.queue = place.queue;
       if (place.exchange !== undefined) failure.exchange = place.exchange;
       if (place.routingKey !== undefined) failure.routingKey = place.routingKey;
@@ -140,6 +152,8 @@ export function chainFailures(
 export function failureTally(failures: readonly ChainFailure[]): FailureTally[] {
   const byKey = new Map<string, FailureTally>();
   for (const f of failures) {
+    // A time no minute holds (a stored hop an older collector let in) is counted nowhere.
+    if (typeof f.ts !== 'number' || !Number.isFinite(f.ts)) continue;
     const bucket = Math.floor(f.ts / FAILURE_BUCKET_MS) * FAILURE_BUCKET_MS;
     const key = `${f.fingerprint}\u0000${bucket}`;
     let t = byKey.get(key);
