@@ -4,13 +4,25 @@
 // strips the types itself, so no build step is needed to run it).
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { nodeTooOld } from './check-node.js';
+import { COLLECTOR_NODE_FLAGS } from './node-flags.js';
 
 const built = fileURLToPath(new URL('../dist/collector/cli.js', import.meta.url));
 const source = fileURLToPath(new URL('../collector/cli.ts', import.meta.url));
-const [major, minor] = process.versions.node.split('.').map(Number);
-if (major < 22 || (major === 22 && minor < 15)) {
-  console.error(`hoptrace needs Node.js 22.15 or newer; this is ${process.version}.`);
+const tooOld = nodeTooOld(process.versions.node, 'hoptrace');
+if (tooOld) {
+  console.error(tooOld);
   process.exit(1);
+}
+// The long-running commands run with the collector's V8 flags: start again in their place
+// (same process, same pid, via execve) when they were not given.
+const command = process.argv[2];
+if ((command === 'collector' || command === 'import') && typeof process.execve === 'function' && !process.env.HOPTRACE_NO_NODE_FLAGS) {
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  const missing = COLLECTOR_NODE_FLAGS.filter((flag) => !given.some((g) => g.startsWith(flag.split('=')[0])));
+  if (missing.length > 0) {
+    process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], process.env);
+  }
 }
 const entry = existsSync(source) ? source : built;
 const { main } = await import(pathToFileURL(entry).href);

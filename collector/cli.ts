@@ -13,6 +13,7 @@ import { formatImportSummary, formatProgress, importFiles } from './import.ts';
 import { RETENTION_DEFAULTS } from './retention.ts';
 import type { ReplayRequest, ReplayResult } from './api-types.ts';
 import { ADMIN_TOKEN_ENV, startCollector, type CollectorOptions } from './server.ts';
+import { prepareDbDirectory } from './db-path.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import { VERSION } from './version.ts';
 
@@ -31,6 +32,8 @@ Collector options:
   --port N                  TCP port; 0 picks a free one            (default ${Defaults.COLLECTOR_PORT})
   --host HOST               interface to listen on; 0.0.0.0 in a container (default 127.0.0.1)
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
+  --create-dirs             create every missing directory of the --db path (default: only one
+                            missing level is created, and said so)
   --token TOKEN             the token that guards ingest, /api/*, /metrics and the UI (not /healthz)
                                                                      (default $${Env.HOPTRACE_TOKEN}; unset: no auth)
   --public-reads            leave /api/*, /metrics and the UI open; ingest still needs the token
@@ -62,7 +65,10 @@ Replay options:
 
 Import options:
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
-  --batch-size N            hops per transaction                     (default 1000)
+  --create-dirs             create every missing directory of the --db path
+  --batch-size N            records per transaction                  (default 1000)
+  --allow-invalid           exit 0 even when invalid hop records were left out
+                            (default: exit 1 when any was, or when nothing was imported)
 
 Stop the collector with Ctrl-C (SIGINT) or SIGTERM: it finishes requests in flight and closes the database.
 `;
@@ -97,6 +103,7 @@ async function runCollector(args: string[]): Promise<number> {
       port: { type: 'string' },
       host: { type: 'string' },
       db: { type: 'string' },
+      'create-dirs': { type: 'boolean' },
       token: { type: 'string' },
       'public-reads': { type: 'boolean' },
       'protect-reads': { type: 'boolean' },
@@ -147,6 +154,7 @@ async function runCollector(args: string[]): Promise<number> {
     port,
     host: values.host as string | undefined,
     db: values.db as string | undefined,
+    createDirs: values['create-dirs'] as boolean | undefined,
     token: values.token as string | undefined,
     publicReads: values['public-reads'] as boolean | undefined,
     jaegerUrl: values['jaeger-url'] as string | undefined,
@@ -176,7 +184,11 @@ async function runCollector(args: string[]): Promise<number> {
 }
 
 async function runImport(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { db: { type: 'string' }, 'batch-size': { type: 'string' } }, true);
+  const { values, positionals } = parse(
+    args,
+    { db: { type: 'string' }, 'batch-size': { type: 'string' }, 'create-dirs': { type: 'boolean' }, 'allow-invalid': { type: 'boolean' } },
+    true,
+  );
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -184,8 +196,10 @@ async function runImport(args: string[]): Promise<number> {
   if (positionals.length === 0) throw new UsageError('hoptrace import needs at least one FILE');
   const batchSize = integerFlag('batch-size', values['batch-size'] as string | undefined);
   if (batchSize === 0) throw new UsageError('--batch-size must be at least 1');
+  const path = (values.db as string | undefined) ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH;
+  prepareDbDirectory(path, { createDirs: values['create-dirs'] === true });
   const store = new SqliteStore({
-    path: (values.db as string | undefined) ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH,
+    path,
     engine: DEFAULT_ENGINE_OPTIONS,
     // An import can be re-run, and closing the database checkpoints (and syncs) the WAL anyway.
     durability: 'normal',
@@ -198,6 +212,15 @@ async function runImport(args: string[]): Promise<number> {
       },
     });
     process.stderr.write(formatImportSummary(result) + '\n');
+    // Nothing imported, or records refused: a script must not read that as success.
+    if (result.hops === 0) {
+      process.stderr.write('hoptrace: no hop record was imported; are these the services\' pino logs?\n');
+      return 1;
+    }
+    if (result.invalidHops > 0 && values['allow-invalid'] !== true) {
+      process.stderr.write(`hoptrace: ${result.invalidHops} invalid hop record${result.invalidHops === 1 ? ' was' : 's were'} left out (the valid ones are stored); pass --allow-invalid to exit 0 anyway\n`);
+      return 1;
+    }
     return 0;
   } finally {
     await store.close();

@@ -15,6 +15,9 @@ import { ingestHops } from './ingest.ts';
 import type { IngestRecord } from './record-identity.ts';
 import type { Store } from './store.ts';
 
+/** Batches handed to the store and not yet committed, at most. */
+const MAX_BATCHES_IN_FLIGHT = 4;
+
 export interface ImportOptions {
   /** Hops written per transaction. @default 1000 */
   batchSize?: number;
@@ -70,12 +73,32 @@ export async function importFiles(store: Store, files: readonly string[], option
     invalidReasons: [],
   };
   let batch: IngestRecord[] = [];
+  // Batches committing while the next ones are parsed: the store's writer thread and this one overlap.
+  const inFlight = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
   const flush = async () => {
-    if (batch.length === 0) return;
-    const written = await ingestHops({ store }, batch);
-    result.hops += written.accepted;
-    result.duplicates += written.duplicates;
-    batch = [];
+    if (batch.length > 0) {
+      const tracked: Promise<void> = ingestHops({ store }, batch)
+        .then(
+          (written) => {
+            result.hops += written.accepted;
+            result.duplicates += written.duplicates;
+          },
+          (error: unknown) => {
+            failure ??= { error };
+          },
+        )
+        .finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+      batch = [];
+      if (inFlight.size >= MAX_BATCHES_IN_FLIGHT) await Promise.race(inFlight);
+    }
+    if (failure) throw failure.error;
+  };
+  const drain = async () => {
+    await flush();
+    await Promise.all(inFlight);
+    if (failure) throw failure.error;
   };
 
   for (const file of files) {
@@ -141,7 +164,7 @@ export async function importFiles(store: Store, files: readonly string[], option
         }
       })();
       await Promise.race([iterate, failed]);
-      await flush();
+      await drain();
     } finally {
       if (timer) clearInterval(timer);
       lines.close();

@@ -30,6 +30,7 @@ import { ReplayService } from './replay.ts';
 import { ingestRoutes } from './routes/ingest-routes.ts';
 import { opsRoutes } from './routes/ops-routes.ts';
 import { uiRoutes } from './routes/ui-routes.ts';
+import { prepareDbDirectory } from './db-path.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { Store } from './store.ts';
 import { startSummaryFlush, startSweep } from './sweep.ts';
@@ -41,8 +42,14 @@ export interface CollectorOptions {
   port?: number;
   /** Interface to listen on; `0.0.0.0` inside a container. @default '127.0.0.1' */
   host?: string;
-  /** SQLite database file, created when missing. @default process.env.HOPTRACE_DB ?? './hoptrace.db' */
+  /**
+   * SQLite database file, created when missing. Its directory must exist, or be one missing level
+   * under one that does (then created, and said on stderr); see `createDirs`.
+   * @default process.env.HOPTRACE_DB ?? './hoptrace.db'
+   */
   db?: string;
+  /** Create every missing directory of the `db` path. @default false */
+  createDirs?: boolean;
   /**
    * The collector's token. Set, it guards everything but `/healthz`: ingest (`POST /v1/hops`,
    * `POST /v1/traces`) needs `Authorization: Bearer <token>`; reads (`/api/*`, `/metrics`) need
@@ -213,13 +220,12 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
     throw new ConfigError(`option "amqpUrl" must be an amqp:// or amqps:// URL, got "${options.amqpUrl.replace(/\/\/[^@/]*@/, '//…@')}"`);
   }
 
-  const store =
-    options.store ??
-    new SqliteStore({
-      path: options.db ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH,
-      engine,
-      durability: options.durability,
-    });
+  let store = options.store;
+  if (store === undefined) {
+    const path = options.db ?? process.env[Env.HOPTRACE_DB] ?? Defaults.DB_PATH;
+    prepareDbDirectory(path, { createDirs: options.createDirs });
+    store = new SqliteStore({ path, engine, durability: options.durability });
+  }
 
   const metrics = new CollectorMetrics();
   const auth = createAuth(token || undefined, options.publicReads ?? false, adminToken);

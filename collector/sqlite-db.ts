@@ -3,14 +3,14 @@
  * schema, statements prepared once per distinct text, write transactions,
  * and the closed state every job of the store checks.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StoreError, ValidationError } from '../src/errors.ts';
 import { migrate } from './migrations.ts';
 
 export interface SqliteDbOptions {
-  /** Database file, created (with its directory) when missing; `:memory:` for a throwaway store. */
+  /** Database file, created when missing (its directory must exist); `:memory:` for a throwaway store. */
   path: string;
   /** `full`: a commit survives a power cut; `normal`: a process crash. */
   durability: 'full' | 'normal';
@@ -34,7 +34,10 @@ export class SqliteDb {
 
   constructor(options: SqliteDbOptions) {
     this.path = options.path === ':memory:' ? options.path : resolve(options.path);
-    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+    if (this.path !== ':memory:' && !existsSync(dirname(this.path))) {
+      // The caller decides which directories may be created (db-path.ts); here a missing one is an error.
+      throw new StoreError(`cannot open the hoptrace database at ${this.path}: the directory ${dirname(this.path)} does not exist`);
+    }
     try {
       this.db = new DatabaseSync(this.path, { timeout: options.busyTimeoutMs });
       this.db.exec('PRAGMA journal_mode = WAL');

@@ -47,31 +47,39 @@ export class SqliteRecords {
    * API without validation, or a damaged page) stands for none: one bad row
    * never makes a read fail.
    */
-  rowHops(row: RecordRow): StoredHop[] {
+  rowHops(row: RecordRow, correlationId?: string): StoredHop[] {
+    const out: StoredHop[] = [];
+    this.#pushRowHops(row, correlationId, out);
+    return out;
+  }
+
+  /** Append a row's hops to `out`; nothing for a row that does not decode or expand. */
+  #pushRowHops(row: RecordRow, correlationId: string | undefined, out: StoredHop[]): void {
+    let hops: HopRecord[];
+    let v2: boolean;
     try {
-      return this.#rowHops(row);
+      v2 = isV2Code(row.kind);
+      const rec = decodeRecord(row.body, this.#strings, { v: v2 ? 2 : 1, kind: kindOfCode(row.kind), ts: row.ts, messageId: unpackId(row.message_id) });
+      rec.correlationId = correlationId ?? unpackId(row.correlation_id);
+      hops = v2 ? expandRecordV2(rec as unknown as HopRecordV2, rec.instance as string) : [rec as unknown as HopRecord];
     } catch {
-      return [];
+      return;
+    }
+    for (let k = 0; k < hops.length; k++) {
+      const h = hops[k] as StoredHop;
+      h.id = hopId(row.id, k, v2);
+      h.receivedAt = row.received_at;
+      out.push(h);
     }
   }
 
-  #rowHops(row: RecordRow): StoredHop[] {
-    const messageId = unpackId(row.message_id);
-    const correlationId = unpackId(row.correlation_id);
-    const kind = kindOfCode(row.kind);
-    const rec = decodeRecord(row.body, this.#strings, { v: isV2Code(row.kind) ? 2 : 1, kind, ts: row.ts, messageId });
-    rec.correlationId = correlationId;
-    const hops: HopRecord[] = rec.v === 2 ? expandRecordV2(rec as unknown as HopRecordV2, rec.instance as string) : [rec as unknown as HopRecord];
-    return hops.map((h, k) => Object.assign(h, { id: hopId(row.id, k, rec.v === 2), receivedAt: row.received_at }));
-  }
-
-  /** Rows in id order → their hops, each hop once. */
-  hopsOf(rows: Iterable<RecordRow>): StoredHop[] {
+  /** Rows in id order → their hops, each hop once. @param correlationId the rows' chain, when they are one chain's */
+  hopsOf(rows: readonly RecordRow[], correlationId?: string): StoredHop[] {
     const hops: StoredHop[] = [];
     let v2 = false;
     for (const row of rows) {
       if (isV2Code(row.kind)) v2 = true;
-      for (const h of this.rowHops(row)) hops.push(h);
+      this.#pushRowHops(row, correlationId, hops);
     }
     // Only a version-2 record's hops can have a twin (from the open record of the same delivery).
     return v2 ? distinctHops(hops) : hops;
@@ -80,7 +88,7 @@ export class SqliteRecords {
   /** Every hop of a chain, in record order. */
   chainHops(correlationId: string): StoredHop[] {
     this.#db.open();
-    return this.hopsOf(this.#byChain.iterate(packId(correlationId)) as Iterable<RecordRow>);
+    return this.hopsOf(this.#byChain.all(packId(correlationId)) as unknown as RecordRow[], correlationId);
   }
 
   /** Every stored row of a chain, in id order. */
@@ -90,7 +98,7 @@ export class SqliteRecords {
 
   /** Every hop of a message (whatever its chain), in record order. */
   messageHops(messageId: string): StoredHop[] {
-    return this.hopsOf(this.#byMessage.iterate(packId(messageId)) as Iterable<RecordRow>);
+    return this.hopsOf(this.#byMessage.all(packId(messageId)) as unknown as RecordRow[]);
   }
 
   /** Correlation ids of the chains holding records of this message. */

@@ -54,6 +54,10 @@ interface ChainState {
   flushedId: number;
   /** The stored summary (undefined before the chain's first flush). */
   summary: ChainSummary | undefined;
+  /** That summary as the chain row keeps it (`storedSummary`), to tell a change from none. */
+  stored: string | undefined;
+  /** The tags the chain row has (stored keys), at `summary.startTs`. */
+  tags: Set<string> | undefined;
   updatedAt: number;
 }
 
@@ -79,18 +83,16 @@ function byMessage(hops: readonly StoredHop[], messages: ReadonlySet<string>): M
 }
 
 /** A chain's tags to add (at its start) and to remove (at its old start), as stored keys joined by U+001E. */
-function tagChanges(old: ChainSummary | undefined, oldHops: readonly StoredHop[], summary: ChainSummary, hops: readonly StoredHop[]): { added: string; removed: string } {
-  const next = new Set(chainTags(summary, hops).map(tagKey));
+function tagChanges(old: { startTs: number; tags: ReadonlySet<string> } | undefined, startTs: number, next: ReadonlySet<string>): { added: string; removed: string } {
+  const added: string[] = [];
   const removed: string[] = [];
-  if (old !== undefined) {
-    const sameStart = old.startTs === summary.startTs;
-    for (const key of new Set(chainTags(old, oldHops).map((t: ChainTag) => tagKey(t)))) {
-      if (sameStart && next.has(key)) next.delete(key);
-      else removed.push(key);
-    }
-  }
-  return { added: [...next].join(TAG_SEP), removed: removed.join(TAG_SEP) };
+  const sameStart = old !== undefined && old.startTs === startTs;
+  if (old !== undefined) for (const key of old.tags) if (!(sameStart && next.has(key))) removed.push(key);
+  for (const key of next) if (!(sameStart && old.tags.has(key))) added.push(key);
+  return { added: added.join(TAG_SEP), removed: removed.join(TAG_SEP) };
 }
+
+const tagSet = (summary: ChainSummary, hops: readonly StoredHop[]): Set<string> => new Set(chainTags(summary, hops).map((t: ChainTag) => tagKey(t)));
 
 /** Topology changes as the writer's bucket ops. */
 function bucketOps(tally: EdgeTally, ops: WriterOp[]): void {
@@ -215,20 +217,29 @@ export class SqliteSummaries {
     const row = this.#chainRow.get(correlationId) as (ChainRow & { flushed_id: number }) | undefined;
     if (row === undefined && !this.#resummarize.has(correlationId) && !this.#stale.has(correlationId)) {
       // A chain never summarized and not left over from a restart or a failure: its pending hops are all it has.
-      return pending.length === 0 ? undefined : { state: { hops: [], flushedId: 0, summary: undefined, updatedAt: 0 }, before: [], fresh: pending };
+      return pending.length === 0
+        ? undefined
+        : { state: { hops: [], flushedId: 0, summary: undefined, stored: undefined, tags: undefined, updatedAt: 0 }, before: [], fresh: pending };
     }
     const flushedId = row?.flushed_id ?? 0;
     // Every hop of every row, repeats included: what the stored summary holds is the rows up to flushed_id, each hop once.
     const all: StoredHop[] = [];
     for (const r of this.#records.chainRows(correlationId)) {
-      for (const h of this.#records.rowHops(r)) all.push(summaryHop(h, h.id, h.receivedAt));
+      for (const h of this.#records.rowHops(r, correlationId)) all.push(summaryHop(h, h.id, h.receivedAt));
     }
     if (all.length === 0) return undefined;
     const stored = all.filter((h) => rowIdOf(h.id) <= flushedId);
     const before = stored.some((h) => fromV2(h.id)) ? distinctHops(stored) : stored;
     const fresh = all.filter((h) => rowIdOf(h.id) > flushedId);
     const summary = row === undefined ? undefined : summaryFromRow(row);
-    const state: ChainState = { hops: before, flushedId, summary, updatedAt: row?.updated_at ?? 0 };
+    const state: ChainState = {
+      hops: before,
+      flushedId,
+      summary,
+      stored: summary && storedSummary(summary),
+      tags: summary && tagSet(summary, before),
+      updatedAt: row?.updated_at ?? 0,
+    };
     return { state, before, fresh };
   }
 
@@ -252,7 +263,7 @@ export class SqliteSummaries {
     const old = state.summary;
     const same =
       old !== undefined &&
-      stored === storedSummary(old) &&
+      stored === state.stored &&
       summary.status === old.status &&
       summary.startTs === old.startTs &&
       summary.endTs === old.endTs &&
@@ -270,6 +281,7 @@ export class SqliteSummaries {
     }
 
     let change: ChainChange | undefined;
+    let tags = state.tags;
     if (!same) {
       // Failure groups: the chain's new tally minus the one its stored summary holds; groups first seen described.
       failures.add(old?.failureTally, -1);
@@ -278,7 +290,8 @@ export class SqliteSummaries {
         ops.push(['group', g.fingerprint, g.status, g.service, g.queue ?? null, g.exchange ?? null, g.routingKey ?? null, g.errorType ?? null, g.pattern, g.example ?? null, g.deadLetterQueue ?? null]);
         this.#groupsWritten.push(g.fingerprint);
       }
-      const { added, removed } = tagChanges(state.summary, before, summary, hops);
+      tags = tagSet(summary, hops);
+      const { added, removed } = tagChanges(old && state.tags && { startTs: old.startTs, tags: state.tags }, summary.startTs, tags);
       const known = new Set(state.summary?.traceIds ?? []);
       const traces = summary.traceIds.filter((t) => !known.has(t) && t.length === 32).join('');
       // One op per chain: its row, the tags it gained and lost, its new trace ids (hex, 32 each).
@@ -303,7 +316,12 @@ export class SqliteSummaries {
     } else {
       ops.push(['checked', now, settled ? 1 : 0, flushedId, correlationId]);
     }
-    return { id: correlationId, state: { hops, flushedId, summary, updatedAt }, change, isNew: state.summary === undefined && change !== undefined };
+    return {
+      id: correlationId,
+      state: { hops, flushedId, summary, stored, tags, updatedAt },
+      change,
+      isNew: state.summary === undefined && change !== undefined,
+    };
   }
 
   #remember(correlationId: string, state: ChainState): void {

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { brokerAdvice, redactAmqpUrl } from './broker-advice.ts';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import amqp, { type ChannelModel } from 'amqplib';
@@ -87,16 +88,6 @@ const HEALTHY_CYCLE: FlowName[] = [
   'retried-order',
 ];
 
-/** `amqp://user:secret@host` → `amqp://user:***@host`, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
 
 export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.stdout }): Promise<DemoResult> {
   const { out } = io;
@@ -239,7 +230,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
 
       progress.log(
         `hoptrace demo: ${serviceNames.size} services (${connections.length} connections) on ` +
-          `${redactUrl(options.amqpUrl)}, exchanges and queues "${names.prefix}.*"`,
+          `${redactAmqpUrl(options.amqpUrl)}, exchanges and queues "${names.prefix}.*"`,
       );
       if (collector) {
         progress.log(`Open the UI: ${collectorUrl}   (SQLite: ${options.db})`);
@@ -407,14 +398,7 @@ async function connectOrExplain(url: string): Promise<ChannelModel> {
   try {
     return await amqp.connect(url);
   } catch (cause) {
-    throw new DemoError(
-      `Cannot reach RabbitMQ at ${redactUrl(url)}: ${(cause as Error).message || String(cause)}\n` +
-        'Start one, for example:\n' +
-        '  docker run -d --name rabbitmq -p 5672:5672 -p 15672:15672 rabbitmq:3-management\n' +
-        '  (or `rabbitmq-server -detached` where RabbitMQ is installed)\n' +
-        'or point the demo at yours with AMQP_URL=amqp://user:pass@host:5672 (or --amqp-url).',
-      { cause },
-    );
+    throw new DemoError(`${brokerAdvice(url, cause)}\n(The demo also takes --amqp-url.)`, { cause });
   }
 }
 

@@ -2,10 +2,11 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { nodeTooOld } from '../bin/check-node.js';
 import type { ChainDetail } from '../collector/api-types.ts';
 import { importFiles, type ImportProgress } from '../collector/import.ts';
 import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
@@ -59,14 +60,17 @@ describe('hoptrace import', () => {
     const file = join(dir, 'service.log');
     writeFileSync(file, text);
     const db = join(dir, 'import-1.db');
+    // One record of the file is invalid: left out, and the exit code says so unless told otherwise.
     const run = await hoptrace(['import', '--db', db, file]);
-    expect(run.code).toBe(0);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('1 invalid hop record was left out (the valid ones are stored); pass --allow-invalid to exit 0 anyway');
     expect(run.stderr).toContain('imported 4 hops (0 already stored) from 1 file, 10 lines');
     expect(run.stderr).toContain('ignored 4 lines (2 not JSON, 2 without a hop); 1 invalid hop records');
     expect(run.stderr).toContain(`${file}:7: field "hop.traceId" must be 32 lowercase hex characters`);
 
     // Importing again stores nothing twice.
-    const again = await hoptrace(['import', '--db', db, file]);
+    const again = await hoptrace(['import', '--allow-invalid', '--db', db, file]);
+    expect(again.code).toBe(0);
     expect(again.stderr).toContain('imported 4 hops (4 already stored)');
 
     // A collector on the same file serves the chain.
@@ -103,6 +107,36 @@ describe('hoptrace import', () => {
     }
   });
 
+  it('a file without a single hop record imports nothing and exits 1, saying so', async () => {
+    const file = join(dir, 'not-a-service-log.log');
+    writeFileSync(file, 'just text\n{"level":30,"msg":"no hop here"}\n');
+    const run = await hoptrace(['import', '--allow-invalid', '--db', join(dir, 'nothing.db'), file]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("no hop record was imported; are these the services' pino logs?");
+  });
+
+  it('--db in a missing directory: one missing level is created and said so, more needs --create-dirs, a path that cannot be made is a clear error', async () => {
+    const file = join(dir, 'service-dirs.log');
+    writeFileSync(file, logFile(randomUUID()).text);
+    const oneLevel = join(dir, `one-${randomUUID()}`, 'hops.db');
+    const one = await hoptrace(['import', '--allow-invalid', '--db', oneLevel, file]);
+    expect(one.code).toBe(0);
+    expect(one.stderr).toContain(`created the directory ${dirname(oneLevel)} for the database`);
+    const deep = join(dir, `deep-${randomUUID()}`, 'a', 'b', 'hops.db');
+    const refused = await hoptrace(['import', '--allow-invalid', '--db', deep, file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/the directory .*a[/\\]b for the database does not exist .*pass --create-dirs/);
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+    const created = await hoptrace(['import', '--allow-invalid', '--create-dirs', '--db', deep, file]);
+    expect(created.code).toBe(0);
+    // A directory under a file cannot be made, whoever runs it: an error that says what to do, no stack.
+    const underFile = join(file, 'x', 'hops.db');
+    const impossible = await hoptrace(['import', '--create-dirs', '--db', underFile, file]);
+    expect(impossible.code).toBe(1);
+    expect(impossible.stderr).toMatch(/cannot create the directory .* for the database: .*; choose a --db path in a directory you can write/);
+    expect(impossible.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('a file that cannot be read is a clear error, exit code 1', async () => {
     const run = await hoptrace(['import', '--db', join(dir, 'x.db'), join(dir, 'missing.log')]);
     expect(run.code).toBe(1);
@@ -118,6 +152,14 @@ describe('hoptrace command line', () => {
       expect(run.stdout).toContain(flag);
     }
     expect(run.stdout).toContain('(default 4400)');
+  });
+
+  it('on a Node older than 22.15 the command and the demo say which version they need and how to get it', () => {
+    expect(nodeTooOld('20.20.2', 'npm run demo')).toMatch(/^npm run demo needs Node\.js 22\.15 or newer .*this is v20\.20\.2\./);
+    expect(nodeTooOld('20.20.2', 'hoptrace')).toContain('npm install --prefix "$HOME/.node24" node@24');
+    expect(nodeTooOld('22.14.9', 'hoptrace')).toBeDefined();
+    expect(nodeTooOld('22.15.0', 'hoptrace')).toBeUndefined();
+    expect(nodeTooOld(process.versions.node, 'hoptrace')).toBeUndefined();
   });
 
   it('a bad flag or command is an error that says what is wrong, exit code 2', async () => {

@@ -8,6 +8,7 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'node:http';
+import { COLLECTOR_NODE_FLAGS } from '../../bin/node-flags.js';
 import { profileFlags } from './child.ts';
 
 const MAIN = fileURLToPath(new URL('./collector-main.ts', import.meta.url));
@@ -55,7 +56,8 @@ export async function startCollectorProcess(options: CollectorProcessOptions): P
   await new Promise((r) => log.once('open', r));
   const child = spawn(
     process.execPath,
-    [...profileFlags(), ...(options.execArgv ?? []), MAIN, String(port), options.db, options.durability ?? 'full'],
+    // The flags `hoptrace collector` runs with (bin/node-flags.js).
+    [...COLLECTOR_NODE_FLAGS, ...profileFlags(), ...(options.execArgv ?? []), MAIN, String(port), options.db, options.durability ?? 'full'],
     { stdio: ['ignore', log, log] },
   );
   let exited: string | undefined;

@@ -38,8 +38,8 @@ export function ingestRoutes(ctx: CollectorContext): Router {
     const transport = header(req, TRANSPORT_ID_HEADER);
     drops.report({ transport, total: header(req, DROPPED_TOTAL_HEADER) });
     const type = requireMediaType(req, HOPS_TYPES);
-    const text = (await readBody(req, ctx.maxBodyBytes)).toString('utf8');
-    const values = type === JSON_TYPE ? parseJsonRecords(text) : parseNdjson(text);
+    const body = await readBody(req, ctx.maxBodyBytes);
+    const values = type === JSON_TYPE ? parseJsonRecords(body.toString('utf8')) : parseNdjson(body);
     const result = await ingestRecords(ctx, values);
     if (transport === undefined) drops.report({ delta: header(req, DROPPED_HEADER) });
     res.status(202).json(result);

@@ -1,5 +1,5 @@
 /**
- * Names from the standards and from DESIGN.md, in one place: message header
+ * Names from the standards and from hoptrace's contract, in one place: message header
  * names, OpenTelemetry messaging semantic-convention attribute names, and the
  * values hoptrace writes. Nothing else in the code spells these strings.
  */

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel } from 'amqplib';
+import { brokerAdvice } from '../../demo/broker-advice.ts';
 
 export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -12,11 +13,7 @@ export async function connectBroker(): Promise<ChannelModel> {
   try {
     return await amqp.connect(AMQP_URL);
   } catch (cause) {
-    throw new Error(
-      `RabbitMQ is not reachable at ${AMQP_URL}: ${(cause as Error).message}. ` +
-        'Start it with `rabbitmq-server -detached` (or set AMQP_URL) and run the tests again.',
-      { cause },
-    );
+    throw new Error(`${brokerAdvice(AMQP_URL, cause)} Then run the tests again.`, { cause });
   }
 }
 
