@@ -170,6 +170,27 @@ describe('dead-letter replay against the real RabbitMQ', () => {
     expect(d.status).toBe('dead-lettered');
   });
 
+  it('a republish to an exchange that no longer exists fails the channel, and the broker puts the message back: nothing lost', async () => {
+    const s = await shop();
+    const ids = [`order-x1-${uniqueName('x').slice(2)}`, `order-x2-${uniqueName('x').slice(2)}`];
+    for (const id of ids) await s.order(id, 'unicorn frappuccino');
+    const group = await groupOf(s, 2);
+    await waitFor(async () => (await depth(s, s.dlq)) === 2, 'two dead letters');
+    await s.setup.deleteExchange(s.exchange);
+    const r = await replay(s, { group: group.fingerprint });
+    expect(r.status).toBe(200);
+    // The first republish closes the channel (404 NOT_FOUND); the second message is never reached.
+    expect(r.body.messages.map((m: { outcome: string }) => m.outcome)).toEqual(['error', 'error']);
+    expect(r.body.messages[0].detail).toContain('NOT_FOUND');
+    await waitFor(async () => (await depth(s, s.dlq)) === 2, 'both messages back in the dead-letter queue');
+    // The collector opens a new channel for the next replay: with the exchange back, both go.
+    await s.setup.assertExchange(s.exchange, 'direct', { autoDelete: false });
+    await s.setup.bindQueue(s.queue, s.exchange, 'order.placed');
+    s.menu.add('unicorn frappuccino');
+    expect((await replay(s, { group: group.fingerprint })).body.counts).toEqual({ replayed: 2 });
+    expect(await depth(s, s.dlq)).toBe(0);
+  });
+
   it('a message that has left the dead-letter queue is reported as not found, by the API and by `hoptrace replay`', async () => {
     const s = await shop();
     const gone = `order-g-${uniqueName('x').slice(2)}`;
