@@ -10,7 +10,9 @@
  *
  * Each phase reports wall time, process CPU time (user + system, every
  * thread of this process: pino transport workers included) and V8 heap bytes
- * allocated (lib/alloc.ts).
+ * allocated (lib/alloc.ts). hoptrace variants write their hop lines to a real
+ * file (`hopFile`), which the parent reads back afterwards to prove every
+ * message was recorded (roundtrip.bench.ts).
  */
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
@@ -26,9 +28,12 @@ export type Variant =
   | 'hoptrace-sdk'
   | 'otel-amqplib-sdk'
   | 'hoptrace-transport'
-  /** Diagnostic rows: the same with the hop logger at level `silent`, to separate logging from the rest. */
+  /** Diagnostic rows: the same with the hop logger at level `silent` (no records), to separate recording from the rest. */
   | 'hoptrace-silent'
   | 'hoptrace-sdk-silent';
+
+/** Variants that record hop lines to a file, and must prove it. */
+export const RECORDING_VARIANTS: readonly Variant[] = ['hoptrace', 'hoptrace-sdk'];
 
 export interface RoundtripInput {
   variant: Variant;
@@ -43,12 +48,18 @@ export interface RoundtripInput {
   queuePrefix: string;
   /** hoptrace-transport: the collector to ship hop logs to. */
   collectorUrl?: string;
+  /** Recording variants: the file their logger writes hop lines to. */
+  hopFile?: string;
+  /** Write hop lines asynchronously (pino.destination's default) instead of synchronously (what the README recommends). */
+  asyncHopFile?: boolean;
 }
 
 export interface PhaseResult {
   messages: number;
-  /** hoptrace variants: hop records produced in this phase. */
+  /** hoptrace variants: hops the records written in this phase stand for. */
   hops?: number;
+  /** hoptrace variants: records (lines) written in this phase. */
+  records?: number;
   /** SDK variants: spans made in this phase (exported + dropped by the batch queue). */
   spans?: number;
   wallMs: number;
@@ -65,10 +76,10 @@ export interface RoundtripOutput {
   spansPerMessage?: number;
   /** Of those, the share the BatchSpanProcessor dropped because its queue was full. */
   spansDroppedShare?: number;
-  /** Average bytes of one hop log line (hoptrace variants on a pino destination): bytes written / hops logged. */
-  logBytesPerHop?: number;
-  /** hoptrace variants: hop records produced over the whole run (`telemetryStats().hops`). */
+  /** hoptrace variants: hops the records stand for over the whole run (`telemetryStats().hops`). */
   hopsLogged?: number;
+  /** The queues of the round trip and of fire-and-forget (to tell their records apart in the hop file). */
+  queues: { roundtrip: string; publish: string };
   /** hoptrace variants: contained telemetry failures (logger, hook, span, internal). */
   telemetryErrors?: number;
 }
@@ -92,8 +103,8 @@ const BODY = Buffer.from(
 
 interface Wrapper {
   wrap<C extends Channel>(channel: C): C;
-  /** Hop records produced so far (hoptrace variants). */
-  hops(): number | undefined;
+  /** Hops and records written so far (hoptrace variants). */
+  hops(): { hops: number; records: number } | undefined;
   /** Spans made so far, after flushing the batch processor (SDK variants). */
   spans(): Promise<number | undefined>;
   finish(): Promise<{ spans?: { exported: number; dropped: number }; hops?: number; telemetryErrors?: number }>;
@@ -101,7 +112,7 @@ interface Wrapper {
 
 type AmqpModule = typeof import('amqplib');
 
-async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper: Wrapper; logBytes: () => Promise<number> }> {
+async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper: Wrapper }> {
   const require = createRequire(import.meta.url);
   let sdk: BenchSdk | undefined;
   if (input.variant === 'hoptrace-sdk' || input.variant === 'hoptrace-sdk-silent' || input.variant === 'otel-amqplib-sdk') {
@@ -129,7 +140,6 @@ async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper
   if (input.variant === 'plain' || input.variant === 'otel-amqplib-sdk') {
     return {
       amqp,
-      logBytes: async () => 0,
       wrapper: {
         wrap: (c) => c,
         hops: () => undefined,
@@ -144,7 +154,6 @@ async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper
   const instrument = hoptrace.instrument as ((channel: Channel, options: object) => Channel) | undefined;
   if (typeof instrument !== 'function') throw new Error('src/index.ts does not export instrument() yet');
 
-  let written = 0;
   let transport: ReturnType<typeof pino.transport> | undefined;
   let destination: ReturnType<typeof pino.destination> | undefined;
   if (input.variant === 'hoptrace-transport') {
@@ -154,35 +163,33 @@ async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper
       options: { url: input.collectorUrl },
     });
   } else {
-    destination = pino.destination('/dev/null');
-    destination.on('write', (n: number) => {
-      written += n;
-    });
+    // A real file, as the README recommends a hop log: pino.destination, written synchronously
+    // (asyncHopFile: asynchronously, pino's default, whose SonicBoom path costs more per byte).
+    destination = pino.destination({ dest: input.hopFile ?? '/dev/null', sync: input.asyncHopFile !== true });
   }
-  // Level `silent` turns pino's info/warn/error into no-ops: hoptrace still builds every hop record.
+  // Level `silent`: hoptrace sees the level and writes no records (ids, headers and spans are still made).
   const logger = pino({ level: input.variant.endsWith('-silent') ? 'silent' : 'info' }, (transport ?? destination)!);
   const options = { serviceName: 'bench', logger };
+  const stats = () => (hoptrace.telemetryStats as () => Record<string, number>)();
   return {
     amqp,
-    // pino.destination() writes asynchronously: wait until SonicBoom has
-    // nothing buffered or in flight (its internal fields) before reading the count.
-    logBytes: async () => {
-      const boom = destination as unknown as { _writing?: boolean; _len?: number } | undefined;
-      const deadline = Date.now() + 5_000;
-      while (boom && (boom._writing || (boom._len ?? 0) > 0) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      return written;
-    },
     wrapper: {
       wrap: (c) => instrument(c, options) as typeof c,
-      hops: () => (hoptrace.telemetryStats as () => { hops: number })().hops,
+      hops: () => ({ hops: stats().hops!, records: stats().records! }),
       spans: spanTotal,
       async finish() {
         const result: Awaited<ReturnType<Wrapper['finish']>> = await spans();
-        const stats = (hoptrace.telemetryStats as () => Record<string, number>)();
-        result.hops = stats.hops;
-        result.telemetryErrors = stats.loggerErrors + stats.hookErrors + stats.spanErrors + stats.internalErrors;
+        const s = stats();
+        result.hops = s.hops;
+        result.telemetryErrors = s.loggerErrors! + s.hookErrors! + s.spanErrors! + s.internalErrors!;
+        // hoptrace hands its batch to the destination at the end of the turn; then let SonicBoom write it all.
+        await new Promise((r) => setImmediate(r));
+        if (destination) {
+          const boom = destination as unknown as { _writing?: boolean; _len?: number };
+          const deadline = Date.now() + 10_000;
+          while ((boom._writing || (boom._len ?? 0) > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+          destination.flushSync();
+        }
         if (transport) {
           // Let the transport worker ship what it holds before the process ends.
           logger.flush();
@@ -196,7 +203,7 @@ async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper
 }
 
 async function main(input: RoundtripInput): Promise<RoundtripOutput> {
-  const { amqp, wrapper, logBytes } = await setUp(input);
+  const { amqp, wrapper } = await setUp(input);
   const conn: ChannelModel = await amqp.connect(input.amqpUrl);
   const queue = `${input.queuePrefix}.rt.${process.pid}`;
   const publishQueue = `${input.queuePrefix}.faf.${process.pid}`;
@@ -258,6 +265,9 @@ async function main(input: RoundtripInput): Promise<RoundtripOutput> {
     const measure = async (messages: number, run: (n: number) => Promise<void>, name: string): Promise<PhaseResult> => {
       const profileDir = process.env.BENCH_ALLOC_PROF;
       const stopProfile = profileDir ? await (await import('./lib/alloc-profile.ts')).startAllocationProfile() : undefined;
+      // BENCH_PHASE_PROF=DIR: a CPU profile of the measured phase alone (no start-up, no warm-up).
+      const phaseDir = process.env.BENCH_PHASE_PROF;
+      const stopCpu = phaseDir ? await (await import('./lib/alloc-profile.ts')).startCpuProfile() : undefined;
       const hops0 = wrapper.hops();
       const spans0 = await wrapper.spans();
       const cpu = process.cpuUsage();
@@ -268,12 +278,14 @@ async function main(input: RoundtripInput): Promise<RoundtripOutput> {
       const alloc = meter.stop();
       const used = process.cpuUsage(cpu);
       await stopProfile?.(`${profileDir}/${input.variant}-${name}-${process.pid}.heapprofile`);
+      await stopCpu?.(`${phaseDir}/${input.variant}-${name}-${process.pid}.cpuprofile`);
       const hops1 = wrapper.hops();
       const spans1 = await wrapper.spans();
       return {
         messages,
         spans: spans0 === undefined || spans1 === undefined ? undefined : spans1 - spans0,
-        hops: hops0 === undefined || hops1 === undefined ? undefined : hops1 - hops0,
+        hops: hops0 === undefined || hops1 === undefined ? undefined : hops1.hops - hops0.hops,
+        records: hops0 === undefined || hops1 === undefined ? undefined : hops1.records - hops0.records,
         wallMs,
         cpuUs: used.user + used.system,
         allocBytes: alloc.bytes,
@@ -289,7 +301,6 @@ async function main(input: RoundtripInput): Promise<RoundtripOutput> {
     await pub.deleteQueue(queue);
     await faf.deleteQueue(publishQueue);
     const total = 2 * input.warmupMessages + input.roundtripMessages + input.publishMessages;
-    const logTotal = await logBytes();
     const extra = await wrapper.finish();
     return {
       variant: input.variant,
@@ -297,8 +308,8 @@ async function main(input: RoundtripInput): Promise<RoundtripOutput> {
       publish: pb,
       spansPerMessage: extra.spans && (extra.spans.exported + extra.spans.dropped) / total,
       spansDroppedShare: extra.spans && extra.spans.dropped / Math.max(1, extra.spans.exported + extra.spans.dropped),
-      logBytesPerHop: logTotal > 0 && extra.hops ? logTotal / extra.hops : undefined,
       hopsLogged: extra.hops,
+      queues: { roundtrip: queue, publish: publishQueue },
       telemetryErrors: extra.telemetryErrors,
     };
   } finally {

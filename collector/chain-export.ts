@@ -4,7 +4,9 @@
  * collector's own `POST /v1/traces`, an OpenTelemetry Collector or Jaeger's
  * OTLP receiver read).
  *
- * Both are rendered from one span model built from the chain's hops:
+ * Both are rendered from one span model built from the chain's hops, with
+ * the span names and attributes of `src/internal/span-model.ts` (the same
+ * the wrappers' own spans have):
  * - each publish (`send`, with its `confirm` / `return`) is a PRODUCER span;
  * - each delivery (`receive` … `process`) is a CONSUMER span, child of the
  *   producer span (FOLLOWS_FROM / a link when the producer is in another trace);
@@ -16,8 +18,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { ChainDetail, ChainHop } from './api-types.ts';
-import { consumerDestination, producerDestination } from '../src/internal/destination.ts';
-import { Attr, JaegerTags, MESSAGING_SYSTEM_RABBITMQ, OperationType, SpanEvents } from '../src/internal/semconv.ts';
+import { Attr, JaegerTags, SpanEvents } from '../src/internal/semconv.ts';
+import { type SpanModel, deliverySpan, publishSpan, settleSpan } from '../src/internal/span-model.ts';
 import { CHAIN_EXPORT_SCOPE } from './otlp-hops.ts';
 import { VERSION } from './version.ts';
 
@@ -136,21 +138,6 @@ function exchangeOf(hops: ChainHop[]): string | undefined {
   return firstOf(hops, (h) => h.exchange) ?? (hops.some((h) => h.exchange === '') ? '' : undefined);
 }
 
-/**
- * `messaging.destination.name` (semconv 1.30+) of a producer span (no queue) or
- * a consumer-side one, and `hoptrace.exchange` with it, when the exchange is known.
- * @returns the destination, for the span name (the default exchange's when the exchange is not known)
- */
-function destinationAttrs(attrs: Attrs, hops: ChainHop[], queue: string | undefined, producer: boolean): string {
-  const exchange = exchangeOf(hops);
-  const routingKey = firstOf(hops, (h) => h.routingKey) ?? '';
-  const destination = producer
-    ? producerDestination(exchange ?? '', routingKey)
-    : consumerDestination(exchange ?? '', routingKey, queue ?? '');
-  if (exchange !== undefined) attrs.push([Attr.MESSAGING_DESTINATION_NAME, destination], [Attr.HOPTRACE_EXCHANGE, exchange]);
-  return destination;
-}
-
 function firstOf<T>(hops: ChainHop[], pick: (h: ChainHop) => T | undefined): T | undefined {
   for (const h of hops) {
     const v = pick(h);
@@ -168,19 +155,21 @@ function deriveSpanId(traceId: string, spanId: string, salt: string): string {
   return createHash('sha256').update(`${traceId}/${spanId}/${salt}`).digest('hex').slice(0, 16);
 }
 
-function messageAttrs(hops: ChainHop[]): Attrs {
+/** What the span model says about the message the hops are about. */
+function messageFields(hops: ChainHop[]) {
   const first = hops[0];
-  const attrs: Attrs = [
-    [Attr.MESSAGING_SYSTEM, MESSAGING_SYSTEM_RABBITMQ],
-    [Attr.MESSAGING_MESSAGE_ID, first.messageId],
-    [Attr.HOPTRACE_CORRELATION_ID, first.correlationId],
-  ];
-  push(attrs, Attr.HOPTRACE_CAUSATION_ID, firstOf(hops, (h) => h.causationId));
-  push(attrs, Attr.MESSAGING_RABBITMQ_ROUTING_KEY, firstOf(hops, (h) => h.routingKey));
-  push(attrs, Attr.MESSAGING_MESSAGE_BODY_SIZE, firstOf(hops, (h) => h.bodySize));
-  push(attrs, Attr.HOPTRACE_MESSAGE_TYPE, firstOf(hops, (h) => h.messageType));
-  return attrs;
+  return {
+    exchange: exchangeOf(hops),
+    routingKey: firstOf(hops, (h) => h.routingKey) ?? '',
+    messageId: first.messageId,
+    correlationId: first.correlationId,
+    causationId: firstOf(hops, (h) => h.causationId),
+    bodySize: firstOf(hops, (h) => h.bodySize),
+    messageType: firstOf(hops, (h) => h.messageType),
+  };
 }
+
+const attrsOf = (model: SpanModel): Attrs => Object.entries(model.attributes) as Attrs;
 
 /** Group the chain's hops into publishes and deliveries, in causal order. */
 function groupHops(detail: ChainDetail): { role: 'producer' | 'consumer'; hops: ChainHop[] }[] {
@@ -248,9 +237,8 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
       const anchor = send ?? first;
       const start = anchor.ts;
       const end = confirm ? Math.max(confirm.ts, start) : start;
-      const attrs = messageAttrs(hops);
-      const destination = destinationAttrs(attrs, hops, undefined, true);
-      attrs.push([Attr.MESSAGING_OPERATION_TYPE, OperationType.SEND]);
+      const model = publishSpan(messageFields(hops));
+      const attrs = attrsOf(model);
       const events: ExportEvent[] = [];
       let error: string | undefined;
       if (confirm) {
@@ -270,7 +258,7 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
         role: 'producer',
         traceId: anchor.traceId,
         spanId: claim(anchor.traceId, anchor.spanId, 'producer'),
-        name: `${OperationType.SEND} ${destination}`,
+        name: model.name,
         service: anchor.service,
         instance: anchor.instance,
         start,
@@ -295,17 +283,18 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
     const start = receive?.ts ?? (process ? process.ts - (process.durationMs ?? 0) : body.ts);
     const end = process ? Math.max(process.ts, start) : start;
     const queue = firstOf(hops, (h) => h.queue);
-    const attrs = messageAttrs(hops);
-    const destination = destinationAttrs(attrs, hops, queue, false);
-    attrs.push([Attr.MESSAGING_OPERATION_TYPE, process ? OperationType.PROCESS : OperationType.RECEIVE]);
-    push(attrs, Attr.HOPTRACE_QUEUE, queue);
-    push(attrs, Attr.MESSAGING_RABBITMQ_DELIVERY_TAG, firstOf(hops, (h) => h.deliveryTag));
-    push(attrs, Attr.HOPTRACE_CONSUMER_TAG, firstOf(hops, (h) => h.consumerTag));
-    push(attrs, Attr.HOPTRACE_REDELIVERED, receive?.redelivered);
-    push(attrs, Attr.HOPTRACE_DEATH_COUNT, receive?.deathCount);
-    if (receive?.death?.length) {
-      attrs.push([Attr.HOPTRACE_DEATH, receive.death.map((d) => `${d.queue} (${d.reason} ×${d.count})`).join(', ')]);
-    }
+    const delivery = {
+      ...messageFields(hops),
+      queue,
+      deliveryTag: firstOf(hops, (h) => h.deliveryTag),
+      consumerTag: firstOf(hops, (h) => h.consumerTag),
+      redelivered: receive?.redelivered,
+      deathCount: receive?.deathCount,
+      death: receive?.death,
+      handled: process !== undefined,
+    };
+    const model = deliverySpan(delivery);
+    const attrs = attrsOf(model);
     const events: ExportEvent[] = [];
     let error: string | undefined;
     if (process?.outcome === 'error') {
@@ -323,7 +312,7 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
       role: 'consumer',
       traceId: body.traceId,
       spanId: claim(body.traceId, body.spanId, 'consumer'),
-      name: `${process ? OperationType.PROCESS : OperationType.RECEIVE} ${destination}`,
+      name: model.name,
       service: body.service,
       instance: body.instance,
       start,
@@ -337,20 +326,16 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
     pending.push({ span: consumer, hop: body, message: body.messageId });
 
     if (settle) {
-      const sAttrs = messageAttrs([settle]);
-      const settleDestination = destinationAttrs(sAttrs, [settle], queue, false);
-      sAttrs.push([Attr.MESSAGING_OPERATION_TYPE, OperationType.SETTLE], [Attr.MESSAGING_OPERATION_NAME, settle.outcome ?? 'ack']);
-      push(sAttrs, Attr.HOPTRACE_QUEUE, queue);
-      push(sAttrs, Attr.HOPTRACE_SETTLE_OUTCOME, settle.outcome);
-      push(sAttrs, Attr.HOPTRACE_REQUEUE, settle.requeue);
-      push(sAttrs, Attr.HOPTRACE_SETTLE_MULTIPLE, settle.multiple);
+      const outcome = settle.outcome === 'nack' || settle.outcome === 'reject' ? settle.outcome : 'ack';
+      const settleModel = settleSpan({ ...delivery, outcome, requeue: settle.requeue, multiple: settle.multiple });
+      const sAttrs = attrsOf(settleModel);
       const own = settle.spanId !== body.spanId && !used.has(`${settle.traceId}/${settle.spanId}`);
       const span: ExportSpan = {
         role: 'settle',
         traceId: consumer.traceId,
         spanId: own ? claim(consumer.traceId, settle.spanId, 'settle') : claim(consumer.traceId, deriveSpanId(consumer.traceId, consumer.spanId, 'settle'), 'settle'),
         parent: { traceId: consumer.traceId, spanId: consumer.spanId, resolved: true },
-        name: `${settle.outcome ?? 'ack'} ${settleDestination}`,
+        name: settleModel.name,
         service: settle.service,
         instance: settle.instance,
         start: settle.ts,

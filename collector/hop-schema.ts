@@ -214,7 +214,7 @@ const HOP_FIELDS: Record<string, Check> = {
   replyText: string(HopLimits.MEDIUM),
   durationMs,
   error: object(
-    { type: short, message: string(HopLimits.MEDIUM), stack: string(HopLimits.LONG), code: short },
+    { type: short, message: string(HopLimits.MEDIUM), stack: string(HopLimits.LONG), code: short, truncated: boolean },
     ['type', 'message'],
   ),
   messageType: short,
@@ -237,6 +237,7 @@ const HOP_FIELDS: Record<string, Check> = {
   }),
   payload: string(HopLimits.LONG),
   payloadTruncated: boolean,
+  truncated: boolean,
   requestedBy: short,
 };
 
@@ -287,6 +288,7 @@ const V2_FIELDS: Record<string, Check> = {
   properties: HOP_FIELDS.properties,
   payload: HOP_FIELDS.payload,
   payloadTruncated: HOP_FIELDS.payloadTruncated,
+  truncated: boolean,
   open: boolean,
   exchange: short,
   routingKey: short,

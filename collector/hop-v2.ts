@@ -36,6 +36,7 @@ function messageFields(hop: HopRecord, rec: HopRecordV2): void {
   if (rec.properties !== undefined) hop.properties = rec.properties;
   if (rec.payload !== undefined) hop.payload = rec.payload;
   if (rec.payloadTruncated !== undefined) hop.payloadTruncated = rec.payloadTruncated;
+  if (rec.truncated !== undefined) hop.truncated = rec.truncated;
 }
 
 /** Round to the microsecond: `ts + offset` must not grow float noise. */

@@ -2,7 +2,7 @@
  * Reading the hop context from user code: which message is being handled,
  * and a pino mixin that stamps those ids onto the user's own log lines.
  */
-import { hopStorage } from './internal/delivery.ts';
+import { currentDelivery } from './internal/delivery.ts';
 
 /** The ids of the message whose handler is running. */
 export interface HopContext {
@@ -25,7 +25,7 @@ export interface HopContext {
  * });
  */
 export function currentHopContext(): HopContext | undefined {
-  const d = hopStorage.getStore();
+  const d = currentDelivery();
   if (d === undefined) return undefined;
   return { correlationId: d.correlationId, causationId: d.causationId, messageId: d.messageId, traceId: d.traceId };
 }
@@ -49,7 +49,7 @@ const NONE: HoptraceLogFields = Object.freeze({});
  * const log = pino({ mixin: hoptraceMixin });
  */
 export function hoptraceMixin(): HoptraceLogFields {
-  const d = hopStorage.getStore();
+  const d = currentDelivery();
   if (d === undefined) return NONE;
   return d.causationId === undefined
     ? { correlationId: d.correlationId, messageId: d.messageId, traceId: d.traceId, spanId: d.spanId }

@@ -9,26 +9,41 @@
  * - **Version 1** ({@link HopRecord}): one record per hop (send, confirm,
  *   return, receive, process, settle), each repeating the message's ids.
  *   Five lines of about 600 B for one message's round trip.
- * - **Version 2** ({@link HopRecordV2}): one record per message per side.
- *   The producer writes one `publish` record (send, and the broker's
- *   confirm on a ConfirmChannel); the consumer writes one `consume` record
- *   per delivery (receive, the handler's outcome and the settle) once the
- *   delivery is finished. Ids appear once per line; what the line's other
- *   fields or the pino line already say is left out (see each field). Two
- *   lines of about 400 B per round trip.
+ * - **Version 2** ({@link HopRecordV2}), what the library writes: one
+ *   record per message per side. The producer writes one `publish` record
+ *   (the send, and the broker's confirm on a ConfirmChannel: written at the
+ *   confirm there, at the send on a plain channel); the consumer writes one
+ *   `consume` record per delivery (the receive, the handler's outcome and
+ *   the settle) once the handler has finished and the delivery is settled.
+ *   Ids appear once per line; what the line's other fields or the pino line
+ *   already say is left out (see each field). A round trip on a
+ *   ConfirmChannel is two lines, about 420 and 500 B with their pino fields
+ *   for a typical JSON message, where version 1 took five of about 600 B.
  *
  * Why version 2 has this shape: a record is written when a side is done
  * with a message, so the library keeps nothing per message after that and
  * writes one line where it wrote three; the collector stores one row per
  * side instead of one per event. Events that happen later than a side's
- * record (a return on a plain channel) are written as version-1 records.
+ * record (a return; a settle of a message hoptrace never saw delivered) are
+ * written as version-1 records.
  *
- * Open deliveries: a delivery (or a confirm) still unfinished after the
- * library's grace period (`recordGraceMs`, default 1 s) is written at once
- * as a record with `open: true` holding what is known so far; the complete
- * record follows when it finishes. Both expand to the same hops, and the
- * collector keeps each hop once, so a delivery that never settles is still
- * seen (and called stuck) within the grace period.
+ * Open records: a side still unfinished after the library's grace period
+ * (`recordGraceMs`, default 1 s) is written at once as a record with
+ * `open: true` holding what is known so far; the complete record follows
+ * when it finishes, and closing the channel writes an open record for what
+ * is still pending. Both expand to the same hops, and the collector keeps
+ * each hop once, so a delivery that never settles is still seen (and
+ * called stuck) within the grace period.
+ *
+ * What a crash can lose: the records of sides that started less than
+ * `recordGraceMs` before it and had not finished, the records written in
+ * the event-loop turn it interrupted (the library hands lines to the
+ * logger's destination once per turn), and whatever the destination had not
+ * written yet (nothing for a synchronous pino destination).
+ *
+ * Every value a record carries fits {@link HopLimits}: the library clips
+ * (a cut string ends with `…`, and `truncated: true` says so on the record
+ * or its `error`) and the collector checks, from this one definition.
  *
  * Field names are fixed; fields may be added, never renamed or retyped.
  */
@@ -41,8 +56,13 @@ export const HOP_RECORD_V2 = 2 as const;
 
 /**
  * Size limits of every value a record may carry, in UTF-16 code units: the
- * library clips to them when it writes and the collector checks them when
- * it reads, from this one definition.
+ * library clips to them when it writes (a cut string keeps its first
+ * `limit - 1` characters and ends with `…`; a cut list keeps its first
+ * entries; the record or its error then says `truncated: true`) and the
+ * collector checks them when it reads, from this one definition. Numbers
+ * are made to fit their fields too: an `x-death` count becomes a
+ * non-negative integer (−1 → 0, 1.5 → 1), a time that is not finite is
+ * left out.
  */
 export const HopLimits = {
   /** service, instance, ids, consumer tag, content type, message type, exchange, routing key, queue. */
@@ -102,6 +122,8 @@ export interface HopError {
   stack?: string;
   /** A stable code when the error had one (`HOPTRACE_ERR_…`, `ECONNRESET`, ...). */
   code?: string;
+  /** True when a field above was cut to {@link HopLimits} (it then ends with `…`). */
+  truncated?: boolean;
 }
 
 /**
@@ -213,6 +235,12 @@ export interface HopRecord {
   payload?: string;
   /** True when `payload` was cut at the capture size limit. */
   payloadTruncated?: boolean;
+  /**
+   * True when a value under `headers`, `properties` or `death` was cut to fit
+   * {@link HopLimits} (or the library's header cap): a cut string ends with
+   * `…`, a cut list keeps its first entries.
+   */
+  truncated?: boolean;
 
   /** replay: who asked the collector to replay the message (`ui`, `cli:alice@host`, …). */
   requestedBy?: string;
@@ -258,6 +286,8 @@ export interface HopRecordV2Base {
   properties?: HopProperties;
   payload?: string;
   payloadTruncated?: boolean;
+  /** As in {@link HopRecord.truncated}. */
+  truncated?: boolean;
   /**
    * True on a record written before its side finished (after the grace
    * period): what was known then. A complete record for the same message

@@ -1,6 +1,7 @@
 /**
  * hoptrace: drop-in amqplib wrappers that carry trace, correlation and
- * causation ids and log every hop a message makes.
+ * causation ids and record every hop a message makes (one pino line per
+ * message per side).
  */
 export { instrument } from './instrument.ts';
 export { connect } from './connect.ts';

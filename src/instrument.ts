@@ -7,8 +7,9 @@ import { ConfigError } from './errors.ts';
 import type { HoptraceOptions } from './options.ts';
 import { ChannelState } from './internal/channel-state.ts';
 import { type Config, resolveConfig } from './internal/config.ts';
-import { Consumer, receive, settleAll, settleMessage } from './internal/consume.ts';
+import { Consumer, pullSource, receive } from './internal/consume.ts';
 import { instrumentedPublish, returned } from './internal/publish.ts';
+import { settleAll, settleMessage } from './internal/settle.ts';
 import { kConfig, kRawChannel } from './internal/symbols.ts';
 import { telemetryFailed } from './internal/telemetry.ts';
 
@@ -19,10 +20,12 @@ type ConfirmCb = (err: any, ok: Replies.Empty) => void;
  * Wrap an amqplib promise-API `Channel` or `ConfirmChannel`. The result is
  * typed exactly as the input and behaves exactly like it, except that
  * messages carry trace, correlation and causation ids and every hop is
- * logged. Options are validated here, once (a bad one throws `ConfigError`).
+ * recorded (a `publish` record per message sent, a `consume` record per
+ * delivery). Options are validated here, once (a bad one throws `ConfigError`).
  * Wrapping an already instrumented channel returns it unchanged.
  *
- * A consume handler that throws is recorded (an `error` process hop) and
+ * A consume handler that throws is recorded (the delivery's record says
+ * `error`) and
  * the error is rethrown to amqplib untouched: a 'handler-error' listener
  * receives it, or else amqplib closes the channel and the broker requeues
  * the unsettled messages. A handler whose promise rejects is recorded the
@@ -66,6 +69,11 @@ export function wrapChannel<C extends Channel>(raw: C, cfg: Config): C {
     }
   });
   raw.on('close', chan.onClose);
+  if (chan.confirm) {
+    // Before amqplib's own listeners, which run the callbacks (a throwing one would stop later listeners).
+    raw.prependListener('ack', chan.onAck);
+    raw.prependListener('nack', chan.onNack);
+  }
 
   const overrides: Record<string, AnyFn> = Object.create(null);
   overrides.publish = function publish(
@@ -100,7 +108,7 @@ export function wrapChannel<C extends Channel>(raw: C, cfg: Config): C {
     return raw.get(queue, options).then((msg) => {
       if (msg !== false) {
         try {
-          receive(chan, msg, queue, undefined, noAck, true);
+          receive(pullSource(chan, queue, noAck), msg);
         } catch (err) {
           telemetryFailed(cfg, 'internal', err);
         }

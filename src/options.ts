@@ -5,7 +5,7 @@
  */
 import type { TracerProvider } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import type { HopRecord } from './hop.ts';
+import type { AnyHopRecord } from './hop.ts';
 
 /** What a payload `redact` function is told about the message it is redacting. */
 export interface PayloadInfo {
@@ -40,10 +40,15 @@ export interface CapturePayloadOptions {
 /** Callbacks for what hoptrace records. Errors they throw are contained and counted. */
 export interface HoptraceHooks {
   /**
-   * Called with every hop record, after it is logged. Must not modify it.
-   * @example onHop: (hop) => metrics.increment(`hops.${hop.kind}`)
+   * Called with every record, after it is written (also when the logger's
+   * level leaves it out): version-2 `publish` and `consume` records (an
+   * `open` one, then the complete one, for a side unfinished after
+   * `recordGraceMs`), and version-1 `return` hops. A record here always
+   * has its `instance` (a line may leave it out when the pino line's own
+   * `hostname` and `pid` say it). Must not modify it.
+   * @example onHop: (record) => metrics.increment(`records.${record.kind}`)
    */
-  onHop?: (hop: Readonly<HopRecord>) => void;
+  onHop?: (record: Readonly<AnyHopRecord>) => void;
 }
 
 /**
@@ -63,19 +68,23 @@ export interface HoptraceHooks {
  */
 export interface HoptraceOptions {
   /**
-   * Name of this service, written into every hop (`service`) and as the
-   * AMQP `appId` of messages that carry none.
+   * Name of this service, written into every record (`service`). At most
+   * 255 bytes of UTF-8 and no control characters (a longer or odd one is a
+   * `ConfigError` when the channel is wrapped: an AMQP short string could
+   * not carry it).
    * @default process.env.OTEL_SERVICE_NAME, else 'unknown_service:node'
    * @example 'member-service'
    */
   serviceName?: string;
   /**
-   * pino logger every hop is written to, one line per hop under the `hop`
-   * key (`info`; `warn` for returns, nacks and rejects; `error` for handler
-   * failures).
-   * For throughput, give it a destination of its own: a file written
-   * synchronously costs least per line, `pino.destination({ dest, sync: true })`;
-   * asynchronous destinations cost less with a small `maxWrite` (4096).
+   * pino logger records are written to: a line per record under the `hop`
+   * key, one `publish` record per message sent and one `consume` record per
+   * delivery (`info`; `warn` for returns, broker nacks, nacks and rejects;
+   * `error` for handler failures), respecting the logger's level. For a
+   * plain pino logger hoptrace builds these lines itself and writes them to
+   * the logger's destination in batches (one write per event-loop turn);
+   * a logger with a mixin, `formatters.log`, hooks, redaction or a `hop`
+   * serializer gets them through `logger.info({ hop })` instead.
    * @default `pino({ name: 'hoptrace' }, pino.destination({ dest: 1, sync: false, maxWrite: 4096 }))`:
    *   stdout, asynchronous, flushed on exit
    * @example pino({ level: 'info' }, pino.destination({ dest: '/var/log/hops.ndjson', sync: true }))
@@ -119,8 +128,21 @@ export interface HoptraceOptions {
    */
   settleTimeoutMs?: number;
   /**
-   * Copy message headers into `send` and `receive` hops, each value as a
-   * string of at most 256 characters, at most 32 headers.
+   * A message side (a publish waiting for its confirm, a delivery not yet
+   * handled and settled) unfinished for this many milliseconds has an
+   * `open` record written at once with what is known, so a delivery that
+   * never settles still reaches the log (and the collector calls it
+   * stuck); the complete record follows when it finishes. This is also
+   * what a crash can lose at most, besides the current event-loop turn's
+   * batch (see the README, "The hop record").
+   * @default 1000
+   * @example 5_000
+   */
+  recordGraceMs?: number;
+  /**
+   * Copy message headers into records, each value as a string of at most
+   * 256 characters (a longer one is cut, ends with `…` and the record says
+   * `truncated`), at most 32 headers.
    * @default true
    * @example false
    */

@@ -99,6 +99,25 @@ describe('version-2 records', () => {
     expect(settle).toMatchObject({ ts: T0 + 16.25, outcome: 'nack', requeue: false, deliveryTag: 7 });
   });
 
+  it('a record that says values were cut passes it to the hop holding them: truncated on the receive, the error its own', () => {
+    const pub = publish();
+    const hops = expand(
+      consume(pub, {
+        headers: { big: `${'x'.repeat(255)}…` },
+        truncated: true,
+        error: { type: 'Error', message: `${'m'.repeat(10)}…`, truncated: true },
+        settle: 'nack',
+        requeue: false,
+      }),
+    );
+    const [receive, process, settle] = hops;
+    expect(receive).toMatchObject({ kind: 'receive', truncated: true });
+    expect(process).toMatchObject({ kind: 'process', error: { truncated: true } });
+    expect(process!.truncated).toBeUndefined();
+    expect(settle!.truncated).toBeUndefined();
+    expect(checkHopRecord({ ...consume(pub), truncated: 'yes' })).toMatchObject({ ok: false, field: 'truncated' });
+  });
+
   it('left-out exchange and routing key mean the default exchange and the queue name', () => {
     const pub = publish({ exchange: undefined, routingKey: 'orders.coffee' });
     const { exchange: _e, routingKey: _r, ...rest } = consume(pub);

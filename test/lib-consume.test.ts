@@ -29,11 +29,15 @@ describe('consume', () => {
     const seen: Record<string, number> = { a: 0, b: 0 };
     for (const [name, ch] of [['a', chA], ['b', chB]] as const) {
       await ch.prefetch(1);
-      await ch.consume(q, async (m) => {
-        seen[name]!++;
-        await delay(10);
-        ch.ack(m!);
-      });
+      await ch.consume(
+        q,
+        async (m) => {
+          seen[name]!++;
+          await delay(10);
+          ch.ack(m!);
+        },
+        { consumerTag: `worker-${name}` },
+      );
     }
     const producer = instrument(await fx.conn.createChannel(), { logger: cap.logger });
     for (let i = 0; i < 10; i++) producer.sendToQueue(q, Buffer.from(String(i)));
@@ -49,17 +53,21 @@ describe('consume', () => {
       expect(receive).toMatchObject({ queue: q, correlationId: send.messageId, redelivered: false });
       expect(process).toMatchObject({ outcome: 'ok', spanId: receive.spanId, consumerTag: receive.consumerTag });
       expect(process.durationMs).toBeGreaterThanOrEqual(0);
-      expect(settle).toMatchObject({ outcome: 'ack', parentSpanId: receive.spanId, deliveryTag: receive.deliveryTag });
+      // Without an SDK the settle has no span of its own: it is the consumer span's.
+      expect(settle).toMatchObject({ outcome: 'ack', spanId: receive.spanId, deliveryTag: receive.deliveryTag });
       expect(settle.multiple).toBeUndefined();
     }
-    expect(new Set(cap.hops('receive').map((h) => h.consumerTag)).size).toBe(2);
+    // Consumer tags a person chose are recorded (broker-made amq.ctag-… ones are not).
+    expect(new Set(cap.hops('receive').map((h) => h.consumerTag))).toEqual(new Set(['worker-a', 'worker-b']));
+    // One consume record per delivery: receive, process and settle on one line.
+    expect(cap.records().filter((r) => r.kind === 'consume')).toHaveLength(10);
     await Promise.all([chA.close(), chB.close(), producer.close()]);
   });
 
-  it('a handler that throws gets an error process hop, and the error reaches amqplib’s handler-error listener unchanged', async () => {
+  it('a handler that throws is recorded with its error once the delivery is settled, and the error reaches amqplib’s handler-error listener unchanged', async () => {
     const cap = capture();
     const q = await fx.queue('lib.throw');
-    const ch = instrument(await fx.conn.createChannel(), { logger: cap.logger });
+    const ch = instrument(await fx.conn.createChannel(), { logger: cap.logger, recordGraceMs: 60_000 });
     const boom = new TypeError('cannot read the member');
     const reported: unknown[] = [];
     ch.on('handler-error', (err: unknown) => reported.push(err));
@@ -72,15 +80,15 @@ describe('consume', () => {
     await waitFor(() => reported.length === 1, 'the handler-error event');
 
     expect(reported[0]).toBe(boom);
+    // Nothing settles it behind the user's back: it stays unacked, and its record waits for the settle.
+    expect(cap.hops('receive')).toHaveLength(0);
+    ch.nack(held[0]!, false, false);
     const process = only(cap.hops('process'));
     expect(process.outcome).toBe('error');
     expect(process.error).toMatchObject({ type: 'TypeError', message: 'cannot read the member' });
     expect(process.error!.stack).toContain('cannot read the member');
-    expect(cap.lines.find((l) => l.hop?.kind === 'process')!.level).toBe(50);
-    // Nothing settles it behind the user's back: it stays unacked until they decide.
-    expect(cap.hops('settle')).toHaveLength(0);
-    ch.nack(held[0]!, false, false);
     expect(only(cap.hops('settle'))).toMatchObject({ outcome: 'nack', requeue: false });
+    expect(cap.recordLines().find((l) => l.hop?.kind === 'consume')!.level).toBe(50);
     await ch.close();
   });
 
@@ -109,7 +117,7 @@ describe('consume', () => {
     await rescuer.close();
   });
 
-  it('an async handler that rejects gets an error process hop and its rejection stays unhandled, as with amqplib alone', () => {
+  it('an async handler that rejects is recorded with its error and its rejection stays unhandled, as with amqplib alone', () => {
     const lib = fileURLToPath(new URL('../src/index.ts', import.meta.url));
     const script = `
       import { connect } from ${JSON.stringify(lib)};
@@ -121,12 +129,12 @@ describe('consume', () => {
       const { queue } = await ch.assertQueue('', { exclusive: true });
       const boom = new RangeError('async boom');
       process.on('unhandledRejection', async (reason) => {
-        const hop = lines.find((l) => l.hop && l.hop.kind === 'process').hop;
-        console.log(JSON.stringify({ same: reason === boom, outcome: hop.outcome, error: hop.error.message }));
+        const hop = lines.find((l) => l.hop && l.hop.kind === 'consume').hop;
+        console.log(JSON.stringify({ same: reason === boom, settle: hop.settle, error: hop.error.message }));
         await conn.close();
         process.exit(0);
       });
-      await ch.consume(queue, async () => { await null; throw boom; });
+      await ch.consume(queue, async (m) => { await null; ch.ack(m); throw boom; });
       ch.sendToQueue(queue, Buffer.from('x'));
       setTimeout(() => { console.log('no unhandledRejection'); process.exit(1); }, 5000);
     `;
@@ -136,7 +144,7 @@ describe('consume', () => {
       timeout: 20_000,
     });
     expect(run.stderr).not.toMatch(/Error \[ERR/);
-    expect(JSON.parse(run.stdout.trim().split('\n').pop()!)).toEqual({ same: true, outcome: 'error', error: 'async boom' });
+    expect(JSON.parse(run.stdout.trim().split('\n').pop()!)).toEqual({ same: true, settle: 'ack', error: 'async boom' });
   });
 
   it('a nack without requeue dead-letters the message, and the DLQ consumer’s receive hop carries the parsed x-death', async () => {
@@ -167,12 +175,16 @@ describe('consume', () => {
     const cap = capture();
     const q = await fx.queue('lib.redeliver');
     const first = instrument(await fx.conn.createChannel(), { logger: cap.logger });
+    let handled = 0;
     await first.consume(q, () => {
-      // never settles
+      handled++; // never settles
     });
     first.sendToQueue(q, Buffer.from('x'));
-    await waitFor(() => cap.hops('process').length === 1, 'the first handler');
+    await waitFor(() => handled === 1, 'the first handler');
+    // Closing writes what is known of the unsettled delivery: an open record.
     await first.close();
+    expect(cap.records().find((r) => r.kind === 'consume')).toMatchObject({ open: true });
+    expect(cap.hops('process')).toHaveLength(1);
 
     const second = instrument(await fx.conn.createChannel(), { logger: cap.logger });
     await second.consume(q, (m) => second.ack(m!));
@@ -203,7 +215,7 @@ describe('consume', () => {
     const q = await fx.queue('lib.multi');
     const ch = instrument(await fx.conn.createChannel(), { logger: cap.logger });
     const held: ConsumeMessage[] = [];
-    await ch.consume(q, (m) => void held.push(m!));
+    const { consumerTag } = await ch.consume(q, (m) => void held.push(m!));
     for (let i = 0; i < 3; i++) ch.sendToQueue(q, Buffer.from(String(i)));
     await waitFor(() => held.length === 3, 'three deliveries');
     ch.ack(held[1]!, true);
@@ -216,7 +228,7 @@ describe('consume', () => {
 
     for (let i = 0; i < 2; i++) ch.sendToQueue(q, Buffer.from(String(i)));
     await waitFor(() => held.length === 5, 'two more deliveries');
-    await ch.cancel(cap.hops('receive')[0]!.consumerTag!);
+    await ch.cancel(consumerTag);
     ch.nackAll(false);
     expect(cap.hops('settle').slice(3).map((h) => [h.outcome, h.requeue, h.multiple])).toEqual([
       ['nack', false, true],
@@ -232,7 +244,7 @@ describe('consume', () => {
     await ch.consume(q, () => {}, { noAck: true });
     ch.sendToQueue(q, Buffer.from('x'));
     await waitFor(() => cap.hops('process').length === 1, 'the handler');
-    expect(cap.hops().map((h) => h.kind)).toEqual(['send', 'receive', 'settle', 'process']);
+    expect(cap.hops().map((h) => h.kind)).toEqual(['send', 'receive', 'process', 'settle']);
     expect(cap.hops('settle')[0]!.outcome).toBe('ack');
     await ch.close();
   });

@@ -53,7 +53,7 @@ const named = (name: string): ReadableSpan => {
 };
 
 describe('spans with an OpenTelemetry SDK registered', () => {
-  it('send is a PRODUCER span, process a CONSUMER child of it, settle a CLIENT child of that, with messaging attributes', async () => {
+  it('send is a PRODUCER span, process a CONSUMER child of it, the settle (ack) a CLIENT child of that, with messaging attributes', async () => {
     const cap = capture();
     const ex = await fx.exchange('lib.otel.ex', 'topic');
     const q = await fx.queue('lib.otel.q');
@@ -70,7 +70,8 @@ describe('spans with an OpenTelemetry SDK registered', () => {
     // semconv 1.30+: `{exchange}:{routing key}` for the producer, `…:{queue}` on the consumer side.
     const send = named(`send ${ex}:order.placed`);
     const process = named(`process ${ex}:order.placed:${q}`);
-    const settle = named(`settle ${ex}:order.placed:${q}`);
+    // semconv span names are `{operation name} {destination}`: a settle span is named for its ack / nack / reject.
+    const settle = named(`ack ${ex}:order.placed:${q}`);
     expect(send.kind).toBe(SpanKind.PRODUCER);
     expect(process.kind).toBe(SpanKind.CONSUMER);
     expect(settle.kind).toBe(SpanKind.CLIENT);
@@ -129,11 +130,11 @@ describe('spans with an OpenTelemetry SDK registered', () => {
     ch.sendToQueue(q, Buffer.from('x'));
     // Unroutable (no queue is named ""): only the producer span.
     ch.publish('', '', Buffer.from('nowhere'));
-    await waitFor(() => spans().some((s) => s.name === `settle ${q}`) && spans().some((s) => s.name === `process ${q}`), 'the consumer spans');
+    await waitFor(() => spans().some((s) => s.name === `ack ${q}`) && spans().some((s) => s.name === `process ${q}`), 'the consumer spans');
 
     expect(named(`send ${q}`).attributes).toMatchObject({ 'messaging.destination.name': q, 'hoptrace.exchange': '', 'messaging.rabbitmq.destination.routing_key': q });
     expect(named(`process ${q}`).attributes).toMatchObject({ 'messaging.destination.name': q, 'hoptrace.exchange': '', 'hoptrace.queue': q });
-    expect(named(`settle ${q}`).attributes).toMatchObject({ 'messaging.destination.name': q, 'hoptrace.exchange': '', 'hoptrace.queue': q });
+    expect(named(`ack ${q}`).attributes).toMatchObject({ 'messaging.destination.name': q, 'hoptrace.exchange': '', 'hoptrace.queue': q });
     const nowhere = named('send amq.default');
     expect(nowhere.attributes).toMatchObject({ 'messaging.destination.name': 'amq.default', 'hoptrace.exchange': '' });
     expect(nowhere.attributes['messaging.rabbitmq.destination.routing_key']).toBeUndefined();
@@ -149,7 +150,7 @@ describe('spans with an OpenTelemetry SDK registered', () => {
     ch.publish(ex, '', Buffer.from('x'));
     const got = await waitFor(async () => (await ch.get(q)) || undefined, 'the message');
     ch.ack(got);
-    await waitFor(() => spans().some((s) => s.name === `settle ${ex}:${q}`), 'the settle span');
+    await waitFor(() => spans().some((s) => s.name === `ack ${ex}:${q}`), 'the settle span');
 
     expect(named(`send ${ex}`).attributes).toMatchObject({ 'messaging.destination.name': ex, 'hoptrace.exchange': ex });
     const receive = named(`receive ${ex}:${q}`);
@@ -180,7 +181,7 @@ describe('spans with an OpenTelemetry SDK registered', () => {
       ch.ack(m!);
     });
     ch.sendToQueue(inQ, Buffer.from('go'));
-    await waitFor(() => spans().some((s) => s.name === `settle ${inQ}`), 'the settle span');
+    await waitFor(() => spans().some((s) => s.name === `ack ${inQ}`), 'the settle span');
     await waitFor(() => spans().some((s) => s.name === `process ${inQ}`), 'the consumer span');
 
     const process = named(`process ${inQ}`);
@@ -230,7 +231,7 @@ describe('spans with an OpenTelemetry SDK registered', () => {
     const process = named(`process ${q}`);
     expect(process.status.code).toBe(SpanStatusCode.ERROR);
     expect(process.attributes['error.type']).toBe('SyntaxError');
-    expect(named(`settle ${q}`).attributes).toMatchObject({ 'messaging.operation.name': 'nack', 'hoptrace.settle.requeue': false });
+    expect(named(`nack ${q}`).attributes).toMatchObject({ 'messaging.operation.name': 'nack', 'hoptrace.settle.requeue': false });
     await ch.close();
   });
 
@@ -238,9 +239,10 @@ describe('spans with an OpenTelemetry SDK registered', () => {
     const cap = capture();
     const q = await fx.queue('lib.otel.close');
     const ch = instrument(await fx.conn.createChannel(), { logger: cap.logger });
-    await ch.consume(q, () => {});
+    let handled = 0;
+    await ch.consume(q, () => void handled++);
     ch.sendToQueue(q, Buffer.from('x'));
-    await waitFor(() => cap.hops('process').length === 1, 'the handler');
+    await waitFor(() => handled === 1, 'the handler');
     await delay(20);
     expect(spans().some((s) => s.name === `process ${q}`)).toBe(false);
     await ch.close();
@@ -257,7 +259,7 @@ describe('spans with an OpenTelemetry SDK registered', () => {
     ch.sendToQueue(q, Buffer.from('x'));
     await waitFor(() => spans().some((s) => s.name === `process ${q}`), 'the timed-out consumer span');
     expect(named(`process ${q}`).events.map((e) => e.name)).toContain('hoptrace.settle_timeout');
-    expect(cap.warnings().some((w) => /not settled after 100 ms/.test(w.msg))).toBe(true);
+    expect(cap.warnings().some((w) => /not settled after 100 ms/.test(w.msg ?? ''))).toBe(true);
     ch.ack(held[0]!);
     expect(cap.hops('settle')[0]).toMatchObject({ outcome: 'ack', messageId: held[0]!.properties.messageId });
     await ch.close();

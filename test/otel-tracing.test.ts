@@ -73,7 +73,8 @@ async function runFlow(model: ChannelModel): Promise<Flow> {
   for (const tag of tags) await ch.cancel(tag);
   await ch.close();
   return {
-    correlationId: String(first!.properties.headers?.['x-correlation-id']),
+    // A chain's first message carries no x-correlation-id: its message id is the chain's.
+    correlationId: String(first!.properties.headers?.['x-correlation-id'] ?? first!.properties.messageId),
     firstId: String(first!.properties.messageId),
     secondId: String(second!.properties.messageId),
     q1,

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChainDetail, MessageDetail } from '../collector/api-types.ts';
 import { adoptKnownCorrelations, decodeOtlpTraces, hasTraceCorrelation } from '../collector/otlp-decode.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { AnyHopRecord } from '../src/hop.ts';
 import { connect } from '../src/index.ts';
 import { AMQP_URL, connectBroker, uniqueName, waitFor } from './helpers/broker.ts';
 import { getJson, postHops, startTestCollector, type TestCollector } from './helpers/collector.ts';
@@ -136,26 +136,27 @@ describe('the official amqplib instrumentation, through OTLP, into chains', () =
   });
 
   it("joins the wrappers' hops: a hoptrace producer's message consumed by an OpenTelemetry-only service", async () => {
-    const recorded: HopRecord[] = [];
+    const recorded: AnyHopRecord[] = [];
     const model = await connect(AMQP_URL, {
       serviceName: 'hoptrace-shop',
       logger: pino({ level: 'silent' }),
-      hooks: { onHop: (hop) => void recorded.push({ ...hop }) },
+      hooks: { onHop: (record) => void recorded.push({ ...record }) },
     });
     const ch = await model.createChannel();
     let messageId = '';
     const result = await runService({ COLLECTOR_URL: collector.url, QUEUE: queue, MODE: 'consume', EXPECT: '1' }, async () => {
       ch.sendToQueue(queue, Buffer.from('from hoptrace'));
-      const send = await waitFor(() => recorded.find((h) => h.kind === 'send'), 'the send hop');
-      messageId = send.messageId;
-      // The wrappers' hops reach the collector first (as the pino transport would send them).
+      const publish = await waitFor(() => recorded.find((r) => r.kind === 'publish'), 'the publish record');
+      messageId = publish.messageId;
+      // The wrappers' records reach the collector first (as the pino transport would send them).
       expect((await postHops(collector.url, recorded)).status).toBe(202);
     });
     await ch.close();
     await model.close();
     expect(result.seen).toEqual([messageId]);
 
-    const send = recorded.find((h) => h.kind === 'send')!;
+    const publish = recorded.find((r) => r.kind === 'publish')!;
+    const send = { ...publish, correlationId: publish.correlationId ?? publish.messageId };
     // The consumer never saw x-correlation-id, but /v1/traces finds its message in the stored chain.
     const got = await getJson(collector.url, `/api/chains/${encodeURIComponent(send.correlationId)}`);
     expect(got.status).toBe(200);

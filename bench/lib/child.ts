@@ -18,7 +18,8 @@ export interface WorkerOptions {
 /**
  * Flags to profile the children: `BENCH_CPU_PROF=DIR` (V8 CPU profiles) and
  * `BENCH_HEAP_PROF=DIR` (sampled allocation profiles). Read them with
- * lib/profile-top.ts or Chrome DevTools.
+ * lib/profile-top.ts or Chrome DevTools. `BENCH_IMPORT=FILE` preloads a
+ * module into every child (a counter of syscalls, say).
  */
 export function profileFlags(): string[] {
   const flags: string[] = [];
@@ -39,7 +40,7 @@ export function profileFlags(): string[] {
 export function runWorker<I, O>(file: string | URL, input: I, options: WorkerOptions = {}): Promise<O> {
   return new Promise((resolve, reject) => {
     const child = fork(file, [], {
-      execArgv: [...profileFlags(), ...(options.execArgv ?? [])],
+      execArgv: [...profileFlags(), ...(options.execArgv ?? []), ...(process.env.BENCH_IMPORT ? ['--import', process.env.BENCH_IMPORT] : [])],
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',

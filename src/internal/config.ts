@@ -7,8 +7,11 @@ import { hostname } from 'node:os';
 import type { Tracer, TracerProvider } from '@opentelemetry/api';
 import pino, { type Logger } from 'pino';
 import { ConfigError } from '../errors.ts';
-import type { HopRecord } from '../hop.ts';
+import { type AnyHopRecord, HopLimits } from '../hop.ts';
 import type { HoptraceOptions, PayloadInfo } from '../options.ts';
+import { type Cut, clip, text } from './clip.ts';
+import { type HopWriter, writerFor } from './hop-writer.ts';
+import type { MessageIds } from './message-ids.ts';
 import { DEFAULT_SERVICE_NAME, Env, Headers } from './semconv.ts';
 import { describe, telemetryFailed } from './telemetry.ts';
 import { LIBRARY_NAME, LIBRARY_VERSION } from './version.ts';
@@ -18,36 +21,72 @@ export interface Captured {
   truncated: boolean;
 }
 
+/** The message properties (or publish options) a payload capture is told about. */
+export interface CaptureProps {
+  contentType?: unknown;
+  type?: unknown;
+  headers?: unknown;
+}
+
 export type CaptureFn = (
   cfg: Config,
   content: Buffer,
   direction: 'send' | 'receive',
   exchange: string,
   routingKey: string,
-  contentType: string | undefined,
-  messageType: string | undefined,
-  headers: Record<string, unknown> | undefined,
+  props: CaptureProps | undefined,
 ) => Captured | undefined;
+
+/** Headers for a record, leaving out those the record's own fields carry (see {@link renderHeaders}). */
+export type RenderHeadersFn = (
+  cfg: Config,
+  headers: Record<string, unknown> | undefined,
+  ids: MessageIds,
+  traceparentSpanId: string | undefined,
+  cut: Cut,
+) => Record<string, string> | undefined;
+
+/** A headers object per set of headers hoptrace adds, keys in the order they go out. */
+export interface HeaderShapes {
+  traceparentOnly: Record<string, unknown>;
+  withCorrelation: Record<string, unknown>;
+  withCausation: Record<string, unknown>;
+  withBoth: Record<string, unknown>;
+}
+
+function headerShapes(correlation: string, causation: string): HeaderShapes {
+  const tp = Headers.TRACEPARENT;
+  return {
+    traceparentOnly: { [tp]: '' },
+    withCorrelation: { [tp]: '', [correlation]: '' },
+    withCausation: { [tp]: '', [causation]: '' },
+    withBoth: { [tp]: '', [correlation]: '', [causation]: '' },
+  };
+}
 
 export interface Config {
   readonly service: string;
   /** `host/pid`. */
   readonly instance: string;
   readonly logger: Logger;
+  /** How records reach the logger's stream, decided once per logger. */
+  readonly writer: HopWriter;
+  /** `instance` as version-2 records carry it: absent when the writer's lines say hostname and pid. */
+  readonly recordInstance: string | undefined;
   readonly correlationHeader: string;
   readonly causationHeader: string;
+  /** Headers objects reused by every publish that carries only hoptrace's headers, one per set of them (publish.ts). */
+  readonly headerShapes: HeaderShapes;
   readonly capture: CaptureFn;
   /** Guarded hook; a no-op when there is none. Set once, right after the config is built. */
-  onHop: (hop: HopRecord) => void;
+  onHop: (record: AnyHopRecord) => void;
+  /** A hook wants every record, even those the logger's level leaves out. */
+  hooked: boolean;
   readonly consumerLink: boolean;
   readonly settleTimeoutMs: number;
-  /** Headers for a hop, leaving out those the hop's own fields carry (see {@link renderHeaders}). */
-  readonly renderHeaders: (
-    cfg: Config,
-    headers: Record<string, unknown> | undefined,
-    hop: HopRecord,
-    traceparentSpanId: string | undefined,
-  ) => Record<string, string> | undefined;
+  /** A side unfinished this long gets an `open` record. */
+  readonly recordGraceMs: number;
+  readonly renderHeaders: RenderHeadersFn;
   /** The tracer given by `tracerProvider`; undefined means "ask the global provider". */
   readonly fixedTracer: Tracer | undefined;
   /** Failure kinds already reported (report once). */
@@ -62,28 +101,32 @@ const KNOWN = new Set<string>([
   'hooks',
   'consumerSpanParent',
   'settleTimeoutMs',
+  'recordGraceMs',
   'recordHeaders',
   'tracerProvider',
 ]);
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 4096;
 export const DEFAULT_SETTLE_TIMEOUT_MS = 300_000;
+export const DEFAULT_RECORD_GRACE_MS = 1_000;
+/** AMQP short strings (shortstr) hold at most this many bytes. */
+export const MAX_SHORTSTR_BYTES = 255;
 export const MAX_HEADER_VALUE_CHARS = 256;
 export const MAX_RECORDED_HEADERS = 32;
 // setTimeout's ceiling; a larger timeout would fire at once.
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 // AMQP shortstr: header names are at most 255 bytes.
 const HEADER_NAME_RE = /^[\x21-\x7e]{1,255}$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 
 let defaultLogger: Logger | undefined;
 
 /**
  * stdout, asynchronous (never blocks the event loop on a slow reader; pino
- * flushes it on exit), in writes of at most 4 KiB. pino's own default
- * (16 KiB) costs more per line: SonicBoom measures the whole pending chunk
- * with Buffer.byteLength on every line, so a larger chunk is re-copied more
- * often. Measured at five hop lines per round trip into a pipe: 32 µs per
- * message with pino's default, 24 µs with this, 26 µs written synchronously.
+ * flushes it on exit), in writes of at most 4 KiB. hoptrace hands it one
+ * batch of lines per event-loop turn. For a file, a synchronous destination
+ * costs less per byte (see the README's performance notes).
  */
 function defaultDestination(): ReturnType<typeof pino.destination> {
   return pino.destination({ dest: 1, sync: false, maxWrite: 4096 });
@@ -117,6 +160,15 @@ export function resolveConfig(options: HoptraceOptions | undefined): Config {
   const envName = process.env[Env.OTEL_SERVICE_NAME];
   const service = options.serviceName ?? (envName !== undefined && envName !== '' ? envName : DEFAULT_SERVICE_NAME);
   if (typeof service !== 'string' || service === '') throw bad('serviceName', 'a non-empty string', service);
+  const serviceBytes = Buffer.byteLength(service);
+  if (serviceBytes > MAX_SHORTSTR_BYTES) {
+    throw new ConfigError(
+      `hoptrace: option "serviceName" must be at most ${MAX_SHORTSTR_BYTES} bytes in UTF-8, the limit of an AMQP short string (got ${serviceBytes} bytes${options.serviceName === undefined ? ` from ${Env.OTEL_SERVICE_NAME}` : ''})`,
+    );
+  }
+  if (CONTROL_RE.test(service)) {
+    throw new ConfigError(`hoptrace: option "serviceName" must not contain control characters (got ${JSON.stringify(service)})`);
+  }
 
   let logger = options.logger;
   if (logger === undefined) logger = defaultLogger ??= pino({ name: LIBRARY_NAME }, defaultDestination());
@@ -152,7 +204,7 @@ export function resolveConfig(options: HoptraceOptions | undefined): Config {
   const capture = resolveCapture(options.capturePayload);
 
   const hooks = options.hooks;
-  let hook: ((hop: HopRecord) => void) | undefined;
+  let hook: ((record: AnyHopRecord) => void) | undefined;
   if (hooks !== undefined) {
     if (hooks === null || typeof hooks !== 'object') throw bad('hooks', 'an object', hooks);
     for (const key of Object.keys(hooks)) {
@@ -172,6 +224,11 @@ export function resolveConfig(options: HoptraceOptions | undefined): Config {
     throw bad('settleTimeoutMs', `a number of milliseconds between 1 and ${MAX_TIMEOUT_MS}`, settleTimeoutMs);
   }
 
+  const recordGraceMs = options.recordGraceMs ?? DEFAULT_RECORD_GRACE_MS;
+  if (typeof recordGraceMs !== 'number' || !Number.isFinite(recordGraceMs) || recordGraceMs <= 0 || recordGraceMs > MAX_TIMEOUT_MS) {
+    throw bad('recordGraceMs', `a number of milliseconds between 1 and ${MAX_TIMEOUT_MS}`, recordGraceMs);
+  }
+
   const recordHeaders = options.recordHeaders ?? true;
   if (typeof recordHeaders !== 'boolean') throw bad('recordHeaders', 'a boolean', recordHeaders);
 
@@ -180,21 +237,38 @@ export function resolveConfig(options: HoptraceOptions | undefined): Config {
     throw bad('tracerProvider', 'an OpenTelemetry TracerProvider (with getTracer)', provider);
   }
 
+  const instance = clip(`${hostname()}/${process.pid}`, HopLimits.SHORT, { truncated: false });
+  const reported = new Set<string>();
+  // The writer outlives this configuration (one per logger): it reports through the first one.
+  let first: Config | undefined;
+  const writer = writerFor(logger, (err, records) => {
+    if (first !== undefined) telemetryFailed(first, 'logger', err, records);
+  });
+  const recordInstance = writer.lineHasInstance ? undefined : instance;
   const cfg: Config = {
     service,
-    instance: `${hostname()}/${process.pid}`,
+    instance,
     logger,
+    writer,
+    recordInstance,
     correlationHeader,
     causationHeader,
+    headerShapes: headerShapes(correlationHeader, causationHeader),
     capture,
     onHop: noop,
+    hooked: false,
     consumerLink: parent === 'link',
     settleTimeoutMs,
+    recordGraceMs,
     renderHeaders: recordHeaders ? renderHeaders : noHeaders,
     fixedTracer: provider?.getTracer(LIBRARY_NAME, LIBRARY_VERSION),
-    reported: new Set(),
+    reported,
   };
-  if (hook !== undefined) cfg.onHop = guardHook(hook, cfg);
+  first = cfg;
+  if (hook !== undefined) {
+    cfg.onHop = guardHook(hook, cfg);
+    cfg.hooked = true;
+  }
   return cfg;
 }
 
@@ -211,7 +285,7 @@ function noCapture(): undefined {
   return undefined;
 }
 
-function guardHook(hook: (hop: HopRecord) => void, cfg: Config): (hop: HopRecord) => void {
+function guardHook(hook: (record: AnyHopRecord) => void, cfg: Config): (record: AnyHopRecord) => void {
   // Made once per configuration, the rejection handler too, so a hook that
   // returns a promise costs no closure per hop.
   const onFailure = (err: unknown): void => telemetryFailed(cfg, 'hook', err);
@@ -237,7 +311,9 @@ function resolveCapture(opt: HoptraceOptions['capturePayload']): CaptureFn {
       }
     }
     if (opt.maxBytes !== undefined) {
-      if (!Number.isSafeInteger(opt.maxBytes) || opt.maxBytes < 1) throw bad('capturePayload.maxBytes', 'a positive integer', opt.maxBytes);
+      if (!Number.isSafeInteger(opt.maxBytes) || opt.maxBytes < 1 || opt.maxBytes > HopLimits.LONG) {
+        throw bad('capturePayload.maxBytes', `a positive integer of at most ${HopLimits.LONG} (the longest payload a record may carry)`, opt.maxBytes);
+      }
       maxBytes = opt.maxBytes;
     }
     if (opt.redact !== undefined) {
@@ -251,12 +327,20 @@ function resolveCapture(opt: HoptraceOptions['capturePayload']): CaptureFn {
   // Redaction sees a window four times the kept size (at least 64 KiB), not
   // the whole body: a multi-megabyte body is not decoded for 4 KiB of payload.
   const window = Math.max(limit * 4, 65_536);
-  return (cfg, content, direction, exchange, routingKey, contentType, messageType, headers) => {
+  return (cfg, content, direction, exchange, routingKey, props) => {
     if (!Buffer.isBuffer(content)) return undefined;
     let text = content.toString('utf8', 0, Math.min(content.length, redactFn === undefined ? limit : window));
     if (redactFn !== undefined) {
       try {
-        text = redactFn(text, { direction, exchange, routingKey, contentType, messageType, headers });
+        const headers = props?.headers;
+        text = redactFn(text, {
+          direction,
+          exchange,
+          routingKey,
+          contentType: typeof props?.contentType === 'string' ? props.contentType : undefined,
+          messageType: typeof props?.type === 'string' ? props.type : undefined,
+          headers: headers !== null && typeof headers === 'object' ? (headers as Record<string, unknown>) : undefined,
+        });
         if (typeof text !== 'string') throw new TypeError(`redact returned ${typeof text}, not a string`);
       } catch (err) {
         // Never log what redaction was supposed to hide.
@@ -273,11 +357,12 @@ function resolveCapture(opt: HoptraceOptions['capturePayload']): CaptureFn {
 }
 
 /**
- * Headers as a hop records them: strings, at most 32, each value at most 256
- * characters, leaving out the headers whose value the hop already holds in
- * its own fields, so every line does not say the same ids twice:
+ * Headers as a record keeps them: strings, at most 32, each value at most
+ * 256 characters (a longer one is cut and ends with `…`, and the record
+ * says `truncated`), leaving out the headers whose value the record already
+ * holds in its own fields, so no line says the same ids twice:
  * `traceparent` when it is exactly `00-{traceId}-{traceparentSpanId}-01`
- * (the hop's `spanId` on send, its `parentSpanId` on receive), and the
+ * (the record's `spanId` on publish, its `parentSpanId` on consume), and the
  * correlation and causation id headers when they equal `correlationId` and
  * `causationId`. A header that differs (a malformed or unsampled
  * traceparent, a non-string id) is recorded as it came.
@@ -285,25 +370,29 @@ function resolveCapture(opt: HoptraceOptions['capturePayload']): CaptureFn {
 export function renderHeaders(
   cfg: Config,
   headers: Record<string, unknown> | undefined,
-  hop: HopRecord,
+  ids: MessageIds,
   traceparentSpanId: string | undefined,
+  cut: Cut,
 ): Record<string, string> | undefined {
   if (headers === undefined || headers === null || typeof headers !== 'object') return undefined;
   let out: Record<string, string> | undefined;
   let n = 0;
   for (const key in headers) {
     const v = headers[key];
-    if (typeof v === 'string' && carriedByHop(cfg, key, v, hop, traceparentSpanId)) continue;
-    if (n++ === MAX_RECORDED_HEADERS) break;
-    (out ??= {})[key] = renderValue(v);
+    if (typeof v === 'string' && carriedByRecord(cfg, key, v, ids, traceparentSpanId)) continue;
+    if (n++ === MAX_RECORDED_HEADERS) {
+      cut.truncated = true;
+      break;
+    }
+    (out ??= {})[clip(key, HopLimits.SHORT, cut)] = renderValue(v, cut);
   }
   return out;
 }
 
-function carriedByHop(cfg: Config, key: string, value: string, hop: HopRecord, traceparentSpanId: string | undefined): boolean {
-  if (key === cfg.correlationHeader) return value === hop.correlationId;
-  if (key === cfg.causationHeader) return value === hop.causationId;
-  return key === Headers.TRACEPARENT && isTraceParentOf(value, hop.traceId, traceparentSpanId);
+function carriedByRecord(cfg: Config, key: string, value: string, ids: MessageIds, traceparentSpanId: string | undefined): boolean {
+  if (key === cfg.correlationHeader) return value === ids.correlationId;
+  if (key === cfg.causationHeader) return value === ids.causationId;
+  return key === Headers.TRACEPARENT && isTraceParentOf(value, ids.traceId, traceparentSpanId);
 }
 
 /** `value === \`00-${traceId}-${spanId}-01\`` without building the string. */
@@ -319,11 +408,11 @@ function isTraceParentOf(value: string, traceId: string, spanId: string | undefi
   );
 }
 
-function renderValue(v: unknown): string {
+function renderValue(v: unknown, cut: Cut): string {
   let s: string;
   if (typeof v === 'string') s = v;
-  else if (Buffer.isBuffer(v)) return v.toString('utf8', 0, Math.min(v.length, MAX_HEADER_VALUE_CHARS)).slice(0, MAX_HEADER_VALUE_CHARS);
-  else if (v === null || typeof v !== 'object') s = String(v);
+  else if (Buffer.isBuffer(v)) s = v.toString('utf8', 0, Math.min(v.length, MAX_HEADER_VALUE_CHARS * 4));
+  else if (v === null || typeof v !== 'object') s = text(v);
   else {
     try {
       s = JSON.stringify(v) ?? String(v);
@@ -331,5 +420,5 @@ function renderValue(v: unknown): string {
       s = `[unserializable: ${describe(err)}]`;
     }
   }
-  return s.length > MAX_HEADER_VALUE_CHARS ? s.slice(0, MAX_HEADER_VALUE_CHARS) : s;
+  return clip(s, MAX_HEADER_VALUE_CHARS, cut);
 }

@@ -42,12 +42,26 @@ export function newSpanId(): string {
   return id;
 }
 
+/** Lowercase hex digits as char codes. */
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+
+/** Write `n` bytes of `src` from `srcAt` as lowercase hex into `dst` at `dstAt`. */
+function writeHex(dst: Buffer, dstAt: number, src: Buffer, srcAt: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const b = src[srcAt + i]!;
+    dst[dstAt + 2 * i] = HEX_DIGITS[b >>> 4]!;
+    dst[dstAt + 2 * i + 1] = HEX_DIGITS[b & 15]!;
+  }
+}
+
 // UUIDv7 (RFC 9562): 48-bit unix ms, version 7, a 12-bit counter in rand_a
 // (method 1, "fixed-length dedicated counter") so ids minted within the same
 // millisecond still sort in creation order, then variant 10 and 62 random bits.
 let lastMs = 0;
 let counter = 0;
 const uuidBytes = Buffer.allocUnsafe(16);
+// The text is written into a buffer and read out once: one string per id, no pieces.
+const uuidText = Buffer.from('00000000-0000-0000-0000-000000000000', 'latin1');
 
 /** A time-ordered UUIDv7 string, monotonic within this process. */
 export function uuidv7(): string {
@@ -71,8 +85,36 @@ export function uuidv7(): string {
   const at = takeRandom(8);
   pool.copy(uuidBytes, 8, at, at + 8);
   uuidBytes[8] = (uuidBytes[8]! & 0x3f) | 0x80;
-  const h = uuidBytes.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  writeHex(uuidText, 0, uuidBytes, 0, 4);
+  writeHex(uuidText, 9, uuidBytes, 4, 2);
+  writeHex(uuidText, 14, uuidBytes, 6, 2);
+  writeHex(uuidText, 19, uuidBytes, 8, 2);
+  writeHex(uuidText, 24, uuidBytes, 10, 6);
+  return uuidText.toString('latin1', 0, 36);
+}
+
+const tpText = Buffer.from('00-00000000000000000000000000000000-0000000000000000-01', 'latin1');
+
+/**
+ * A version-00 `traceparent` for a new span: in the trace `traceId` (a new
+ * one when undefined), with a new span id, sampled or not. One string: the
+ * ids are slices of it (`traceparent.slice(3, 35)`, `.slice(36, 52)`).
+ */
+export function newTraceParent(traceId: string | undefined, sampled: boolean): string {
+  for (;;) {
+    if (traceId === undefined) {
+      const at = takeRandom(16);
+      writeHex(tpText, 3, pool, at, 16);
+    } else {
+      tpText.write(traceId, 3, 32, 'latin1');
+    }
+    const at = takeRandom(8);
+    writeHex(tpText, 36, pool, at, 8);
+    tpText[54] = sampled ? 49 /* 1 */ : 48; /* 0 */
+    const tp = tpText.toString('latin1', 0, 55);
+    // Never all-zero ids (vanishingly rare; try again).
+    if (!tp.startsWith(ZERO_TRACE_ID, 3) && !tp.startsWith(ZERO_SPAN_ID, 36)) return tp;
+  }
 }
 
 /** A parsed W3C `traceparent`. */
@@ -83,15 +125,20 @@ export interface TraceParent {
   traceFlags: number;
 }
 
+/** Value of each lowercase hex digit by char code, -1 for anything else below 128. */
+const HEX_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) HEX_VALUE['0123456789abcdef'.charCodeAt(i)] = i;
+
 /** Value of a lowercase hex digit's char code, or -1. */
 function hexValue(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48; // 0-9
-  if (c >= 97 && c <= 102) return c - 87; // a-f
-  return -1;
+  return c < 128 ? HEX_VALUE[c]! : -1;
 }
 
 function isLowerHex(s: string, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (hexValue(s.charCodeAt(i)) < 0) return false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || HEX_VALUE[c]! < 0) return false;
+  }
   return true;
 }
 
@@ -102,7 +149,8 @@ function isLowerHex(s: string, from: number, to: number): boolean {
  * A char loop: it runs on every delivery, and a regex match costs more.
  */
 export function parseTraceParent(raw: string): TraceParent | undefined {
-  const value = raw.trim();
+  // trim() only when there is something to trim (it would copy).
+  const value = raw.length > 0 && (raw.charCodeAt(0) <= 32 || raw.charCodeAt(raw.length - 1) <= 32) ? raw.trim() : raw;
   const n = value.length;
   if (
     n < 55 ||

@@ -3,14 +3,15 @@
  * untrusted input from whoever published: a bad value is ignored with one
  * warning per kind of problem, and the message is still delivered.
  */
-import type { DeathEntry } from '../hop.ts';
+import { type DeathEntry, HopLimits } from '../hop.ts';
+import { type Cut, addCount, clip, count, text } from './clip.ts';
 import type { Config } from './config.ts';
 import { type TraceParent, parseTraceParent } from './ids.ts';
 import { Headers } from './semconv.ts';
 import { headerIgnored } from './telemetry.ts';
 
 /** Longest id or trace header hoptrace accepts (W3C tracestate allows 512). */
-export const MAX_ID_CHARS = 1024;
+export const MAX_ID_CHARS = HopLimits.SHORT;
 /** W3C baggage allows 8192 bytes in total. */
 export const MAX_BAGGAGE_CHARS = 8192;
 
@@ -24,6 +25,8 @@ export interface Incoming {
   causationId: string | undefined;
   death: DeathEntry[] | undefined;
   deathCount: number | undefined;
+  /** Something in `death` was cut to the record limits. */
+  deathTruncated: boolean;
 }
 
 const EMPTY: Incoming = Object.freeze({
@@ -35,6 +38,7 @@ const EMPTY: Incoming = Object.freeze({
   causationId: undefined,
   death: undefined,
   deathCount: undefined,
+  deathTruncated: false,
 });
 
 export function readIncoming(cfg: Config, headers: Record<string, unknown> | undefined): Incoming {
@@ -49,11 +53,18 @@ export function readIncoming(cfg: Config, headers: Record<string, unknown> | und
   }
   // tracestate without a valid traceparent means nothing (W3C §3.3).
   const tracestate = readString(cfg, headers, Headers.TRACESTATE, MAX_ID_CHARS);
-  const death = headers[Headers.X_DEATH] === undefined ? undefined : parseDeath(cfg, headers[Headers.X_DEATH]);
+  let death: DeathEntry[] | undefined;
   let deathCount: number | undefined;
-  if (death !== undefined) {
-    deathCount = 0;
-    for (const d of death) deathCount += d.count;
+  let deathTruncated = false;
+  const rawDeath = headers[Headers.X_DEATH];
+  if (rawDeath !== undefined) {
+    const cut: Cut = { truncated: false };
+    death = parseDeath(cfg, rawDeath, cut);
+    deathTruncated = cut.truncated;
+    if (death !== undefined) {
+      deathCount = 0;
+      for (const d of death) deathCount = addCount(deathCount, d.count);
+    }
   }
   return {
     traceParent,
@@ -64,6 +75,7 @@ export function readIncoming(cfg: Config, headers: Record<string, unknown> | und
     causationId: readString(cfg, headers, cfg.causationHeader, MAX_ID_CHARS),
     death,
     deathCount,
+    deathTruncated,
   };
 }
 
@@ -85,27 +97,47 @@ function readString(cfg: Config, headers: Record<string, unknown>, name: string,
   return undefined;
 }
 
-/** RabbitMQ's `x-death`: an array of tables, newest first. */
-export function parseDeath(cfg: Config, raw: unknown): DeathEntry[] | undefined {
+/**
+ * RabbitMQ's `x-death`: an array of tables, newest first. Whatever a
+ * publisher put there, the entries come out fitting the record limits: at
+ * most `HopLimits.ENTRIES` entries and routing keys, names cut to
+ * `HopLimits.SHORT`, `count` a non-negative integer (−1 → 0, 1.5 → 1), a
+ * `time` only when it is a finite epoch-ms value; `cut` says when
+ * something was cut.
+ */
+export function parseDeath(cfg: Config, raw: unknown, cut: Cut): DeathEntry[] | undefined {
   if (!Array.isArray(raw)) {
     headerIgnored(cfg, 'x-death', Headers.X_DEATH, 'not an array of tables');
     return undefined;
   }
   const out: DeathEntry[] = [];
   for (const item of raw) {
-    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+    if (item === null || typeof item !== 'object' || Array.isArray(item) || Buffer.isBuffer(item)) {
       headerIgnored(cfg, 'x-death', Headers.X_DEATH, 'an entry that is not a table');
       continue;
     }
+    if (out.length === HopLimits.ENTRIES) {
+      cut.truncated = true;
+      break;
+    }
     const t = item as Record<string, unknown>;
-    const count = typeof t.count === 'number' ? t.count : typeof t.count === 'bigint' ? Number(t.count) : 1;
     const keys = t['routing-keys'];
+    const routingKeys: string[] = [];
+    if (Array.isArray(keys)) {
+      for (const k of keys) {
+        if (routingKeys.length === HopLimits.ENTRIES) {
+          cut.truncated = true;
+          break;
+        }
+        routingKeys.push(name(k, cut));
+      }
+    }
     const entry: DeathEntry = {
-      queue: text(t.queue),
-      reason: text(t.reason),
-      count,
-      exchange: text(t.exchange),
-      routingKeys: Array.isArray(keys) ? keys.map(text) : [],
+      queue: name(t.queue, cut),
+      reason: name(t.reason, cut),
+      count: typeof t.count === 'number' || typeof t.count === 'bigint' ? count(t.count) : 1,
+      exchange: name(t.exchange, cut),
+      routingKeys,
     };
     const time = timestamp(t.time);
     if (time !== undefined) entry.time = time;
@@ -114,17 +146,25 @@ export function parseDeath(cfg: Config, raw: unknown): DeathEntry[] | undefined 
   return out;
 }
 
-function text(v: unknown): string {
-  if (typeof v === 'string') return v.length > MAX_ID_CHARS ? v.slice(0, MAX_ID_CHARS) : v;
-  if (Buffer.isBuffer(v)) return v.toString('utf8', 0, Math.min(v.length, MAX_ID_CHARS));
-  return v === undefined || v === null ? '' : String(v);
+function name(v: unknown, cut: Cut): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v === 'object' && !Buffer.isBuffer(v)) {
+    // A nested table or array where a name belongs: its JSON, cut.
+    try {
+      return clip(JSON.stringify(v) ?? '', HopLimits.SHORT, cut);
+    } catch {
+      return '[unserializable]';
+    }
+  }
+  return clip(text(v), HopLimits.SHORT, cut);
 }
 
-/** amqplib decodes an AMQP timestamp as `{ '!': 'timestamp', value: seconds }`. */
+/** amqplib decodes an AMQP timestamp as `{ '!': 'timestamp', value: seconds }`; epoch ms when finite. */
 function timestamp(v: unknown): number | undefined {
-  if (typeof v === 'number') return v * 1000;
-  if (v !== null && typeof v === 'object' && typeof (v as { value?: unknown }).value === 'number') {
-    return (v as { value: number }).value * 1000;
-  }
-  return undefined;
+  let seconds: unknown = v;
+  if (v !== null && typeof v === 'object' && !Buffer.isBuffer(v)) seconds = (v as { value?: unknown }).value;
+  if (typeof seconds === 'bigint') seconds = Number(seconds);
+  if (typeof seconds !== 'number') return undefined;
+  const ms = seconds * 1000;
+  return Number.isFinite(ms) ? ms : undefined;
 }

@@ -1,105 +1,46 @@
 /**
  * publish / sendToQueue: new options and headers carrying the trace,
  * correlation and causation ids (the caller's objects are never touched and
- * the caller's own headers win), the `send` hop and span, and on a
- * ConfirmChannel the `confirm` hop when the broker answers.
+ * the caller's own headers win), the send span, and the message's
+ * `publish` record: written at send on a plain channel, at the broker's
+ * confirm on a ConfirmChannel.
+ *
+ * Headers added, and only when the receiver cannot know them otherwise:
+ * `traceparent` always (plus `tracestate` / `baggage` when continuing a
+ * delivery's context without an SDK), the correlation id header when the
+ * chain's id differs from the message's own id (a chain's first message
+ * needs none: its message id is the chain id), the causation id header
+ * when published from a handler. Nothing in AMQP properties but a
+ * `messageId` when the caller set none.
  */
-import {
-  type Attributes,
-  type Context,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  context,
-  propagation,
-  trace,
-} from '@opentelemetry/api';
+import { type Context, type Span, context, propagation, trace } from '@opentelemetry/api';
 import type { ConfirmChannel, Message, Options, Replies } from 'amqplib';
-import type { HopRecord } from '../hop.ts';
+import { HopLimits } from '../hop.ts';
 import type { ChannelState } from './channel-state.ts';
-import type { Captured } from './config.ts';
-import { type Delivery, hopStorage } from './delivery.ts';
-import { producerDestination } from './destination.ts';
-import { elapsedMs, formatTraceParent, newSpanId, newTraceId, uuidv7 } from './ids.ts';
+import { clip, text } from './clip.ts';
+import { type Delivery, currentDelivery, hopStorage } from './delivery.ts';
+import { Level } from './hop-writer.ts';
+import { formatTraceParent, newSpanId, newTraceId, newTraceParent, uuidv7 } from './ids.ts';
 import { readIncoming } from './incoming.ts';
-import { Attr, Headers, MESSAGING_SYSTEM_RABBITMQ, OperationType } from './semconv.ts';
-import { emitHop, telemetryFailed } from './telemetry.ts';
-import {
-  activeTracer,
-  baseHop,
-  endSpan,
-  errorType,
-  hopError,
-  hopProperties,
-  ownSpanContext,
-  where,
-} from './tracing.ts';
+import { Outgoing, noteSend, publishRecord } from './outgoing.ts';
+import { hopV1 } from './records.ts';
+import { Headers } from './semconv.ts';
+import { publishSpan } from './span-model.ts';
+import { emitRecord, telemetryFailed } from './telemetry.ts';
+import { activeTracer, endSpan, failSpan, lowerHex, ownSpanContext } from './tracing.ts';
 
 type ConfirmCallback = (err: any, ok: Replies.Empty) => void;
 
-/** One outgoing message, between prepare and its send/confirm hops. */
-class Outgoing {
-  readonly exchange: string;
-  readonly routingKey: string;
-  readonly options: Options.Publish;
-  readonly headers: Record<string, unknown>;
-  readonly messageId: string;
-  readonly correlationId: string;
-  readonly causationId: string | undefined;
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId: string | undefined;
-  readonly span: Span | undefined;
-  /** The delivery whose handler published this (for the confirm callback's context). */
-  readonly store: Delivery | undefined;
-  readonly bodySize: number | undefined;
-  readonly captured: Captured | undefined;
-  /** Date.now() when prepared: the AMQP timestamp hoptrace stamps and the send hop's `ts`. */
-  readonly ts: number;
-  startedAt: number;
-
-  constructor(
-    exchange: string,
-    routingKey: string,
-    options: Options.Publish,
-    headers: Record<string, unknown>,
-    messageId: string,
-    correlationId: string,
-    causationId: string | undefined,
-    traceId: string,
-    spanId: string,
-    parentSpanId: string | undefined,
-    span: Span | undefined,
-    store: Delivery | undefined,
-    bodySize: number | undefined,
-    captured: Captured | undefined,
-    ts: number,
-  ) {
-    this.exchange = exchange;
-    this.routingKey = routingKey;
-    this.options = options;
-    this.headers = headers;
-    this.messageId = messageId;
-    this.correlationId = correlationId;
-    this.causationId = causationId;
-    this.traceId = traceId;
-    this.spanId = spanId;
-    this.parentSpanId = parentSpanId;
-    this.span = span;
-    this.store = store;
-    this.bodySize = bodySize;
-    this.captured = captured;
-    this.ts = ts;
-    this.startedAt = 0;
-  }
-}
-
-/** A set header value the caller gave, as a string; `undefined` when absent. */
+/**
+ * An id header the caller set, when it is one hoptrace can carry: a
+ * non-empty string of at most `HopLimits.SHORT` characters, the same rule a
+ * consumer applies to what arrives (anything else is left to travel as the
+ * caller set it, and the ids fall back as if it were absent).
+ */
 function given(headers: Record<string, unknown> | undefined, name: string): string | undefined {
   if (headers === undefined) return undefined;
   const v = headers[name];
-  if (v === undefined || v === null) return undefined;
-  return typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+  return typeof v === 'string' && v !== '' && v.length <= HopLimits.SHORT ? v : undefined;
 }
 
 function prepare(
@@ -110,135 +51,121 @@ function prepare(
   options: Options.Publish | undefined,
 ): Outgoing {
   const cfg = chan.cfg;
-  const store = hopStorage.getStore();
+  const tracer = activeTracer(cfg);
+  // The handled delivery: in hoptrace's storage, or (an SDK registered) in the OpenTelemetry context.
+  const store = hopStorage.getStore() ?? (tracer === undefined ? undefined : currentDelivery());
+  const o = new Outgoing(store);
   const callerHeaders =
     options?.headers !== undefined && options.headers !== null && typeof options.headers === 'object'
       ? (options.headers as Record<string, unknown>)
       : undefined;
 
-  const rawId = options?.messageId;
-  const messageId = rawId === undefined || rawId === null || rawId === '' ? uuidv7() : String(rawId);
+  const rawId: unknown = options?.messageId;
+  const generated = rawId === undefined || rawId === null || rawId === '';
+  // A messageId that is not a string makes amqplib refuse the publish, as it would without hoptrace.
+  const messageId = generated ? uuidv7() : clip(text(rawId), HopLimits.SHORT, { truncated: false });
   const correlationId = given(callerHeaders, cfg.correlationHeader) ?? store?.correlationId ?? messageId;
   const causationId = given(callerHeaders, cfg.causationHeader) ?? store?.messageId;
 
-  const headers: Record<string, unknown> = {};
+  /** What the SDK's propagator wrote (traceparent, tracestate, baggage...). */
+  let carrier: Record<string, unknown> | undefined;
+  let traceparent: string | undefined;
   let span: Span | undefined;
   let traceId: string | undefined;
   let spanId = '';
   let parentSpanId: string | undefined;
+  let traceFlags = 1;
 
-  const tracer = activeTracer(cfg);
   if (tracer !== undefined) {
     try {
       let parentCtx: Context = context.active();
       // Without a context manager the handler's context is not active; the
       // delivery still knows its consumer span.
-      if (store?.otelCtx !== undefined && trace.getSpan(parentCtx) === undefined) parentCtx = store.otelCtx;
+      if (store?.otel !== undefined && trace.getSpan(parentCtx) === undefined) parentCtx = store.otel.ctx;
       const parent = trace.getSpanContext(parentCtx);
-      const destination = producerDestination(exchange, routingKey);
-      const attributes: Attributes = {
-        [Attr.MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
-        [Attr.MESSAGING_OPERATION_TYPE]: OperationType.SEND,
-        [Attr.MESSAGING_OPERATION_NAME]: OperationType.SEND,
-        [Attr.MESSAGING_DESTINATION_NAME]: destination,
-        [Attr.HOPTRACE_EXCHANGE]: exchange,
-        [Attr.MESSAGING_MESSAGE_ID]: messageId,
-        [Attr.MESSAGING_MESSAGE_CONVERSATION_ID]: correlationId,
-      };
-      if (routingKey !== '') attributes[Attr.MESSAGING_RABBITMQ_ROUTING_KEY] = routingKey;
-      if (Buffer.isBuffer(content)) attributes[Attr.MESSAGING_MESSAGE_BODY_SIZE] = content.length;
-      if (causationId !== undefined) attributes[Attr.HOPTRACE_CAUSATION_ID] = causationId;
-      const s = tracer.startSpan(`${OperationType.SEND} ${destination}`, { kind: SpanKind.PRODUCER, attributes }, parentCtx);
+      const model = publishSpan({
+        exchange,
+        routingKey,
+        messageId,
+        correlationId,
+        causationId,
+        bodySize: Buffer.isBuffer(content) ? content.length : undefined,
+      });
+      const s = tracer.startSpan(model.name, { kind: model.kind, attributes: model.attributes }, parentCtx);
       const sc = ownSpanContext(s, parent);
       if (sc === undefined) {
         s.end();
       } else {
         span = s;
-        traceId = sc.traceId;
-        spanId = sc.spanId;
-        parentSpanId = parent?.spanId;
-        propagation.inject(trace.setSpan(parentCtx, s), headers);
-        // No propagator registered: write W3C trace context ourselves.
-        if (headers[Headers.TRACEPARENT] === undefined) {
-          headers[Headers.TRACEPARENT] = formatTraceParent(sc.traceId, sc.spanId, sc.traceFlags);
-          if (sc.traceState !== undefined) headers[Headers.TRACESTATE] = sc.traceState.serialize();
+        traceId = lowerHex(sc.traceId);
+        spanId = lowerHex(sc.spanId);
+        parentSpanId = parent === undefined ? undefined : lowerHex(parent.spanId);
+        traceFlags = sc.traceFlags;
+        carrier = {};
+        propagation.inject(trace.setSpan(parentCtx, s), carrier);
+        if (carrier[Headers.TRACEPARENT] === undefined) {
+          // No propagator registered: write W3C trace context ourselves.
+          carrier[Headers.TRACEPARENT] = formatTraceParent(sc.traceId, sc.spanId, sc.traceFlags);
+          if (sc.traceState !== undefined) carrier[Headers.TRACESTATE] = sc.traceState.serialize();
         }
       }
     } catch (err) {
       telemetryFailed(cfg, 'span', err);
     }
   }
+  let from: Delivery | undefined;
   if (traceId === undefined) {
-    // No SDK: hoptrace's own ids, continuing the handled message's trace.
-    traceId = store?.traceId ?? newTraceId();
-    spanId = newSpanId();
-    parentSpanId = store?.spanId;
-    headers[Headers.TRACEPARENT] = formatTraceParent(traceId, spanId, store?.traceFlags ?? 1);
-    if (store?.tracestate !== undefined) headers[Headers.TRACESTATE] = store.tracestate;
-    if (store?.baggage !== undefined) headers[Headers.BAGGAGE] = store.baggage;
+    // No SDK: hoptrace's own ids, continuing the handled message's trace. One string; the ids are slices of it.
+    from = store;
+    traceFlags = from?.traceFlags ?? 1;
+    traceparent = newTraceParent(from?.traceId, (traceFlags & 1) === 1);
+    traceId = traceparent.slice(3, 35);
+    spanId = traceparent.slice(36, 52);
+    parentSpanId = from?.spanId;
   }
-  headers[cfg.correlationHeader] = correlationId;
-  if (causationId !== undefined) headers[cfg.causationHeader] = causationId;
+
+  const correlated = correlationId !== messageId;
+  const caused = causationId !== undefined;
+  let out: Record<string, unknown>;
+  if (carrier !== undefined) {
+    out = carrier;
+  } else if (callerHeaders === undefined && from?.tracestate === undefined && from?.baggage === undefined) {
+    // The common case, only hoptrace's headers: one reusable headers object per set of them.
+    // amqplib makes every publish's headers the prototype of a new object (Object.create), and a
+    // fresh prototype each time costs V8 a prototype map and a slow for-in (bench: "What each
+    // header ... costs in amqplib"); a reused one does not. Safe: amqplib encodes the headers
+    // before publish returns and keeps no reference to them (test/lib-publish.test.ts).
+    const shapes = cfg.headerShapes;
+    out = correlated ? (caused ? shapes.withBoth : shapes.withCorrelation) : caused ? shapes.withCausation : shapes.traceparentOnly;
+    out[Headers.TRACEPARENT] = traceparent;
+  } else {
+    out = { [Headers.TRACEPARENT]: traceparent };
+    if (from?.tracestate !== undefined) out[Headers.TRACESTATE] = from.tracestate;
+    if (from?.baggage !== undefined) out[Headers.BAGGAGE] = from.baggage;
+  }
+  if (correlated) out[cfg.correlationHeader] = correlationId;
+  if (caused) out[cfg.causationHeader] = causationId;
   // The caller's headers win. for-in like amqplib, which serialises inherited keys too.
-  if (callerHeaders !== undefined) for (const key in callerHeaders) headers[key] = callerHeaders[key];
+  if (callerHeaders !== undefined) for (const key in callerHeaders) out[key] = callerHeaders[key];
 
-  const now = Date.now();
-  const finalOptions: Options.Publish = { ...options, headers, messageId };
-  if (options?.timestamp === undefined) finalOptions.timestamp = Math.floor(now / 1000);
-  if (options?.appId === undefined) finalOptions.appId = cfg.service;
-
-  const captured = cfg.capture(
-    cfg,
-    content,
-    'send',
-    exchange,
-    routingKey,
-    options?.contentType,
-    options?.type,
-    headers,
-  );
-  return new Outgoing(
-    exchange,
-    routingKey,
-    finalOptions,
-    headers,
-    messageId,
-    correlationId,
-    causationId,
-    traceId,
-    spanId,
-    parentSpanId,
-    span,
-    store,
-    Buffer.isBuffer(content) ? content.length : undefined,
-    captured,
-    now,
-  );
+  const finalOptions: Options.Publish = { ...options, headers: out };
+  if (generated) finalOptions.messageId = messageId;
+  o.traceId = traceId;
+  o.spanId = spanId;
+  o.parentSpanId = parentSpanId;
+  o.traceFlags = traceFlags;
+  o.messageId = messageId;
+  o.correlationId = correlationId;
+  o.causationId = causationId;
+  o.headers = out;
+  o.options = finalOptions;
+  o.span = span;
+  return o;
 }
 
-function sendHop(chan: ChannelState, o: Outgoing): HopRecord {
-  const cfg = chan.cfg;
-  const hop = baseHop(cfg, 'send', o.traceId, o.spanId, o.parentSpanId, o.correlationId, o.causationId, o.messageId);
-  // The same instant as the AMQP timestamp, so the hop need not repeat it (hopProperties).
-  hop.ts = o.ts;
-  hop.exchange = o.exchange;
-  hop.routingKey = o.routingKey;
-  const opts = o.options;
-  if (typeof opts.type === 'string') hop.messageType = opts.type;
-  if (typeof opts.contentType === 'string') hop.contentType = opts.contentType;
-  if (o.bodySize !== undefined) hop.bodySize = o.bodySize;
-  const headers = cfg.renderHeaders(cfg, o.headers, hop, o.spanId);
-  if (headers !== undefined) hop.headers = headers;
-  const properties = hopProperties(opts, hop, true);
-  if (properties !== undefined) hop.properties = properties;
-  if (o.captured !== undefined) {
-    hop.payload = o.captured.payload;
-    if (o.captured.truncated) hop.payloadTruncated = true;
-  }
-  return hop;
-}
 
-/** publish on a plain Channel (or a ConfirmChannel, with `confirm`). */
+
+/** publish on a plain Channel (or a ConfirmChannel, with `confirm`). Never fails because of hoptrace. */
 export function instrumentedPublish(
   chan: ChannelState,
   exchange: string,
@@ -247,121 +174,95 @@ export function instrumentedPublish(
   options: Options.Publish | undefined,
   cb: ConfirmCallback | undefined,
 ): boolean {
-  let o: Outgoing | undefined;
+  let p: Outgoing | undefined;
   try {
-    o = prepare(chan, exchange, routingKey, content, options);
+    p = prepare(chan, exchange, routingKey, content, options);
   } catch (err) {
     telemetryFailed(chan.cfg, 'internal', err);
   }
   const raw = chan.raw;
-  if (o === undefined) {
-    return chan.confirm
+  const confirm = chan.confirmChannel;
+  if (p === undefined) {
+    return confirm
       ? (raw as ConfirmChannel).publish(exchange, routingKey, content, options, cb)
       : raw.publish(exchange, routingKey, content, options);
   }
   let ok: boolean;
+  let tag = 0;
   try {
-    if (chan.confirm) {
-      o.startedAt = performance.now();
-      ok = (raw as ConfirmChannel).publish(exchange, routingKey, content, o.options, confirmCallback(chan, o, cb));
+    if (confirm) {
+      if (chan.confirm) tag = chan.nextPublishTag();
+      const callback = cb !== undefined && cb !== null && p.store !== undefined ? inContext(p.store, cb) : cb;
+      ok = (raw as ConfirmChannel).publish(exchange, routingKey, content, p.options, callback);
     } else {
-      ok = raw.publish(exchange, routingKey, content, o.options);
+      ok = raw.publish(exchange, routingKey, content, p.options);
     }
   } catch (err) {
-    // amqplib refused (closed channel, bad arguments): no send hop, the span says why.
-    if (o.span !== undefined) failSpan(chan, o.span, err);
+    // amqplib refused (closed channel, bad arguments): no record, the span says why.
+    if (p.span !== undefined) failSpan(chan.cfg, p.span, err);
     throw err;
   }
   try {
-    const hop = sendHop(chan, o);
-    emitHop(chan.cfg, 'info', hop, `send ${o.messageId} to ${where(exchange, routingKey)}`);
+    sent(chan, p, exchange, routingKey, content, tag);
   } catch (err) {
     telemetryFailed(chan.cfg, 'internal', err);
   }
-  // On a ConfirmChannel the send span lasts until the broker confirms.
-  if (o.span !== undefined && !chan.confirm) endSpan(chan.cfg, o.span);
   return ok;
 }
 
-function failSpan(chan: ChannelState, span: Span, err: unknown): void {
-  try {
-    span.setAttribute(Attr.ERROR_TYPE, errorType(err));
-    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
-  } catch (e) {
-    telemetryFailed(chan.cfg, 'span', e);
+/** After amqplib took the message: the record now (plain channel) or at the confirm. */
+function sent(chan: ChannelState, o: Outgoing, exchange: string, routingKey: string, content: Buffer, tag: number): void {
+  const cfg = chan.cfg;
+  const wanted = cfg.hooked || cfg.writer.enabled(Level.INFO);
+  if (wanted) noteSend(cfg, o, exchange, routingKey, content);
+  if (chan.confirm) {
+    if (!wanted && o.span === undefined) return;
+    o.startedAt = performance.now();
+    // Only what the record and the span need is kept from here.
+    o.headers = undefined;
+    o.options = undefined;
+    chan.awaitConfirm(tag, o);
+    return;
   }
-  endSpan(chan.cfg, span);
+  if (wanted) emitRecord(cfg, Level.INFO, publishRecord(cfg, o, false), 1);
+  if (o.span !== undefined) endSpan(cfg, o.span);
 }
 
-// One closure per publish on a ConfirmChannel only: amqplib keeps one
-// callback per unconfirmed message, and it has to know which message it is.
-function confirmCallback(chan: ChannelState, o: Outgoing, userCb: ConfirmCallback | undefined): ConfirmCallback {
+/**
+ * The caller's confirm callback, run in the async context of the handler
+ * that published (so what it publishes is caused by the same message).
+ * A closure only for a callback given inside a handler.
+ */
+function inContext(store: Delivery, cb: ConfirmCallback): ConfirmCallback {
   return function hoptraceConfirm(err, ok) {
-    try {
-      confirmed(chan, o, err);
-    } catch (e) {
-      telemetryFailed(chan.cfg, 'internal', e);
-    }
-    // Like amqplib: a missing callback is skipped, anything else is called (and may throw).
-    if (userCb !== undefined && userCb !== null) {
-      if (o.store !== undefined) hopStorage.run(o.store, userCb, err, ok);
-      else userCb(err, ok);
-    }
+    hopStorage.run(store, cb, err, ok);
   };
 }
 
-function confirmed(chan: ChannelState, o: Outgoing, err: unknown): void {
-  const cfg = chan.cfg;
-  const hop = baseHop(cfg, 'confirm', o.traceId, o.spanId, o.parentSpanId, o.correlationId, o.causationId, o.messageId);
-  hop.exchange = o.exchange;
-  hop.routingKey = o.routingKey;
-  hop.outcome = err === null || err === undefined ? 'ack' : 'nack';
-  hop.durationMs = elapsedMs(o.startedAt);
-  if (hop.outcome === 'nack') hop.error = hopError(err);
-  emitHop(
-    cfg,
-    hop.outcome === 'ack' ? 'info' : 'warn',
-    hop,
-    hop.outcome === 'ack'
-      ? `confirm ${o.messageId}: broker ack`
-      : `confirm ${o.messageId}: broker nack (${hop.error?.message ?? 'no reason'})`,
-  );
-  if (o.span !== undefined) {
-    if (hop.outcome === 'nack') failSpan(chan, o.span, err);
-    else endSpan(cfg, o.span);
-  }
-}
-
-/** The channel's 'return' event: a `mandatory` message the broker could not route. */
+/** The channel's 'return' event: a `mandatory` message the broker could not route (a version-1 `return` hop). */
 export function returned(chan: ChannelState, msg: Message): void {
   const cfg = chan.cfg;
+  if (!cfg.hooked && !cfg.writer.enabled(Level.WARN)) return;
   const props = msg.properties;
   const inc = readIncoming(cfg, props.headers as Record<string, unknown> | undefined);
   const messageId = typeof props.messageId === 'string' && props.messageId !== '' ? props.messageId : uuidv7();
   // The message carries the send span's context: the return belongs to that span.
-  const hop = baseHop(
-    cfg,
-    'return',
-    inc.traceParent?.traceId ?? newTraceId(),
-    inc.traceParent?.spanId ?? newSpanId(),
-    undefined,
-    inc.correlationId ?? messageId,
-    inc.causationId,
+  const hop = hopV1(cfg, 'return', {
+    traceId: inc.traceParent?.traceId ?? newTraceId(),
+    spanId: inc.traceParent?.spanId ?? newSpanId(),
+    parentSpanId: undefined,
     messageId,
-  );
+    correlationId: inc.correlationId ?? messageId,
+    causationId: inc.causationId,
+  });
   const fields = msg.fields as unknown as { exchange: string; routingKey: string; replyCode: number; replyText: string };
   hop.exchange = fields.exchange;
   hop.routingKey = fields.routingKey;
   hop.outcome = 'returned';
   hop.replyCode = fields.replyCode;
-  hop.replyText = fields.replyText;
+  hop.replyText = clip(text(fields.replyText), HopLimits.MEDIUM, { truncated: false });
   if (typeof props.type === 'string') hop.messageType = props.type;
   if (typeof props.contentType === 'string') hop.contentType = props.contentType;
   hop.bodySize = msg.content.length;
-  emitHop(
-    cfg,
-    'warn',
-    hop,
-    `return ${messageId}: ${fields.replyCode} ${fields.replyText} from ${where(fields.exchange, fields.routingKey)}`,
-  );
+  emitRecord(cfg, Level.WARN, hop, 1);
 }

@@ -7,5 +7,3 @@
 export const kRawChannel: unique symbol = Symbol('hoptrace.rawChannel');
 /** On an instrumented channel: its resolved configuration. */
 export const kConfig: unique symbol = Symbol('hoptrace.config');
-/** On a delivered message: the hoptrace delivery state (context, span, timings). */
-export const kDelivery: unique symbol = Symbol('hoptrace.delivery');

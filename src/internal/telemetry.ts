@@ -4,14 +4,17 @@
  * configuration; it never reaches the user's publish or handler.
  */
 import { ErrorCodes } from '../errors.ts';
-import type { HopRecord } from '../hop.ts';
+import type { AnyHopRecord } from '../hop.ts';
 import type { Config } from './config.ts';
+import type { HopLevel } from './hop-writer.ts';
 
 /** Counters of what hoptrace recorded and what went wrong doing so (process-wide). */
 export interface TelemetryStats {
-  /** Hop records produced. */
+  /** Records written: one line each (version-2 publish and consume records, version-1 returns). */
+  records: number;
+  /** Hops those records stand for (a round trip on a ConfirmChannel: send, confirm, receive, process, settle). */
   hops: number;
-  /** Calls into the logger that threw. */
+  /** Records the logger or its stream failed to take (a failed batch counts every record in it). */
   loggerErrors: number;
   /** Hook calls that threw or rejected. */
   hookErrors: number;
@@ -26,6 +29,7 @@ export interface TelemetryStats {
 }
 
 const stats: TelemetryStats = {
+  records: 0,
   hops: 0,
   loggerErrors: 0,
   hookErrors: 0,
@@ -55,8 +59,8 @@ const COUNTER: Record<Failure, keyof TelemetryStats> = {
  * configuration: through the logger, or through `process.emitWarning` when
  * the logger is what fails (or fails while reporting).
  */
-export function telemetryFailed(cfg: Config, what: Failure, err: unknown): void {
-  stats[COUNTER[what]]++;
+export function telemetryFailed(cfg: Config, what: Failure, err: unknown, times = 1): void {
+  stats[COUNTER[what]] += times;
   if (cfg.reported.has(what)) return;
   cfg.reported.add(what);
   const text =
@@ -93,21 +97,25 @@ export function headerIgnored(cfg: Config, kind: string, header: string, why: st
   }
 }
 
-export type HopLevel = 'info' | 'warn' | 'error';
-
-/** Write one hop: one pino line, then the hook. Never throws. */
-export function emitHop(cfg: Config, level: HopLevel, hop: HopRecord, text: string): void {
-  stats.hops++;
+/**
+ * Write one record (a line through the configuration's writer), then the
+ * hook (which always gets the record's `instance`, even when the line leaves
+ * it to the pino line's hostname and pid). `hops`: how many hops it stands
+ * for. Never throws.
+ */
+export function emitRecord(cfg: Config, level: HopLevel, record: AnyHopRecord, hops: number): void {
+  stats.records++;
+  stats.hops += hops;
   try {
-    cfg.logger[level]({ hop }, text);
+    cfg.writer.write(level, record);
   } catch (err) {
     telemetryFailed(cfg, 'logger', err);
   }
-  cfg.onHop(hop);
+  if (cfg.hooked) cfg.onHop(record.instance === undefined ? { ...record, instance: cfg.instance } : record);
 }
 
 /** A line that is not a hop (settle timeout, ...). Never throws. */
-export function note(cfg: Config, level: HopLevel, obj: object, text: string): void {
+export function note(cfg: Config, level: 'info' | 'warn' | 'error', obj: object, text: string): void {
   try {
     cfg.logger[level](obj, text);
   } catch (err) {

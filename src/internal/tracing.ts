@@ -1,11 +1,12 @@
 /**
- * The OpenTelemetry side: which tracer to use (if any), and the shared
- * pieces of hop records. Only `@opentelemetry/api` is used; with no SDK
- * registered there are no spans and hoptrace makes W3C ids itself.
+ * The OpenTelemetry side: which tracer to use (if any), and ending spans
+ * safely. Only `@opentelemetry/api` is used; with no SDK registered there
+ * are no spans and hoptrace makes W3C ids itself.
  */
-import { type Span, type SpanContext, type Tracer, isSpanContextValid, trace } from '@opentelemetry/api';
-import { HOP_SCHEMA_VERSION, type HopError, type HopKind, type HopProperties, type HopRecord } from '../hop.ts';
+import { type Span, type SpanContext, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import type { Config } from './config.ts';
+import { errorType } from './records.ts';
+import { Attr } from './semconv.ts';
 import { telemetryFailed } from './telemetry.ts';
 import { LIBRARY_NAME, LIBRARY_VERSION } from './version.ts';
 
@@ -46,9 +47,24 @@ export function activeTracer(cfg: Config): Tracer | undefined {
  */
 export function ownSpanContext(span: Span, parent: SpanContext | undefined): SpanContext | undefined {
   const sc = span.spanContext();
-  if (!isSpanContextValid(sc)) return undefined;
+  // What isSpanContextValid checks (hex ids, not all zero), without its two regular expressions per span.
+  if (!isHexId(sc.traceId, 32) || !isHexId(sc.spanId, 16)) return undefined;
   if (parent !== undefined && sc.spanId === parent.spanId) return undefined;
   return sc;
+}
+
+/** `id` is `length` hex digits (either case), not all zero. */
+function isHexId(id: unknown, length: number): boolean {
+  if (typeof id !== 'string' || id.length !== length) return false;
+  let nonZero = false;
+  for (let i = 0; i < length; i++) {
+    const c = id.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (c !== 48) nonZero = true;
+    } else if ((c >= 97 && c <= 102) || (c >= 65 && c <= 70)) nonZero = true;
+    else return false;
+  }
+  return nonZero;
 }
 
 /** Run a span operation; a throwing SDK or exporter is contained and counted. */
@@ -60,104 +76,36 @@ export function endSpan(cfg: Config, span: Span): void {
   }
 }
 
-/** The fields every hop has. */
-export function baseHop(
-  cfg: Config,
-  kind: HopKind,
-  traceId: string,
-  spanId: string,
-  parentSpanId: string | undefined,
-  correlationId: string,
-  causationId: string | undefined,
-  messageId: string,
-): HopRecord {
-  const hop: HopRecord = {
-    v: HOP_SCHEMA_VERSION,
-    kind,
-    ts: Date.now(),
-    service: cfg.service,
-    instance: cfg.instance,
-    traceId,
-    spanId,
-    correlationId,
-    messageId,
-  };
-  if (parentSpanId !== undefined) hop.parentSpanId = parentSpanId;
-  if (causationId !== undefined) hop.causationId = causationId;
-  return hop;
-}
-
-/** An error as a hop carries it. */
-export function hopError(err: unknown): HopError {
-  if (err instanceof Error) {
-    const out: HopError = { type: errorType(err), message: err.message };
-    if (err.stack !== undefined) out.stack = err.stack;
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
-    return out;
-  }
-  let message: string;
+/** Mark a span failed with the error's type and message, then end it. Never throws. */
+export function failSpan(cfg: Config, span: Span, err: unknown): void {
   try {
-    message = String(err);
-  } catch {
-    message = 'unprintable value';
+    span.setAttribute(Attr.ERROR_TYPE, errorType(err));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+  } catch (e) {
+    telemetryFailed(cfg, 'span', e);
   }
-  return { type: err === null ? 'null' : typeof err, message };
+  endSpan(cfg, span);
 }
 
-export function errorType(err: unknown): string {
-  if (err instanceof Error) return err.name || err.constructor?.name || 'Error';
-  return err === null ? 'null' : typeof err;
+/** Add an event to a span and end it (a span closed by something other than its own end: timeout, channel close). */
+export function endSpanWith(cfg: Config, span: Span, event: string): void {
+  try {
+    span.addEvent(event);
+  } catch (err) {
+    telemetryFailed(cfg, 'span', err);
+  }
+  endSpan(cfg, span);
 }
-
-type PropertySource = {
-  contentType?: unknown;
-  contentEncoding?: unknown;
-  deliveryMode?: unknown;
-  persistent?: unknown;
-  priority?: unknown;
-  correlationId?: unknown;
-  replyTo?: unknown;
-  expiration?: unknown;
-  messageId?: unknown;
-  timestamp?: unknown;
-  type?: unknown;
-  userId?: unknown;
-  appId?: unknown;
-};
 
 /**
- * AMQP basic properties as a hop records them, from publish options or a
- * delivered message, leaving out what the hop's own fields already hold:
- * `messageId` (= `messageId`), `contentType` (= `contentType`), `type`
- * (= `messageType`), `appId` when it equals `service`, and on a send hop
- * a `timestamp` equal to `Math.floor(ts / 1000)` (the one hoptrace stamps
- * when the caller gave none). `undefined` when nothing is left. Call after
- * the hop's own fields are set.
+ * A span's ids as records carry them: lowercase hex. The SDK's are already;
+ * a custom id generator's uppercase ones are valid to OpenTelemetry but not
+ * to the record schema.
  */
-export function hopProperties(p: PropertySource, hop: HopRecord, isSend: boolean): HopProperties | undefined {
-  let out: HopProperties | undefined;
-  if (typeof p.contentType === 'string' && p.contentType !== hop.contentType) (out ??= {}).contentType = p.contentType;
-  if (typeof p.contentEncoding === 'string') (out ??= {}).contentEncoding = p.contentEncoding;
-  // Publish options say `persistent` (amqplib's preferred spelling) or `deliveryMode`.
-  if (p.persistent !== undefined) (out ??= {}).deliveryMode = p.persistent ? 2 : 1;
-  else if (typeof p.deliveryMode === 'number') (out ??= {}).deliveryMode = p.deliveryMode;
-  else if (p.deliveryMode === true) (out ??= {}).deliveryMode = 2;
-  if (typeof p.priority === 'number') (out ??= {}).priority = p.priority;
-  if (typeof p.correlationId === 'string') (out ??= {}).correlationId = p.correlationId;
-  if (typeof p.replyTo === 'string') (out ??= {}).replyTo = p.replyTo;
-  if (typeof p.expiration === 'string' || typeof p.expiration === 'number') (out ??= {}).expiration = String(p.expiration);
-  if (typeof p.messageId === 'string' && p.messageId !== hop.messageId) (out ??= {}).messageId = p.messageId;
-  if (typeof p.timestamp === 'number' && !(isSend && p.timestamp === Math.floor(hop.ts / 1000))) {
-    (out ??= {}).timestamp = p.timestamp;
+export function lowerHex(id: string): string {
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c >= 65 && c <= 70) return id.toLowerCase();
   }
-  if (typeof p.type === 'string' && p.type !== hop.messageType) (out ??= {}).type = p.type;
-  if (typeof p.userId === 'string') (out ??= {}).userId = p.userId;
-  if (typeof p.appId === 'string' && p.appId !== hop.service) (out ??= {}).appId = p.appId;
-  return out;
-}
-
-/** How a log line names where a message went: `exchange "x" key "k"` or `queue "q"`. */
-export function where(exchange: string, routingKey: string): string {
-  return exchange === '' ? `queue "${routingKey}" (default exchange)` : `exchange "${exchange}" key "${routingKey}"`;
+  return id;
 }

@@ -54,6 +54,7 @@ async function start(dir: string, options: CollectorOptions): Promise<TestCollec
     ...options,
   });
   let stopped = false;
+  let handedOver = false;
   const dbPath = options.db as string;
   return {
     ...running,
@@ -61,13 +62,15 @@ async function start(dir: string, options: CollectorOptions): Promise<TestCollec
     dir,
     async restart(overrides: CollectorOptions = {}) {
       await running.close();
+      // The directory is the new collector's now: its stop() removes it, this one's must not.
+      handedOver = true;
       return start(dir, { ...options, port: 0, ...overrides, db: dbPath });
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       await running.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (!handedOver) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
