@@ -19,7 +19,8 @@ import type { Logger } from 'pino';
 
 /** Headers the broker writes when it dead-letters a message: left out of a replay, which is not dead-lettered. */
 const DEATH_HEADERS = /^x-(death|first-death-.*|last-death-.*)$/;
-/** The library's default id headers (`x-correlation-id` travels unchanged). */
+/** The library's default id headers. */
+export const CORRELATION_HEADER = 'x-correlation-id';
 export const CAUSATION_HEADER = 'x-causation-id';
 export const REPLAY_OF_HEADER = 'x-replay-of';
 export const REPLAY_COUNT_HEADER = 'x-replay-count';
@@ -67,7 +68,7 @@ export interface PassHandler {
    * `republish`), then say whether the dead-letter copy goes (`ack`, only
    * after a confirmed republish) or stays (`keep`: nacked back in place).
    */
-  found(message: GetMessage, republish: () => Promise<{ sent: Republished; result: RepublishOutcome }>): Promise<'ack' | 'keep'>;
+  found(message: GetMessage, republish: (correlationId: string) => Promise<{ sent: Republished; result: RepublishOutcome }>): Promise<'ack' | 'keep'>;
 }
 
 /** The newest `x-death` entry, or undefined when the message was never dead-lettered. */
@@ -188,7 +189,7 @@ export class ReplayBroker {
           continue;
         }
         const message = msg;
-        const decision = await handler.found(message, () => this.#republish(ch, message));
+        const decision = await handler.found(message, (correlationId) => this.#republish(ch, message, correlationId));
         if (decision === 'ack') ch.ack(message);
         else held.push(message);
       }
@@ -206,7 +207,7 @@ export class ReplayBroker {
   }
 
   /** Republish a dead-lettered message to its newest x-death's exchange and routing key, and wait for the broker. */
-  async #republish(ch: ConfirmChannel, message: GetMessage): Promise<{ sent: Republished; result: RepublishOutcome }> {
+  async #republish(ch: ConfirmChannel, message: GetMessage, correlationId: string): Promise<{ sent: Republished; result: RepublishOutcome }> {
     const p = message.properties;
     const target = deathTarget(message)!;
     const replayOf = String(p.messageId);
@@ -220,6 +221,9 @@ export class ReplayBroker {
     headers[REPLAY_OF_HEADER] = originalId;
     headers[REPLAY_COUNT_HEADER] = replayCount;
     headers[CAUSATION_HEADER] = replayOf;
+    // The first message of a chain may carry no correlation header (its id is the chain's): the replay,
+    // a message with an id of its own, must name the chain.
+    headers[CORRELATION_HEADER] = correlationId;
     // The replay is the new message's parent span.
     if (traceId !== undefined) headers.traceparent = `00-${traceId}-${spanId}-01`;
     const messageId = randomUUID();

@@ -233,7 +233,7 @@ export class ReplayService {
                 return 'keep';
               }
               await this.#slot();
-              const { sent, result } = await republish();
+              const { sent, result } = await republish(c.correlationId);
               hops.push(this.#hop(c, requestedBy, sent, result));
               const r = outcomeOf(c, sent, result);
               results.push(r);
