@@ -55,7 +55,9 @@ export interface ChainHop extends StoredHop {
    * On a `receive`: store id of the hop this delivery's time in the queue
    * started at: the publish; for a redelivery, the settle that requeued it
    * (else the previous attempt's last hop); for a dead-lettered copy, the
-   * reject that dead-lettered it. Absent when none of those was recorded.
+   * reject that dead-lettered it. On a `replay`: the dead letter it started
+   * from (the reject, or the receive of the dead-lettered copy). Absent when
+   * none of those was recorded.
    */
   waitSinceHopId?: number;
 }
@@ -176,6 +178,70 @@ export interface FirstFailure {
   kind: HopKind;
   status: MessageStatus;
   reason: string;
+  /**
+   * True when the failing message was replayed since (see {@link ReplayAttempt}):
+   * the chain's status follows the replay, and this failure is its history. A
+   * chain's first failure is one that was not replayed whenever there is one.
+   */
+  replayed?: boolean;
+}
+
+/**
+ * One problem delivery of a chain, as failure groups count it: a message's
+ * worst problem at one place (a consumer's queue, or a publish), with the
+ * fingerprint of its group (`failure-fingerprint.ts`).
+ */
+export interface ChainFailure {
+  /** 16 hex characters: the group (`GET /api/failures/:fingerprint`). */
+  fingerprint: string;
+  status: MessageStatus;
+  messageId: string;
+  /** Store id of the hop the problem shows at (the failing handler's reject, the return, …). */
+  hopId: number;
+  /** That hop's raw timestamp: when the problem happened, to the group's minute buckets. */
+  ts: number;
+  service: string;
+  /** The queue of a consumer's delivery. */
+  queue?: string;
+  /** The exchange and routing key of a publish (problems of the publish: unroutable, lost before any queue). */
+  exchange?: string;
+  routingKey?: string;
+  /** The error's type, when there was an error. */
+  errorType?: string;
+  /** The error's message (or the broker's reply text) as it was, at most 300 characters. */
+  message?: string;
+  /** The message with numbers, ids and quoted values masked: the group's pattern. */
+  pattern: string;
+  /** The message was replayed since: the replay decides what became of it. */
+  replayed: boolean;
+  /** For a dead-lettered message: the queue holding the dead-lettered copy, when known (a receive of the copy, or `--dead-letter-queue`). */
+  deadLetterQueue?: string;
+}
+
+/** What a replay attempt did (the `replay` hop's outcome). */
+export type ReplayOutcome = 'replayed' | 'unroutable' | 'rejected' | 'not-found' | 'error';
+
+/** One replay attempt of a dead-lettered message of a chain (a `replay` hop). */
+export interface ReplayAttempt {
+  /** Store id of the `replay` hop. */
+  hopId: number;
+  /** The dead-lettered message it replays. */
+  messageId: string;
+  /** When the collector made the attempt (its clock), epoch ms. */
+  ts: number;
+  requestedBy?: string;
+  outcome: ReplayOutcome;
+  /** `replayed`: the republished message (a new id, caused by the dead-lettered one). */
+  replayMessageId?: string;
+  /** `replayed`: the republished message's status now; the chain's status follows it. */
+  replayStatus?: MessageStatus;
+  /** Why it moved nothing (the message stays in its dead-letter queue, or was not there). */
+  reason?: string;
+  /** The dead-letter queue it was taken from (or looked for in). */
+  deadLetterQueue?: string;
+  /** Where it was republished to: the newest `x-death` entry's exchange and routing key. */
+  exchange?: string;
+  routingKey?: string;
 }
 
 /**
@@ -222,6 +288,17 @@ export interface ChainDetail {
   firstFailure?: FirstFailure;
   /** Deliveries that failed or were requeued before a later attempt succeeded; absent when none. */
   recoveries?: Recovery[];
+  /**
+   * True when a dead-lettered message of the chain was replayed (republished
+   * from its dead-letter queue): the chain's `status` and `problems` follow
+   * the replays, the replayed messages keep their own status as history.
+   * Absent when none was.
+   */
+  replayed?: boolean;
+  /** Every problem delivery of the chain with its failure group, replayed ones included; absent when none. */
+  failures?: ChainFailure[];
+  /** Every replay attempt, oldest first; absent when none. */
+  replays?: ReplayAttempt[];
   services: string[];
   traceIds: string[];
   /** Earliest / latest adjusted timestamp. */
@@ -271,6 +348,20 @@ export interface ChainFailureSummary {
   reason: string;
   /** The failing hop's error, `Type: message` (at most 300 characters), when it carried one. */
   error?: string;
+  /** True when the failing message was replayed since (the chain's status follows the replay; see {@link FirstFailure.replayed}). */
+  replayed?: boolean;
+}
+
+/**
+ * A chain's problem deliveries of one failure group in one minute: what
+ * `GET /api/failures` adds up. `unresolved` counts those not replayed since.
+ */
+export interface FailureTally {
+  fingerprint: string;
+  /** Start of the minute, epoch ms (a multiple of 60,000). */
+  bucket: number;
+  count: number;
+  unresolved: number;
 }
 
 /** One row of `GET /api/chains`. */
@@ -286,6 +377,10 @@ export interface ChainSummary {
   stalled?: StalledEdge[];
   /** True when any delivery of the chain was a redelivery. */
   redelivered: boolean;
+  /** True when a dead-lettered message of the chain was replayed (see {@link ChainDetail.replayed}); `ok` with it reads "ok (replayed)". */
+  replayed?: boolean;
+  /** The chain's problem deliveries by failure group and minute; absent when none. */
+  failureTally?: FailureTally[];
   services: string[];
   traceIds: string[];
   hopCount: number;
@@ -407,4 +502,107 @@ export interface UiConfig {
   jaegerUrl?: string;
   lostAfterMs: number;
   stuckAfterMs: number;
+  /** Whether dead-lettered messages can be replayed from the UI, and why not. */
+  replay?: ReplayConfig;
+}
+
+/** Whether this collector replays dead-lettered messages (`--amqp-url`, and a token to guard it). */
+export interface ReplayConfig {
+  enabled: boolean;
+  /** Why replay is off, in words a person can act on. */
+  reason?: string;
+  /** True when replay needs `--admin-token` (the UI asks for it); false when the ingest token (the UI's session) will do. */
+  adminToken: boolean;
+  /** Messages replayed per second at most. */
+  ratePerSec: number;
+}
+
+/** One failure group of `GET /api/failures`: problem deliveries with the same fingerprint. */
+export interface FailureGroup {
+  fingerprint: string;
+  status: MessageStatus;
+  service: string;
+  queue?: string;
+  exchange?: string;
+  routingKey?: string;
+  errorType?: string;
+  /** The error message with numbers, ids and quoted values masked (`"…" is not on the menu (order …)`). */
+  pattern: string;
+  /** One real message of the group, as it was (the first seen). */
+  example?: string;
+  /** Problem deliveries in the window. */
+  count: number;
+  /** Of those, how many were not replayed since. */
+  unresolved: number;
+  /** The services and queues involved: the group's service, its queue and, for dead letters, the dead-letter queue. */
+  services: string[];
+  queues: string[];
+  /** Start of the first and of the last minute with an occurrence in the window, epoch ms. */
+  firstSeen: number;
+  lastSeen: number;
+  /** True when the group had an occurrence in the last {@link FailureGroupList.ongoingMs}: it is still happening. */
+  ongoing: boolean;
+  /** Occurrences per bin over the list's sparkline window, oldest first. */
+  sparkline: number[];
+  /** True when replay can move these messages: dead-lettered, and some not replayed yet. */
+  replayable: boolean;
+}
+
+/** `GET /api/failures` */
+export interface FailureGroupList {
+  items: FailureGroup[];
+  /** The window counted, epoch ms. */
+  from: number;
+  to: number;
+  /** Every group's sparkline covers [sparklineFrom, to] in bins of `binMs`. */
+  sparklineFrom: number;
+  binMs: number;
+  /** How recent an occurrence makes a group `ongoing`. */
+  ongoingMs: number;
+}
+
+/** `POST /api/replay` body. */
+export interface ReplayRequest {
+  /** Replay every unreplayed dead-lettered message of this failure group… */
+  group?: string;
+  /** …or these messages. */
+  messageIds?: string[];
+  /** List what would be replayed, move nothing. @default false */
+  dryRun?: boolean;
+  /** Who asks (written into each `replay` hop). @default 'api' */
+  requestedBy?: string;
+  /** At most this many messages. @default 1000 */
+  limit?: number;
+}
+
+/** What became of one message of a replay. */
+export interface ReplayMessageResult {
+  messageId: string;
+  correlationId?: string;
+  /**
+   * `would-replay` (dry run); `replayed` (republished, confirmed, its dead-letter copy removed);
+   * `not-found` (not in its dead-letter queue: expired, consumed, or moved by someone else);
+   * `already-replayed` (this collector replayed it before); `unroutable` and `rejected` (the broker
+   * returned or nacked the republish: the message stays in the dead-letter queue); `no-dead-letter-queue`
+   * (the chain never said where it was dead-lettered to); `not-dead-lettered`; `error`.
+   */
+  outcome: 'would-replay' | 'replayed' | 'not-found' | 'already-replayed' | 'unroutable' | 'rejected' | 'no-dead-letter-queue' | 'not-dead-lettered' | 'error';
+  deadLetterQueue?: string;
+  /** Where it went (or would go) when known: the newest `x-death` entry's exchange and routing key. */
+  exchange?: string;
+  routingKey?: string;
+  /** `replayed`: the new message id. */
+  replayMessageId?: string;
+  /** A sentence for a person. */
+  detail?: string;
+}
+
+/** `POST /api/replay` answer. */
+export interface ReplayResult {
+  dryRun: boolean;
+  /** Per outcome, how many messages. */
+  counts: Partial<Record<ReplayMessageResult['outcome'], number>>;
+  messages: ReplayMessageResult[];
+  /** True when the group had more candidates than `limit`: run it again for the rest. */
+  truncated: boolean;
 }

@@ -41,6 +41,14 @@ export interface CollectorAuth {
   readonly ingest: RequestHandler;
   /** Guard of `/api/*` and `/metrics`: the bearer token or a session cookie; a pass-through with public reads. */
   readonly reads: RequestHandler;
+  /**
+   * Guard of what moves messages (`POST /api/replay`): the admin token as a bearer header when
+   * one is set, else the token (bearer or session, even with public reads); a pass-through when
+   * neither is set (replay then refuses by itself).
+   */
+  readonly admin: RequestHandler;
+  /** Whether an admin token is set. */
+  readonly hasAdminToken: boolean;
   /** Check a token a person typed in. */
   tokenMatches(candidate: string): boolean;
   /** Set the session cookie on a response (after {@link tokenMatches}). */
@@ -49,17 +57,32 @@ export interface CollectorAuth {
   endSession(res: Response, secure: boolean): void;
 }
 
+/** The admin token's guard: its bearer header and nothing else (no session carries it). Undefined without one. */
+function adminGuard(adminToken: string | undefined): RequestHandler | undefined {
+  if (!adminToken) return undefined;
+  const expected = digest(adminToken);
+  return (req, _res, next) => {
+    const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+    if (match && timingSafeEqual(digest(match[1].trim()), expected)) return next();
+    next(new AuthError(match ? 'the admin token is wrong' : 'replay needs the admin token: "Authorization: Bearer <admin token>" (--admin-token)'));
+  };
+}
+
 /**
  * The guards for one collector.
  * @param token the token; undefined or empty: no auth anywhere
  * @param publicReads reads open to anyone even with a token
+ * @param adminToken the token that guards replay instead of `token`; undefined or empty: `token` does
  */
-export function createAuth(token: string | undefined, publicReads: boolean): CollectorAuth {
+export function createAuth(token: string | undefined, publicReads: boolean, adminToken?: string): CollectorAuth {
+  const admin = adminGuard(adminToken);
   if (!token) {
     return {
       enabled: false,
       ingest: pass,
       reads: pass,
+      admin: admin ?? pass,
+      hasAdminToken: admin !== undefined,
       tokenMatches: () => true,
       startSession: () => {},
       endSession: () => {},
@@ -109,10 +132,17 @@ export function createAuth(token: string | undefined, publicReads: boolean): Col
         );
       };
   const cookieAttributes = (secure: boolean) => `; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+  const tokenGuard: RequestHandler = (req, _res, next) => {
+    const b = bearer(req);
+    if (b === 'ok' || (b === 'none' && session(req))) return next();
+    next(new AuthError(b === 'wrong' ? 'the bearer token is wrong' : 'replay needs the collector\'s token: "Authorization: Bearer <token>", or sign in through the UI'));
+  };
   return {
     enabled: true,
     ingest,
     reads,
+    admin: admin ?? tokenGuard,
+    hasAdminToken: admin !== undefined,
     tokenMatches: matches,
     startSession(res, secure) {
       const expiry = String(Date.now() + SESSION_MAX_AGE_MS);

@@ -25,6 +25,14 @@ export interface DiagnoseOptions {
   lostAfterMs: number;
   stuckAfterMs: number;
   redeliveryLoopThreshold: number;
+  /** Queue → the dead-letter queue its rejects go to, where nobody consumes and so no copy is seen (see `ChainEngineOptions`). */
+  deadLetterQueues?: Readonly<Record<string, string>>;
+}
+
+/** The dead-letter queue configured for a queue, if any. */
+export function configuredDeadLetterQueue(options: { deadLetterQueues?: Readonly<Record<string, string>> }, queue: string): string | undefined {
+  const map = options.deadLetterQueues;
+  return map !== undefined && Object.hasOwn(map, queue) ? map[queue] : undefined;
 }
 
 /** One thing that went wrong with a message. */
@@ -160,6 +168,12 @@ export function diagnoseMessage(
   for (const [queue, s] of rejectOf) {
     if (explained.has(`${queue}\u0000rejected`)) continue;
     const h = hops[s];
+    const configured = configuredDeadLetterQueue(options, queue);
+    if (configured !== undefined) {
+      // The operator said where this queue dead-letters to: no copy needs to be seen.
+      findings.push({ status: 'dead-lettered', reason: `dead-lettered from queue ${q(queue)} (rejected) to queue ${q(configured)}${handlerErrorOn(queue)}`, hop: s });
+      continue;
+    }
     const verb = h.outcome === 'reject' ? 'rejected' : 'nacked';
     const age = now - h.ts;
     if (age > options.lostAfterMs) {
@@ -310,38 +324,52 @@ function okReason(m: MessageNode, deliveries: readonly MessageDelivery[]): strin
  * message has or shows a finding for, plus `in-flight` while anything is
  * pending; most severe first) and the first failing hop: the earliest hop in
  * causal order among the findings of messages whose status is a problem.
+ * Messages in `replayed` (republished from their dead-letter queue as a new
+ * message) leave status and problems to their replay; their failures are the
+ * first failure only when no other message failed (marked `replayed`).
  */
 export function diagnoseChain(
   ctx: ChainContext,
   messages: readonly { node: MessageNode; diagnosis: MessageDiagnosis }[],
+  replayed: ReadonlySet<string> = new Set(),
 ): { status: MessageStatus; problems: MessageStatus[]; firstFailure?: FirstFailure } {
   const statuses = new Set<MessageStatus>();
-  let first: { finding: Finding; node: MessageNode; status: MessageStatus } | undefined;
-  for (const { node, diagnosis } of messages) {
-    statuses.add(diagnosis.status);
-    for (const f of diagnosis.findings) statuses.add(f.status);
-    if (diagnosis.pending) statuses.add('in-flight');
-    if (diagnosis.status === 'ok' || diagnosis.status === 'in-flight') continue;
-    for (const f of diagnosis.findings) {
-      if (first === undefined || ctx.position[f.hop] < ctx.position[first.finding.hop]) first = { finding: f, node, status: diagnosis.status };
-    }
-  }
+  type First = { finding: Finding; node: MessageNode; status: MessageStatus };
+  let first: First | undefined;
+  // The failures of replayed messages: history, the first failure only when nothing else failed.
+  let firstReplayed: First | undefined;
+  const earlier = (f: Finding, than: First | undefined) => than === undefined || ctx.position[f.hop] < ctx.position[than.finding.hop];
   let status: MessageStatus = 'ok';
-  for (const { diagnosis } of messages) if (severity(diagnosis.status) < severity(status)) status = diagnosis.status;
+  for (const { node, diagnosis } of messages) {
+    if (diagnosis.status === 'ok' || diagnosis.status === 'in-flight' || !replayed.has(node.messageId)) {
+      // A replayed message's status is history: the chain follows its replay (a message of its own).
+      statuses.add(diagnosis.status);
+      for (const f of diagnosis.findings) statuses.add(f.status);
+      if (diagnosis.pending) statuses.add('in-flight');
+      if (severity(diagnosis.status) < severity(status)) status = diagnosis.status;
+    } else {
+      for (const f of diagnosis.findings) if (earlier(f, firstReplayed)) firstReplayed = { finding: f, node, status: diagnosis.status };
+      continue;
+    }
+    if (diagnosis.status === 'ok' || diagnosis.status === 'in-flight') continue;
+    for (const f of diagnosis.findings) if (earlier(f, first)) first = { finding: f, node, status: diagnosis.status };
+  }
   const ordered = [...statuses].sort((a, b) => severity(a) - severity(b));
   const result: { status: MessageStatus; problems: MessageStatus[]; firstFailure?: FirstFailure } = {
     status,
     problems: ordered.filter((s) => s !== 'ok'),
   };
-  if (first !== undefined) {
-    const h = ctx.graph.hops[first.finding.hop];
+  const chosen = first ?? firstReplayed;
+  if (chosen !== undefined) {
+    const h = ctx.graph.hops[chosen.finding.hop];
     result.firstFailure = {
       hopId: h.id,
-      messageId: first.node.messageId,
+      messageId: chosen.node.messageId,
       kind: h.kind,
-      status: first.status,
-      reason: first.finding.reason,
+      status: chosen.status,
+      reason: chosen.finding.reason,
     };
+    if (first === undefined) result.firstFailure.replayed = true;
   }
   return result;
 }

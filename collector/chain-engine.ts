@@ -16,6 +16,7 @@
  */
 import type { ChainDetail, ChainHop, ChainMessage, ChainSummary, OpenWait, Recovery, StalledEdge, StoredHop } from './api-types.ts';
 import { diagnoseChain, diagnoseMessage, recoveries, type MessageDiagnosis } from './chain-diagnose.ts';
+import { chainFailures, failureTally, replayAttempts, replayedMessages } from './chain-failures.ts';
 import { buildGraph, type ChainGraph, type MessageNode } from './chain-graph.ts';
 import { deadLetterHistory, deadLetterSources, describeDelivery, waitSources, type ChainContext } from './chain-messages.ts';
 import { causalOrder } from './chain-order.ts';
@@ -30,6 +31,15 @@ export interface ChainEngineOptions {
   stuckAfterMs: number;
   /** This many redeliveries (or dead-letter round trips) of one message make a `redelivery-loop`. @default 5 */
   redeliveryLoopThreshold: number;
+  /**
+   * Queue → the dead-letter queue its rejected messages go to, for dead-letter
+   * queues nobody consumes (parked for replay): a reject without requeue on
+   * such a queue is `dead-lettered` into it at once, no copy needs to be seen
+   * (without it, the message is `discarded` once `lostAfterMs` passed without
+   * a copy). A dead-letter queue a consumer receives from needs no entry.
+   * @default {}
+   */
+  deadLetterQueues?: Readonly<Record<string, string>>;
   /**
    * The result feeds only {@link summarizeChain}: `hops` are the input hops
    * in causal order, not copies with `seq` and `adjustedTs` (a summary of
@@ -105,10 +115,17 @@ export function buildChain(correlationId: string, hops: readonly StoredHop[], op
     if (diagnosis.status === 'ok' || diagnosis.status === 'in-flight') {
       for (const { hop, ...r } of recoveries(ctx, node, deliveries)) recovered.push({ ...r, hopId: g.hops[hop].id });
     }
-    return { node, message: toChainMessage(ctx, node, deliveries, redeliveryCount, diagnosis, rank), diagnosis };
+    return { node, message: toChainMessage(ctx, node, deliveries, redeliveryCount, diagnosis, rank, options.deadLetterQueues), diagnosis };
   });
 
-  const chain = diagnoseChain(ctx, built);
+  // A message replayed from its dead-letter queue hands its say over the chain's status to its replay.
+  const replayed = replayedMessages(ctx, built);
+  for (const b of built) {
+    const by = replayed.get(b.node.messageId);
+    if (by !== undefined) b.message.statusReason = `${b.message.statusReason ?? b.message.status}; replayed as ${by.join(', ')}`;
+  }
+  const chain = diagnoseChain(ctx, built, new Set(replayed.keys()));
+  const failures = chainFailures(ctx, built, replayed, options);
   const open: OpenWait[] = [];
   for (const { node, diagnosis } of built) {
     for (const o of diagnosis.open) {
@@ -160,6 +177,13 @@ export function buildChain(correlationId: string, hops: readonly StoredHop[], op
   };
   if (chain.firstFailure !== undefined) detail.firstFailure = chain.firstFailure;
   if (recovered.length > 0) detail.recoveries = recovered;
+  if (replayed.size > 0) detail.replayed = true;
+  if (failures.length > 0) detail.failures = failures;
+  if (n > 0 && g.hops.some((h) => h.kind === 'replay')) {
+    const statusOf = new Map(built.map((b) => [b.node.messageId, b.message.status]));
+    const attempts = replayAttempts(ctx, (id) => statusOf.get(id));
+    if (attempts.length > 0) detail.replays = attempts;
+  }
   return detail;
 }
 
@@ -170,6 +194,7 @@ function toChainMessage(
   redeliveryCount: number,
   diagnosis: MessageDiagnosis,
   rank: Map<string, number>,
+  deadLetterQueues: Readonly<Record<string, string>> | undefined,
 ): ChainMessage {
   const hops = ctx.graph.hops;
   const message: ChainMessage = {
@@ -179,7 +204,7 @@ function toChainMessage(
     status: diagnosis.status,
     statusReason: diagnosis.statusReason,
     redeliveryCount,
-    deadLetters: deadLetterHistory(ctx, m),
+    deadLetters: deadLetterHistory(ctx, m, deadLetterQueues),
     hopIds: [...m.hops].sort((a, b) => ctx.position[a] - ctx.position[b]).map((i) => hops[i].id),
   };
   if (m.parentMessageId !== undefined) message.parentMessageId = m.parentMessageId;
@@ -270,12 +295,15 @@ export function summarizeChain(detail: ChainDetail, updatedAt: number): ChainSum
     const hop = detail.hops.find((h) => h.id === failure.hopId);
     const reason = failure.reason.length > SUMMARY_REASON_MAX ? `${failure.reason.slice(0, SUMMARY_REASON_MAX - 1)}…` : failure.reason;
     summary.failure = { status: failure.status, service: hop?.service ?? '', kind: failure.kind, reason };
+    if (failure.replayed) summary.failure.replayed = true;
     const error = hop?.error;
     if (error) {
       const text = error.message ? `${error.type || 'Error'}: ${error.message}` : error.type || 'Error';
       summary.failure.error = text.length > SUMMARY_REASON_MAX ? `${text.slice(0, SUMMARY_REASON_MAX - 1)}…` : text;
     }
   }
+  if (detail.replayed) summary.replayed = true;
+  if (detail.failures !== undefined) summary.failureTally = failureTally(detail.failures);
   if (detail.open.length > 0) summary.open = true;
   const stalled = stalledEdges(detail);
   if (stalled.length > 0) summary.stalled = stalled;

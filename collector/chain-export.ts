@@ -178,10 +178,12 @@ function groupHops(detail: ChainDetail): { role: 'producer' | 'consumer'; hops: 
   const openDelivery = new Map<string, ChainHop[]>();
   const hops = [...detail.hops].sort((a, b) => a.seq - b.seq);
   for (const h of hops) {
-    if (h.kind === 'send' || h.kind === 'confirm' || h.kind === 'return') {
+    // A replay that republished is its new message's publish; one that moved nothing has no span.
+    if (h.kind === 'replay' && h.outcome !== 'ack') continue;
+    if (h.kind === 'send' || h.kind === 'confirm' || h.kind === 'return' || h.kind === 'replay') {
       const key = `${h.messageId}\0${h.service}`;
       let g = openPublish.get(key);
-      if (h.kind === 'send' || !g) {
+      if (h.kind === 'send' || h.kind === 'replay' || !g) {
         g = [];
         openPublish.set(key, g);
         groups.push({ role: 'producer', hops: g });
@@ -229,7 +231,7 @@ function buildSpans(detail: ChainDetail): ExportSpan[] {
     const hops = group.hops;
     const first = hops[0];
     if (group.role === 'producer') {
-      const send = hops.find((h) => h.kind === 'send');
+      const send = hops.find((h) => h.kind === 'send' || h.kind === 'replay');
       const confirm = hops.find((h) => h.kind === 'confirm');
       const ret = hops.find((h) => h.kind === 'return');
       const anchor = send ?? first;

@@ -20,6 +20,8 @@ export const KIND_RANK: Readonly<Record<HopKind, number>> = {
   receive: 3,
   process: 4,
   settle: 5,
+  // A successful replay is its message's publish; a failed one comes after the dead letter it tried to move.
+  replay: 0,
 };
 
 function cmpStr(a: string | undefined, b: string | undefined): number {
@@ -85,6 +87,8 @@ export interface MessageNode {
   sends: number[];
   confirms: number[];
   returns: number[];
+  /** Replay attempts of this (dead-lettered) message that left it where it was; a successful replay is the publish (`sends`) of a new message. */
+  replays: number[];
   /** Ordered by first hop. */
   deliveries: DeliveryNode[];
   /** Every hop index of this message, canonical order. */
@@ -98,7 +102,7 @@ export interface MessageNode {
 }
 
 /** Why one hop must come before another. */
-export type EdgeKind = 'publish' | 'delivery' | 'handling' | 'redelivery' | 'dead-letter' | 'causation';
+export type EdgeKind = 'publish' | 'delivery' | 'handling' | 'redelivery' | 'dead-letter' | 'causation' | 'replay';
 
 /** A happens-before edge between two hops (indexes into {@link ChainGraph.hops}). */
 export interface CausalEdge {
@@ -135,15 +139,16 @@ export function buildGraph(input: readonly StoredHop[]): ChainGraph {
     const id = h.messageId ?? '';
     let m = byId.get(id);
     if (m === undefined) {
-      m = { messageId: id, sends: [], confirms: [], returns: [], deliveries: [], hops: [], childMessageIds: [], root: true };
+      m = { messageId: id, sends: [], confirms: [], returns: [], replays: [], deliveries: [], hops: [], childMessageIds: [], root: true };
       byId.set(id, m);
       messages.push(m);
     }
     m.hops.push(i);
     messageOf[i] = m;
-    if (h.kind === 'send') m.sends.push(i);
+    if (h.kind === 'send' || isReplayPublish(h)) m.sends.push(i);
     else if (h.kind === 'confirm') m.confirms.push(i);
     else if (h.kind === 'return') m.returns.push(i);
+    else if (h.kind === 'replay') m.replays.push(i);
   }
 
   for (const m of messages) {
@@ -350,6 +355,36 @@ export function attemptStart(a: Attempt): number | undefined {
   return Math.min(p, s);
 }
 
+/**
+ * True for a replay hop that republished its dead-lettered message as a new
+ * one (the hop's message, caused by the dead-lettered one): that message's publish.
+ */
+export function isReplayPublish(h: StoredHop): boolean {
+  return h.kind === 'replay' && h.outcome === 'ack' && typeof h.causationId === 'string' && h.causationId !== '' && h.causationId !== h.messageId;
+}
+
+/**
+ * The hop a replay of message `m` at `ts` starts from: its dead letter, the
+ * latest reject without requeue or receive of a dead-lettered copy at or
+ * before `ts` (the latest of them when the clocks disagree), else the
+ * message's last hop.
+ */
+export function deadLetterAnchor(hops: readonly StoredHop[], m: MessageNode, ts: number): number | undefined {
+  let before: number | undefined;
+  let latest: number | undefined;
+  for (const i of m.hops) {
+    const h = hops[i];
+    const deadLetter = isRejectingSettle(h) || (h.kind === 'receive' && Array.isArray(h.death) && h.death.length > 0);
+    if (!deadLetter) continue;
+    if (latest === undefined || h.ts >= hops[latest].ts) latest = i;
+    if (h.ts <= ts && (before === undefined || h.ts >= hops[before].ts)) before = i;
+  }
+  if (before !== undefined || latest !== undefined) return before ?? latest;
+  let last: number | undefined;
+  for (const i of m.hops) if (hops[i].kind !== 'replay' && (last === undefined || hops[i].ts >= hops[last].ts)) last = i;
+  return last;
+}
+
 /** True for a settle that drops the message from its queue (dead-letters it when the queue has a DLX). */
 export function isRejectingSettle(h: StoredHop): boolean {
   return h.kind === 'settle' && (h.outcome === 'nack' || h.outcome === 'reject') && h.requeue === false;
@@ -367,7 +402,9 @@ export function isRejectingSettle(h: StoredHop): boolean {
  * - causation: the parent's handling (the receive by the service that
  *   published the child, latest at or before the child's send) before the
  *   child's first hop; the parent's publish when that service's receive was
- *   not recorded.
+ *   not recorded; for a replayed message, the parent's dead letter
+ *   ({@link deadLetterAnchor}) before the replay;
+ * - replay: a message's dead letter before a replay attempt that moved nothing.
  */
 function causalEdges(g: ChainGraph): CausalEdge[] {
   const { hops } = g;
@@ -420,6 +457,11 @@ function causalEdges(g: ChainGraph): CausalEdge[] {
     }
   }
 
+  // A replay that moved nothing still came after the dead letter it tried to move.
+  for (const m of g.messages) {
+    for (const r of m.replays) add(deadLetterAnchor(hops, m, hops[r].ts), r, 'replay');
+  }
+
   for (const child of g.messages) {
     const parent = child.parentMessageId === undefined ? undefined : g.byId.get(child.parentMessageId);
     if (parent === undefined || parent === child) continue;
@@ -434,6 +476,8 @@ function causalEdges(g: ChainGraph): CausalEdge[] {
 
 /** The parent hop a child's first hop is placed after; see {@link causalEdges}. */
 function parentAnchor(hops: readonly StoredHop[], parent: MessageNode, childEntry: StoredHop): number | undefined {
+  // A replayed message branches off the dead letter of the message it replays.
+  if (childEntry.kind === 'replay') return deadLetterAnchor(hops, parent, childEntry.ts);
   if (childEntry.kind === 'send') {
     let best: number | undefined;
     let fallback: number | undefined;

@@ -33,7 +33,9 @@ const requeues = (h: StoredHop): boolean => h.kind === 'settle' && (h.outcome ==
  * reject that dead-lettered it; a redelivery at the latest settle that
  * requeued the message on that queue before it (any consumer of the queue),
  * else at the previous attempt's last hop in its delivery (a channel closed
- * without settling); a first delivery at the message's publish.
+ * without settling); a first delivery at the message's publish. A replay
+ * (the collector taking the message from its dead-letter queue) at the dead
+ * letter it starts from.
  */
 export function waitSources(graph: ChainGraph, position: Int32Array, deadLetterSource: Map<number, number>): Map<number, number> {
   const { hops } = graph;
@@ -69,6 +71,10 @@ export function waitSources(graph: ChainGraph, position: Int32Array, deadLetterS
         for (const i of attemptHops) if (previousLast === undefined || position[i] > position[previousLast]) previousLast = i;
       }
     }
+  }
+  // A replay waited in the dead-letter queue since the dead letter it starts from.
+  for (const e of graph.edges) {
+    if (hops[e.to].kind === 'replay' && (e.kind === 'replay' || e.kind === 'causation')) out.set(e.to, e.from);
   }
   return out;
 }
@@ -176,7 +182,7 @@ const sameEntry = (e: DeathEntry | undefined, queue: string, reason: string): bo
  * the queue that received the copy; then rejects without requeue that no
  * `x-death` entry accounts for (no dead-lettered copy seen).
  */
-export function deadLetterHistory(ctx: ChainContext, m: MessageNode): DeadLetterInfo[] {
+export function deadLetterHistory(ctx: ChainContext, m: MessageNode, deadLetterQueues?: Readonly<Record<string, string>>): DeadLetterInfo[] {
   const hops = ctx.graph.hops;
   const out: DeadLetterInfo[] = [];
   const { hop: fullest } = maxDeath(ctx, m);
@@ -210,13 +216,16 @@ export function deadLetterHistory(ctx: ChainContext, m: MessageNode): DeadLetter
     if (rejects.length === 0 || covered.has(`${d.queue}\u0000rejected`)) continue;
     const receive = deliveryHops(ctx, d, 'receive')[0];
     const from = receive === undefined ? (m.sends[0] === undefined ? undefined : hops[m.sends[0]]) : hops[receive];
-    out.push({
+    const info: DeadLetterInfo = {
       queue: d.queue,
       reason: 'rejected',
       count: rejects.length,
       exchange: from?.exchange ?? '',
       routingKeys: from?.routingKey === undefined ? [] : [from.routingKey],
-    });
+    };
+    // A dead-letter queue nobody consumes, named by configuration (`deadLetterQueues`).
+    if (deadLetterQueues !== undefined && Object.hasOwn(deadLetterQueues, d.queue)) info.deadLetterQueue = deadLetterQueues[d.queue];
+    out.push(info);
   }
   return out;
 }

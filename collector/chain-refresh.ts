@@ -4,7 +4,7 @@
  * tags to remove and add, the trace ids to add, and the messages whose
  * topology contributions may have changed. A store writes what this says.
  */
-import type { ChainSummary, StoredHop } from './api-types.ts';
+import type { ChainFailure, ChainSummary, StoredHop } from './api-types.ts';
 import { tagKey } from './chain-list-filters.ts';
 import { chainTags, summarizeChainHops, type EngineSettings } from './chain-summary.ts';
 import type { TopologyHop } from './topology-buckets.ts';
@@ -69,6 +69,8 @@ export interface ChainStep {
   summary: ChainSummary;
   json: string;
   settled: boolean;
+  /** The chain's problem deliveries, with their failure groups' descriptions (what `summary.failureTally` counts). */
+  failures: ChainFailure[];
   updatedAt: number;
   /** Whether the summary differs from the stored one (a live event, and tags and traces to write). */
   changed: boolean;
@@ -89,7 +91,7 @@ export function stepChain(input: {
   now: number;
   settings: EngineSettings;
 }): ChainStep {
-  const { summary, settled } = summarizeChainHops(input.correlationId, input.hops, { now: input.now, updatedAt: input.updatedAt }, input.settings);
+  const { summary, settled, failures } = summarizeChainHops(input.correlationId, input.hops, { now: input.now, updatedAt: input.updatedAt }, input.settings);
   const json = JSON.stringify(summary);
   const changed = json !== input.stored.json;
   return {
@@ -97,6 +99,7 @@ export function stepChain(input: {
     summary,
     json,
     settled,
+    failures,
     updatedAt: input.updatedAt,
     changed,
     tags: changed ? tagChanges(input.stored.summary, input.before, summary, input.hops) : { remove: [], add: [] },

@@ -6,7 +6,7 @@
  * re-parsed records.
  */
 import type { HopRecord } from '../src/hop.ts';
-import type { ChainSummary, StoredHop } from './api-types.ts';
+import type { ChainFailure, ChainSummary, StoredHop } from './api-types.ts';
 import { buildChain, chainIsSettled, summarizeChain, type ChainEngineOptions } from './chain-engine.ts';
 
 /** Engine options without `now` (a summary gets "now" when it is computed). */
@@ -17,6 +17,8 @@ export interface SummaryResult {
   summary: ChainSummary;
   /** False while a message is in flight (it may yet turn lost or stuck). */
   settled: boolean;
+  /** The chain's problem deliveries (what `summary.failureTally` counts), with their groups' descriptions. */
+  failures: ChainFailure[];
 }
 
 /**
@@ -31,7 +33,7 @@ export function summarizeChainHops(
   settings: EngineSettings,
 ): SummaryResult {
   const detail = buildChain(correlationId, hops, { ...settings, now: times.now, summaryOnly: true });
-  return { summary: summarizeChain(detail, times.updatedAt), settled: chainIsSettled(detail) };
+  return { summary: summarizeChain(detail, times.updatedAt), settled: chainIsSettled(detail), failures: detail.failures ?? [] };
 }
 
 /** Error text kept in a summary hop: enough to say what failed, never a stack. */
@@ -86,14 +88,19 @@ export function summaryHop(h: HopRecord, id: number, receivedAt: number): Stored
 
 /** A value a chain can be found by in the list filters. */
 export type ChainTag =
-  | { kind: 'service' | 'status' | 'exchange' | 'routingKey' | 'queue'; value: string }
-  | { kind: 'redelivered' };
+  | { kind: 'service' | 'status' | 'exchange' | 'routingKey' | 'queue' | 'failure'; value: string }
+  | { kind: 'redelivered' }
+  | { kind: 'replayed' };
 
-/** The tags of a chain: its services, status and problems, the exchanges, routing keys and queues of its hops, and the redelivered flag. */
+/**
+ * The tags of a chain: its services, status and problems, the exchanges,
+ * routing keys and queues of its hops, the failure groups of its problem
+ * deliveries (replayed ones included), and the redelivered and replayed flags.
+ */
 export function chainTags(summary: ChainSummary, hops: readonly StoredHop[]): ChainTag[] {
   const tags: ChainTag[] = [];
   const seen = new Set<string>();
-  const add = (kind: 'service' | 'status' | 'exchange' | 'routingKey' | 'queue', value: string) => {
+  const add = (kind: 'service' | 'status' | 'exchange' | 'routingKey' | 'queue' | 'failure', value: string) => {
     const key = `${kind}\u0000${value}`;
     if (seen.has(key)) return;
     seen.add(key);
@@ -103,6 +110,8 @@ export function chainTags(summary: ChainSummary, hops: readonly StoredHop[]): Ch
   add('status', summary.status);
   for (const p of summary.problems) add('status', p);
   if (summary.redelivered) tags.push({ kind: 'redelivered' });
+  if (summary.replayed) tags.push({ kind: 'replayed' });
+  for (const t of summary.failureTally ?? []) add('failure', t.fingerprint);
   for (const h of hops) {
     if (typeof h.exchange === 'string') add('exchange', h.exchange);
     if (typeof h.routingKey === 'string') add('routingKey', h.routingKey);

@@ -1,16 +1,19 @@
 /**
  * The `hoptrace` command line: `hoptrace collector` runs the collector,
  * `hoptrace import FILE...` loads pino log files into a store,
- * `hoptrace migrate` copies one store into another.
+ * `hoptrace migrate` copies one store into another,
+ * `hoptrace replay` asks a running collector to replay dead-lettered messages.
  * `bin/hoptrace.js` calls {@link main} and exits with its result.
  */
+import { hostname, userInfo } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { HoptraceError } from '../src/errors.ts';
 import { Defaults, Env } from '../src/internal/semconv.ts';
 import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
 import { formatImportSummary, formatProgress, importFiles } from './import.ts';
 import { RETENTION_DEFAULTS } from './retention.ts';
-import { startCollector, type CollectorOptions } from './server.ts';
+import type { ReplayRequest, ReplayResult } from './api-types.ts';
+import { ADMIN_TOKEN_ENV, startCollector, type CollectorOptions } from './server.ts';
 import { redactUrl } from './pg-db.ts';
 import { formatMigrateProgress, formatMigrateSummary, migrateStore } from './store-migrate.ts';
 import { openStore, parseStoreSpec, STORE_ENV } from './store-open.ts';
@@ -26,6 +29,9 @@ Usage:
   hoptrace migrate --from STORE --to STORE
                                     copy every record of one store into another, e.g.
                                     --from sqlite:./hoptrace.db --to postgres://user@host/db
+  hoptrace replay --group FINGERPRINT | --message ID... [--dry-run]
+                                    take dead-lettered messages from their dead-letter queues and
+                                    publish them again, in their chains (asks a running collector)
   hoptrace --help | --version
 
 Stores:
@@ -58,6 +64,20 @@ Collector options:
   --durability full|normal  SQLite: full: a 202 survives a power cut (fsync per request);
                             normal: survives a crash of the process, faster on slow disks (default full).
                             PostgreSQL: its own synchronous_commit decides.
+  --amqp-url URL            RabbitMQ to replay dead-lettered messages on; unset: replay is off
+  --admin-token TOKEN       the token replay needs (default $HOPTRACE_ADMIN_TOKEN; unset: --token)
+  --replay-rate N           messages a replay republishes per second at most (default 100)
+  --dead-letter-queue Q=DLQ queue Q's rejects go to dead-letter queue DLQ, which nobody consumes:
+                            dead-lettered at once, and replay finds them there (repeatable)
+
+Replay options:
+  --group FINGERPRINT       every dead-lettered message of this failure group not replayed yet
+  --message ID              this message (repeatable)
+  --dry-run                 list what would be replayed; move nothing
+  --url URL                 the collector                            (default $HOPTRACE_URL or http://localhost:${Defaults.COLLECTOR_PORT})
+  --token TOKEN             its admin token, else its token          (default $HOPTRACE_ADMIN_TOKEN, else $${Env.HOPTRACE_TOKEN})
+  --limit N                 at most this many messages               (default 1000)
+  Exits 0 when every message was replayed (or, with --dry-run, would be), 1 otherwise.
 
 Import options:
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
@@ -118,6 +138,10 @@ async function runCollector(args: string[]): Promise<number> {
       'retention-max-age-ms': { type: 'string' },
       'retention-max-bytes': { type: 'string' },
       durability: { type: 'string' },
+      'amqp-url': { type: 'string' },
+      'admin-token': { type: 'string' },
+      'replay-rate': { type: 'string' },
+      'dead-letter-queue': { type: 'string', multiple: true },
     },
     false,
   );
@@ -136,7 +160,19 @@ async function runCollector(args: string[]): Promise<number> {
     if (values['public-reads']) throw new UsageError('--protect-reads and --public-reads contradict each other; reads are protected by default');
     process.stderr.write('hoptrace: --protect-reads is no longer needed: with a token, reads are protected by default (--public-reads opens them)\n');
   }
+  const deadLetterQueues: Record<string, string> = {};
+  for (const pair of (values['dead-letter-queue'] as unknown as string[] | undefined) ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0 || eq === pair.length - 1) throw new UsageError(`--dead-letter-queue takes QUEUE=DEAD_LETTER_QUEUE, got "${pair}"`);
+    deadLetterQueues[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const replayRate = integerFlag('replay-rate', values['replay-rate'] as string | undefined);
+  if (replayRate === 0) throw new UsageError('--replay-rate must be at least 1');
   const options: CollectorOptions = {
+    amqpUrl: values['amqp-url'] as string | undefined,
+    adminToken: values['admin-token'] as string | undefined,
+    replayRatePerSec: replayRate,
+    deadLetterQueues,
     durability,
     port,
     host: values.host as string | undefined,
@@ -245,6 +281,82 @@ async function runMigrate(args: string[]): Promise<number> {
   return 0;
 }
 
+/** `hoptrace replay`: ask a running collector to replay, print what became of each message. */
+async function runReplay(args: string[]): Promise<number> {
+  const { values } = parse(
+    args,
+    {
+      group: { type: 'string' },
+      message: { type: 'string', multiple: true },
+      'dry-run': { type: 'boolean' },
+      url: { type: 'string' },
+      token: { type: 'string' },
+      limit: { type: 'string' },
+    },
+    false,
+  );
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const group = values.group as string | undefined;
+  const messages = (values.message as unknown as string[] | undefined) ?? [];
+  if ((group === undefined) === (messages.length === 0)) throw new UsageError('hoptrace replay needs --group FINGERPRINT or --message ID (not both)');
+  const limit = integerFlag('limit', values.limit as string | undefined);
+  const url = ((values.url as string | undefined) ?? process.env[Env.HOPTRACE_URL] ?? `http://localhost:${Defaults.COLLECTOR_PORT}`).replace(/\/+$/, '');
+  const token = (values.token as string | undefined) ?? process.env[ADMIN_TOKEN_ENV] ?? process.env[Env.HOPTRACE_TOKEN];
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no user database entry (a container): "unknown" says as much
+  }
+  const body: ReplayRequest = {
+    ...(group === undefined ? { messageIds: messages } : { group }),
+    dryRun: values['dry-run'] === true,
+    requestedBy: `cli:${user}@${hostname()}`,
+    ...(limit === undefined ? {} : { limit }),
+  };
+  let response: Response;
+  try {
+    response = await fetch(`${url}/api/replay`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+  } catch (err) {
+    process.stderr.write(`hoptrace: cannot reach the collector at ${url}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      const e = JSON.parse(text) as { message?: string; code?: string };
+      if (e.message) message = `${e.message}${e.code ? ` (${e.code})` : ''}`;
+    } catch {
+      // not the collector's error body
+    }
+    process.stderr.write(`hoptrace: replay refused: ${message}\n`);
+    return 1;
+  }
+  const result = JSON.parse(text) as ReplayResult;
+  process.stdout.write(formatReplayResult(result));
+  const wanted = result.dryRun ? 'would-replay' : 'replayed';
+  return result.messages.length > 0 && result.messages.every((m) => m.outcome === wanted) ? 0 : 1;
+}
+
+/** One line per message, then the counts: what `hoptrace replay` prints. */
+export function formatReplayResult(result: ReplayResult): string {
+  const lines = result.messages.map((m) => `${m.outcome.padEnd(20)} ${m.messageId}${m.correlationId ? `  chain ${m.correlationId}` : ''}${m.detail ? `  ${m.detail}` : ''}`);
+  const counts = Object.entries(result.counts)
+    .map(([outcome, n]) => `${outcome} ${n}`)
+    .join(', ');
+  lines.push(`${result.dryRun ? 'dry run: ' : ''}${result.messages.length} message${result.messages.length === 1 ? '' : 's'}${counts ? `: ${counts}` : ''}${result.truncated ? ' (more left: run again)' : ''}`);
+  return lines.join('\n') + '\n';
+}
+
+
 /** Run the command line; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -266,6 +378,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runImport(rest);
       case 'migrate':
         return await runMigrate(rest);
+      case 'replay':
+        return await runReplay(rest);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

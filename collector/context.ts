@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { CollectorAuth } from './auth.ts';
 import type { EngineSettings } from './ingest.ts';
 import type { LiveHub } from './live.ts';
+import type { ReplayService } from './replay.ts';
 import type { CollectorMetrics } from './metrics.ts';
 import type { Store } from './store.ts';
 
@@ -23,4 +24,6 @@ export interface CollectorContext {
   version: string;
   /** Collector start, epoch ms. */
   startedAt: number;
+  /** Dead-letter replay (off without `--amqp-url`). */
+  replay: ReplayService;
 }

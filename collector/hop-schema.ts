@@ -238,6 +238,7 @@ const HOP_FIELDS: Record<string, Check> = {
   payload: string(HopLimits.LONG),
   payloadTruncated: boolean,
   truncated: boolean,
+  requestedBy: short,
 };
 
 const REQUIRED = ['v', 'kind', 'ts', 'service', 'instance', 'traceId', 'spanId', 'correlationId', 'messageId'] as const;

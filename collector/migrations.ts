@@ -225,6 +225,39 @@ export const MIGRATIONS: readonly Migration[] = [
     `);
     copyHopsToRecords(db);
   },
+  // 7: failure groups (failure-fingerprint.ts, chain-failures.ts): each group as first seen, and its
+  // problem deliveries per minute, kept like topology_buckets from the chains' summaries
+  // (ChainSummary.failureTally). Chains with a problem are marked to be summarized again, which
+  // adds their failures (and their 'g:' failure-group tags) as the store opens.
+  `
+  CREATE TABLE failure_groups (
+    fingerprint       TEXT PRIMARY KEY,
+    status            TEXT NOT NULL,
+    service           TEXT NOT NULL,
+    queue             TEXT,
+    exchange          TEXT,
+    routing_key       TEXT,
+    error_type        TEXT,
+    -- the error message with its variable parts masked
+    pattern           TEXT NOT NULL,
+    -- one real message of the group, as first seen
+    example           TEXT,
+    dead_letter_queue TEXT
+  ) WITHOUT ROWID;
+  CREATE TABLE failure_buckets (
+    fingerprint TEXT    NOT NULL,
+    -- minute start, epoch ms
+    bucket      INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    -- of count: not replayed since
+    unresolved  INTEGER NOT NULL,
+    PRIMARY KEY (fingerprint, bucket)
+  ) WITHOUT ROWID;
+  -- GET /api/failures: a time window
+  CREATE INDEX failure_buckets_time ON failure_buckets (bucket);
+  INSERT OR IGNORE INTO dirty_chains (correlation_id, updated_at)
+    SELECT correlation_id, updated_at FROM chains WHERE status NOT IN ('ok', 'in-flight') OR summary LIKE '%"failure":%';
+  `,
 ];
 
 /** Migration 6's data: every JSON hop re-encoded as a record (same ids), each chain's trace ids, the flush marks. */

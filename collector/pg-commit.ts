@@ -32,9 +32,10 @@ export type PgInsertMethod = 'values' | 'unnest' | 'copy';
 /** Records per statement at most (PostgreSQL takes 65,535 parameters; `values` binds 6 per record). */
 const STATEMENT_MAX_RECORDS = 5_000;
 /**
- * Within this long after a partition starts, a record is also looked for in
- * the previous partition: a resend that crosses the boundary (a retry just
- * after midnight) is still recognized. The unique index covers one partition.
+ * A record is also looked for in the earlier partitions this long back: a
+ * resend that crosses a boundary (a retry just after midnight) is still
+ * recognized, however narrow the partitions. The unique index covers one
+ * partition; away from a boundary there is nothing earlier to look in.
  */
 const BOUNDARY_DEDUPE_MS = 3_600_000;
 
@@ -96,11 +97,13 @@ export class PgCommit {
 
   /** The rows in one transaction; how many were new. */
   async #write(rows: readonly Row[], part: number, receivedAt: number): Promise<number> {
-    const boundary = receivedAt - part * this.#partitions.widthMs < BOUNDARY_DEDUPE_MS;
+    // The first earlier partition a resend's first copy may be in (null: none, the usual case).
+    const first = this.#partitions.partOf(receivedAt - BOUNDARY_DEDUPE_MS);
+    const earlier = first < part ? first : null;
     if (this.method === 'copy') {
       return this.#db.transaction(async (c) => {
         await this.#copyToStage(c, rows);
-        return this.#insertFrom(c, 'pg_temp.hoptrace_stage s', [], part, receivedAt, boundary);
+        return this.#insertFrom(c, 'pg_temp.hoptrace_stage s', [], part, receivedAt, earlier);
       });
     }
     if (rows.length <= STATEMENT_MAX_RECORDS) {
@@ -108,7 +111,7 @@ export class PgCommit {
       const client = await this.#connect();
       let failed = false;
       try {
-        return await this.#insertChunk(client, rows, part, receivedAt, boundary);
+        return await this.#insertChunk(client, rows, part, receivedAt, earlier);
       } catch (err) {
         failed = true;
         throw pgError(err);
@@ -120,7 +123,7 @@ export class PgCommit {
     return this.#db.transaction(async (c) => {
       let n = 0;
       for (let i = 0; i < rows.length; i += STATEMENT_MAX_RECORDS) {
-        n += await this.#insertChunk(c, rows.slice(i, i + STATEMENT_MAX_RECORDS), part, receivedAt, boundary);
+        n += await this.#insertChunk(c, rows.slice(i, i + STATEMENT_MAX_RECORDS), part, receivedAt, earlier);
       }
       return n;
     });
@@ -135,7 +138,7 @@ export class PgCommit {
     }
   }
 
-  async #insertChunk(c: pg.ClientBase, rows: readonly Row[], part: number, receivedAt: number, boundary: boolean): Promise<number> {
+  async #insertChunk(c: pg.ClientBase, rows: readonly Row[], part: number, receivedAt: number, earlier: number | null): Promise<number> {
     if (this.method === 'unnest') {
       const source =
         '(SELECT * FROM unnest($4::bytea[], $5::bytea[], $6::int8[], $7::int2[], $8::float8[], $9::bytea[]) WITH ORDINALITY AS u (message_id, correlation_id, dkey, kind, ts, body, o) ORDER BY o) AS s';
@@ -145,7 +148,7 @@ export class PgCommit {
         [rows.map((r) => r.messageId), rows.map((r) => r.correlationId), rows.map((r) => r.dkey), rows.map((r) => r.kind), rows.map((r) => r.ts), rows.map((r) => r.body)],
         part,
         receivedAt,
-        boundary,
+        earlier,
       );
     }
     const values: unknown[] = [];
@@ -156,16 +159,17 @@ export class PgCommit {
       p += 6;
       values.push(r.messageId, r.correlationId, r.dkey, r.kind, r.ts, r.body);
     }
-    return this.#insertFrom(c, `(VALUES ${tuples.join(', ')}) AS s (message_id, correlation_id, dkey, kind, ts, body)`, values, part, receivedAt, boundary);
+    return this.#insertFrom(c, `(VALUES ${tuples.join(', ')}) AS s (message_id, correlation_id, dkey, kind, ts, body)`, values, part, receivedAt, earlier);
   }
 
-  /** Insert from a row source (`s`); `$1` part, `$2` received_at, `$3` the previous part; its own values from `$4`. */
-  async #insertFrom(c: pg.ClientBase, source: string, values: unknown[], part: number, receivedAt: number, boundary: boolean): Promise<number> {
+  /** Insert from a row source (`s`); `$1` part, `$2` received_at, `$3` the first earlier part to look in; its own values from `$4`. */
+  async #insertFrom(c: pg.ClientBase, source: string, values: unknown[], part: number, receivedAt: number, earlier: number | null): Promise<number> {
     // $3 is null away from a boundary: the planner folds the test away.
-    const earlier = ' WHERE $3::int IS NULL OR NOT EXISTS (SELECT 1 FROM records r WHERE r.part = $3 AND r.message_id = s.message_id AND r.dkey = s.dkey)';
+    const notEarlier =
+      ' WHERE $3::int IS NULL OR NOT EXISTS (SELECT 1 FROM records r WHERE r.part >= $3 AND r.part < $1 AND r.message_id = s.message_id AND r.dkey = s.dkey)';
     const sql = `WITH ins AS (
         INSERT INTO records (part, message_id, correlation_id, dkey, kind, ts, received_at, body)
-        SELECT $1::int, s.message_id, s.correlation_id, s.dkey, s.kind, s.ts, $2::float8, s.body FROM ${source}${earlier}
+        SELECT $1::int, s.message_id, s.correlation_id, s.dkey, s.kind, s.ts, $2::float8, s.body FROM ${source}${notEarlier}
         ON CONFLICT (message_id, dkey, part) DO NOTHING
         RETURNING correlation_id
       ), dirty AS (
@@ -175,7 +179,7 @@ export class PgCommit {
         ON CONFLICT (part, backend) DO UPDATE SET n = record_counts.n + excluded.n
       )
       SELECT count(*)::int AS n FROM ins`;
-    const { rows } = await c.query<{ n: number }>(sql, [part, receivedAt, boundary ? part - 1 : null, ...values]);
+    const { rows } = await c.query<{ n: number }>(sql, [part, receivedAt, earlier, ...values]);
     return rows[0].n;
   }
 

@@ -140,6 +140,34 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     ) PARTITION BY LIST (part);
     `,
   },
+  {
+    description: 'failure groups: each group as first seen, its problem deliveries per minute',
+    // Kept from the chains' summaries (ChainSummary.failureTally, failure-buckets.ts) by the flush, in the
+    // transaction that writes the summary; retention subtracts the tallies of the chains it deletes. Rows
+    // add up (two collectors update a minute's row in place); a row that nets to nothing is left at 0.
+    sql: `
+    CREATE TABLE failure_groups (
+      fingerprint       text COLLATE "C" PRIMARY KEY,
+      status            text NOT NULL,
+      service           text NOT NULL,
+      queue             text,
+      exchange          text,
+      routing_key       text,
+      error_type        text,
+      pattern           text NOT NULL,
+      example           text,
+      dead_letter_queue text
+    );
+    CREATE TABLE failure_buckets (
+      fingerprint text COLLATE "C" NOT NULL,
+      bucket      bigint  NOT NULL,
+      count       integer NOT NULL,
+      unresolved  integer NOT NULL,
+      PRIMARY KEY (fingerprint, bucket)
+    );
+    CREATE INDEX failure_buckets_time ON failure_buckets (bucket);
+    `,
+  },
 ];
 
 /** Tables partitioned by `part`: each partition is created and dropped for all of them at once. */

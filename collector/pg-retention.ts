@@ -14,7 +14,8 @@
  * so no summary is being computed meanwhile):
  * - a chain whose summary holds only dropped records (last arrival before
  *   the cutoff) is deleted: summary, tags and trace ids (rows of `chains`,
- *   `chain_tags`, `chain_traces`: about one in five of the records' rows);
+ *   `chain_tags`, `chain_traces`: about one in five of the records' rows),
+ *   and its failure tally is subtracted from the failure-group counts;
  * - a chain with records on both sides of the cutoff (active longer than a
  *   partition) is summarized again from the records it keeps; its topology
  *   contributions move from all its hops to the kept ones, in the kept
@@ -22,8 +23,11 @@
  * Dirty marks of records that were dropped unflushed find no records later
  * and are cleared by the flush.
  */
+import type { FailureTally } from './api-types.ts';
+import { FailureDeltas } from './failure-buckets.ts';
 import type { PgDb } from './pg-db.ts';
 import { LOCK, lockArgs, lockCall } from './pg-db.ts';
+import { addFailureChanges } from './pg-failures.ts';
 import type { PgPartitions } from './pg-partitions.ts';
 import type { PgSummaries } from './pg-summaries.ts';
 import type { RetentionPolicy, RetentionResult } from './store.ts';
@@ -73,14 +77,20 @@ export class PgRetention {
       // No flush or sweep runs while this holds it (they share it); it waits for those running.
       await c.query(`SELECT ${lockCall('pg_advisory_xact_lock', 1)}`, lockArgs(LOCK.flush, this.#db.schema));
       const hops = await c.query<{ n: number }>('SELECT coalesce(sum(n), 0)::int8 AS n FROM record_counts WHERE part = ANY($1::int[])', [drop]);
-      const dead = await c.query<{ n: number }>(
-        `WITH dead AS (DELETE FROM chains WHERE updated_at < $1 RETURNING id),
+      // The deleted chains' failure tallies leave the failure-group counts with them.
+      const dead = await c.query<{ n: number; failures: string | null }>(
+        `WITH dead AS (DELETE FROM chains WHERE updated_at < $1 RETURNING id, summary),
          tags AS (DELETE FROM chain_tags WHERE chain_id IN (SELECT id FROM dead)),
          traces AS (DELETE FROM chain_traces WHERE chain_id IN (SELECT id FROM dead))
-         SELECT count(*)::int8 AS n FROM dead`,
+         SELECT count(*)::int8 AS n,
+           json_agg(summary::json -> 'failureTally') FILTER (WHERE summary LIKE '%"failureTally"%')::text AS failures
+         FROM dead`,
         [cutoff],
       );
       const deletedChains = dead.rows[0].n;
+      const failures = new FailureDeltas();
+      for (const tally of JSON.parse(dead.rows[0].failures ?? '[]') as (FailureTally[] | null)[]) failures.add(tally ?? undefined, -1);
+      await addFailureChanges(c, failures.changed());
       if (deletedChains > 0) {
         await c.query(
           'INSERT INTO chain_counts (backend, n) VALUES (pg_backend_pid(), $1) ON CONFLICT (backend) DO UPDATE SET n = chain_counts.n + excluded.n',

@@ -32,7 +32,9 @@ import { PgStrings } from './pg-strings.ts';
 import { PgSummaries, type ChainNotice } from './pg-summaries.ts';
 import { PgTopology } from './pg-topology.ts';
 import type { IngestRecord } from './record-identity.ts';
-import type { ChainChange, ChainQuery, InsertResult, RetentionPolicy, RetentionResult, Store, StoreStats } from './store.ts';
+import type { ChainChange, ChainQuery, FailureBin, FailureCountQuery, InsertResult, RetentionPolicy, RetentionResult, Store, StoreStats } from './store.ts';
+import type { FailureGroupInfo } from './failure-buckets.ts';
+import { failureCountsPg, failureGroupsPg } from './pg-failures.ts';
 
 export interface PgStoreOptions {
   /**
@@ -188,6 +190,16 @@ export class PgStore implements Store {
   async messageChains(messageId: string): Promise<string[]> {
     this.#db.open();
     return this.#records.messageChains(messageId);
+  }
+
+  async failureCounts(query: FailureCountQuery): Promise<FailureBin[]> {
+    await this.#summaries.fresh();
+    return failureCountsPg(this.#db, query);
+  }
+
+  async failureGroups(fingerprints: readonly string[]): Promise<FailureGroupInfo[]> {
+    await this.#summaries.fresh();
+    return failureGroupsPg(this.#db, fingerprints);
   }
 
   async topology(from: number, to: number): Promise<Topology> {

@@ -31,6 +31,8 @@ import { fromPgId, pgId } from './pg-ids.ts';
 import type { PgPartitions } from './pg-partitions.ts';
 import { PG_RECORD_COLUMNS, type PgRecordRow, type PgRecords } from './pg-records.ts';
 import { PartTally } from './pg-topology.ts';
+import { FailureDeltas, newGroups, type FailureGroupInfo } from './failure-buckets.ts';
+import { addFailureChanges, describeFailureGroups } from './pg-failures.ts';
 import { distinctHops } from './record-identity.ts';
 
 /** Dirty marks one flush transaction claims at most. */
@@ -97,6 +99,8 @@ export class PgSummaries {
   #cachedHops = 0;
   /** Changes from flushes done by reads, handed out by the next `flush()`. */
   readonly #pendingChanges = new Map<string, ChainChange>();
+  /** Failure groups known to be described in failure_groups (rows are never deleted). */
+  readonly #knownGroups = new Set<string>();
 
   constructor(db: PgDb, records: PgRecords, partitions: PgPartitions, settings: EngineSettings, storeId: string) {
     this.#db = db;
@@ -319,6 +323,9 @@ export class PgSummaries {
     const traces: [Buffer, string][] = [];
     const traceRewrite: number[] = [];
     const tally = new PartTally();
+    const failures = new FailureDeltas();
+    const groups: FailureGroupInfo[] = [];
+    const describing = new Set<string>();
     for (const plan of plans) {
       const stored = plan.row === undefined ? undefined : (JSON.parse(plan.row.summary) as ChainSummary);
       const step = stepChain({
@@ -343,6 +350,13 @@ export class PgSummaries {
       if (step.changed || plan.grew) upsert.push({ plan, step });
       else checked.push({ id: plan.id, settled: step.settled });
       if (step.changed) {
+        // Failure groups: the chain's new tally minus the stored one; groups first seen described.
+        failures.add(stored?.failureTally, -1);
+        failures.add(step.summary.failureTally, 1);
+        for (const g of newGroups(step.failures, (fp) => this.#knownGroups.has(fp) || describing.has(fp))) {
+          describing.add(g.fingerprint);
+          groups.push(g);
+        }
         for (const key of step.tags.remove) tagDel.push([key, stored!.startTs, plan.row!.id]);
         for (const key of step.tags.add) tagAdd.push([key, step.summary.startTs, plan.id]);
         if (plan.rewriteTraces) {
@@ -419,6 +433,9 @@ export class PgSummaries {
       ]);
     }
     if (!tally.empty) await tally.apply(c, dropped);
+    await describeFailureGroups(c, groups);
+    await addFailureChanges(c, failures.changed());
+    if (groups.length > 0) after.push(() => groups.forEach((g) => this.#knownGroups.add(g.fingerprint)));
     return changes;
   }
 

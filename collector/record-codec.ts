@@ -79,6 +79,8 @@ const FIELDS: readonly FieldSpec[] = [
   // set only when it differs from the record's message id (version 2 leaves it out then)
   { name: 'correlationId', tag: 36, type: T.Id },
   { name: 'truncated', tag: 37, type: T.Bool },
+  // replay hops (written by the collector)
+  { name: 'requestedBy', tag: 38, type: T.IStr },
 ];
 /** Fields of no tag: JSON under this one. */
 const EXTRA_TAG = 127;

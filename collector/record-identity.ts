@@ -20,8 +20,9 @@ export const KIND_CODE: Readonly<Record<HopKind | HopRecordV2Kind, number>> = {
   settle: 5,
   publish: 6,
   consume: 7,
+  replay: 8,
 };
-const KIND_OF_CODE: readonly (HopKind | HopRecordV2Kind)[] = ['send', 'confirm', 'return', 'receive', 'process', 'settle', 'publish', 'consume'];
+const KIND_OF_CODE: readonly (HopKind | HopRecordV2Kind)[] = ['send', 'confirm', 'return', 'receive', 'process', 'settle', 'publish', 'consume', 'replay'];
 
 /** The kind behind a {@link KIND_CODE}. */
 export function kindOfCode(code: number): HopKind | HopRecordV2Kind {
@@ -31,7 +32,7 @@ export function kindOfCode(code: number): HopKind | HopRecordV2Kind {
 }
 
 /** Whether a kind code is a version-2 record's. */
-export const isV2Code = (code: number): boolean => code >= KIND_CODE.publish;
+export const isV2Code = (code: number): boolean => code === KIND_CODE.publish || code === KIND_CODE.consume;
 
 /** Two 32-bit FNV-1a lanes over the fields of a key, kept in module state between calls (no allocation). */
 let laneA = 0;

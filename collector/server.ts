@@ -24,7 +24,9 @@ import { RejectedRecordsError } from './ingest.ts';
 import { LiveHub } from './live.ts';
 import { CollectorMetrics } from './metrics.ts';
 import { startRetention, type RetentionOptions } from './retention.ts';
-import { apiRoutes } from './routes/api-routes.ts';
+import { apiRoutes, loadChain } from './routes/api-routes.ts';
+import { failureRoutes } from './routes/failure-routes.ts';
+import { ReplayService } from './replay.ts';
 import { ingestRoutes } from './routes/ingest-routes.ts';
 import { opsRoutes } from './routes/ops-routes.ts';
 import { uiRoutes } from './routes/ui-routes.ts';
@@ -103,6 +105,29 @@ export interface CollectorOptions {
   retention?: RetentionOptions | false;
   /** SQLite durability: `full` survives a power cut, `normal` a process crash. @default 'full' */
   durability?: 'full' | 'normal';
+  /**
+   * RabbitMQ to replay dead-lettered messages on (`amqp://user:pass@host:5672/vhost`). Unset,
+   * replay is off and the UI says why; set, the collector connects when a replay first needs it.
+   * Replay also needs a token to guard it ({@link adminToken}, else {@link token}).
+   * @default undefined (replay off)
+   */
+  amqpUrl?: string;
+  /**
+   * The token replay needs (`Authorization: Bearer <admin token>`), apart from the one that guards
+   * ingest and reads. Unset, replay needs {@link token} (a bearer header or the UI's session).
+   * @default process.env.HOPTRACE_ADMIN_TOKEN
+   */
+  adminToken?: string;
+  /** Messages a replay republishes per second at most. @default 100 */
+  replayRatePerSec?: number;
+  /**
+   * Queue → the dead-letter queue its rejected messages go to, for dead-letter queues nobody
+   * consumes: such a reject is `dead-lettered` at once (no copy has to be seen), and replay knows
+   * where to find the message. A dead-letter queue that a consumer receives from needs no entry.
+   * @default {}
+   * @example { 'coffee.orders': 'coffee.dead-letters' }
+   */
+  deadLetterQueues?: Readonly<Record<string, string>>;
   /** A store to use instead of opening `db` (it is closed with the collector). */
   store?: Store;
   /** Where the collector logs. @default pino at level info on stdout */
@@ -151,6 +176,21 @@ export function toErrorBody(err: unknown): ErrorBody & Partial<Pick<IngestResult
   return body;
 }
 
+/** The environment variable of {@link CollectorOptions.adminToken}. */
+export const ADMIN_TOKEN_ENV = 'HOPTRACE_ADMIN_TOKEN';
+
+function checkedDeadLetterQueues(map: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> | undefined {
+  if (map === undefined) return undefined;
+  const out: Record<string, string> = Object.create(null);
+  for (const [queue, dlq] of Object.entries(map)) {
+    if (queue === '' || typeof dlq !== 'string' || dlq === '') {
+      throw new ConfigError(`option "deadLetterQueues" maps queue names to dead-letter queue names; "${queue}" → "${String(dlq)}" is not one`);
+    }
+    out[queue] = dlq;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 function positiveInt(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 0) throw new ConfigError(`option "${name}" must be a non-negative integer, got ${value}`);
   return value;
@@ -161,7 +201,9 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
   const logger = options.logger ?? pino({ name: 'hoptrace-collector' });
   const port = positiveInt('port', options.port ?? Defaults.COLLECTOR_PORT);
   const host = options.host ?? '127.0.0.1';
+  const deadLetterQueues = checkedDeadLetterQueues(options.deadLetterQueues);
   const engine = {
+    ...(deadLetterQueues === undefined ? {} : { deadLetterQueues }),
     lostAfterMs: positiveInt('lostAfterMs', options.lostAfterMs ?? DEFAULT_ENGINE_OPTIONS.lostAfterMs),
     stuckAfterMs: positiveInt('stuckAfterMs', options.stuckAfterMs ?? DEFAULT_ENGINE_OPTIONS.stuckAfterMs),
     redeliveryLoopThreshold: positiveInt(
@@ -179,6 +221,12 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
     throw new ConfigError('options "protectReads" and "publicReads" contradict each other; reads are protected by default, so pass only "publicReads" to open them');
   }
   const jaegerUrl = (options.jaegerUrl ?? process.env[Env.HOPTRACE_JAEGER_URL]) || undefined;
+  const adminToken = (options.adminToken ?? process.env[ADMIN_TOKEN_ENV]) || undefined;
+  const replayRatePerSec = options.replayRatePerSec ?? 100;
+  if (!(replayRatePerSec > 0) || !Number.isFinite(replayRatePerSec)) throw new ConfigError(`option "replayRatePerSec" must be a positive number, got ${replayRatePerSec}`);
+  if (options.amqpUrl !== undefined && !/^amqps?:\/\//.test(options.amqpUrl)) {
+    throw new ConfigError(`option "amqpUrl" must be an amqp:// or amqps:// URL, got "${options.amqpUrl.replace(/\/\/[^@/]*@/, '//…@')}"`);
+  }
 
   // An explicit option beats the environment; a store URL beats a file path at the same level.
   const storeUrl = options.storeUrl ?? (options.db === undefined ? process.env[STORE_ENV] || undefined : undefined);
@@ -195,6 +243,17 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
   }
 
   const metrics = new CollectorMetrics();
+  const auth = createAuth(token || undefined, options.publicReads ?? false, adminToken);
+  const replay = new ReplayService({
+    store,
+    // Called only once the collector runs, with `ctx` in place.
+    loadChain: (id) => loadChain(ctx, id),
+    logger,
+    amqpUrl: options.amqpUrl || undefined,
+    guarded: auth.enabled || auth.hasAdminToken,
+    adminToken: auth.hasAdminToken,
+    ratePerSec: replayRatePerSec,
+  });
   const ctx: CollectorContext = {
     store,
     live: new LiveHub({
@@ -205,10 +264,11 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
     logger,
     engine,
     maxBodyBytes,
-    auth: createAuth(token || undefined, options.publicReads ?? false),
+    auth,
     jaegerUrl: jaegerUrl?.replace(/\/+$/, ''),
     version: VERSION,
     startedAt: Date.now(),
+    replay,
   };
 
   const app = express();
@@ -222,6 +282,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
     next();
   });
   app.use(ingestRoutes(ctx));
+  // Before the API's blanket reads guard: replay answers to the admin token alone.
+  app.use(failureRoutes(ctx));
   app.use(apiRoutes(ctx));
   app.use(opsRoutes(ctx));
   app.use(uiRoutes(options.uiDir ?? defaultUiDir()));
@@ -264,6 +326,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
     closing ??= (async () => {
       await Promise.all([stopSweep(), stopSummaries(), stopRetention()]);
       ctx.live.close();
+      await ctx.replay.close();
       await new Promise<void>((done) => {
         const force = setTimeout(() => server.closeAllConnections(), 5_000);
         server.close(() => {

@@ -8,6 +8,7 @@
  *   contributions, kept from committed records off the write path;
  * - `sqlite-chain-list.ts`: the chain-list query;
  * - `sqlite-topology.ts`: per-minute topology buckets and their query;
+ * - `sqlite-failures.ts`: failure groups' per-minute counts and descriptions;
  * - `sqlite-retention.ts`: deleting old chains;
  * - `sqlite-records.ts`: reading records back as hops.
  *
@@ -19,7 +20,9 @@ import type { ChainList, ChainSummary, StoredHop, Topology } from './api-types.t
 import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
 import type { EngineSettings } from './chain-summary.ts';
 import type { IngestRecord } from './record-identity.ts';
+import type { FailureGroupInfo } from './failure-buckets.ts';
 import { listChains } from './sqlite-chain-list.ts';
+import { failureCounts, failureGroups } from './sqlite-failures.ts';
 import { SqliteCommit } from './sqlite-commit.ts';
 import { SqliteDb } from './sqlite-db.ts';
 import { SqliteRecords } from './sqlite-records.ts';
@@ -31,6 +34,8 @@ import { SqliteWriter } from './sqlite-writer.ts';
 import type {
   ChainChange,
   ChainQuery,
+  FailureBin,
+  FailureCountQuery,
   InsertResult,
   RetentionPolicy,
   RetentionResult,
@@ -127,6 +132,18 @@ export class SqliteStore implements Store {
     this.#db.open();
     await this.#summaries.fresh();
     return this.#topology.topology(from, to);
+  }
+
+  async failureCounts(query: FailureCountQuery): Promise<FailureBin[]> {
+    this.#db.open();
+    await this.#summaries.fresh();
+    return failureCounts(this.#db, query);
+  }
+
+  async failureGroups(fingerprints: readonly string[]): Promise<FailureGroupInfo[]> {
+    this.#db.open();
+    await this.#summaries.fresh();
+    return failureGroups(this.#db, fingerprints);
   }
 
   refreshUnsettled(now: number, limit: number): Promise<ChainChange[]> {

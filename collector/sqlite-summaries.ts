@@ -8,9 +8,10 @@
  * chains. A commit hands over its new hops (`added`); a flush merges them
  * into their chains' state, recomputes each touched chain's summary once
  * however many writes touched it, and writes the chain row, the tags that
- * changed, new trace ids and the topology change of each touched message, in
- * one transaction with the chain's `flushed_id` (the newest record its
- * summary includes).
+ * changed, new trace ids, the topology change of each touched message and
+ * the change of its failure-group counts (`failure-buckets.ts`), in one
+ * transaction with the chain's `flushed_id` (the newest record its summary
+ * includes).
  *
  * A chain not in memory (evicted, or after a restart) is loaded from its
  * records once; what its stored summary and topology already include is the
@@ -32,6 +33,7 @@ import type { SqliteRecords } from './sqlite-records.ts';
 import type { SqliteWriter, WriterOp } from './sqlite-writer.ts';
 import type { ChainChange } from './store.ts';
 import { EdgeTally, encodeWaits, messageContributions, type TopologyHop } from './topology-buckets.ts';
+import { FailureDeltas, newGroups } from './failure-buckets.ts';
 
 /** Chains written per transaction by a flush (bounds how long one holds the writer). */
 const FLUSH_CHUNK = 2_000;
@@ -129,6 +131,10 @@ export class SqliteSummaries {
   #chainCount: number;
   /** The flush in progress: flushes run one after another, each seeing what the last one wrote. */
   #running: Promise<unknown> = Promise.resolve();
+  /** Failure groups known to be described in failure_groups (rows are never deleted). */
+  readonly #knownGroups = new Set<string>();
+  /** Groups the flush transaction being built describes. */
+  #groupsWritten: string[] = [];
 
   readonly #chainRow: StatementSync;
 
@@ -238,7 +244,7 @@ export class SqliteSummaries {
   }
 
   /** Recompute one chain's summary from its state plus its new hops; the writes go into `ops`, topology into `tally`. */
-  #refresh(correlationId: string, now: number, tally: EdgeTally, ops: WriterOp[]): Refreshed | undefined {
+  #refresh(correlationId: string, now: number, tally: EdgeTally, failures: FailureDeltas, ops: WriterOp[]): Refreshed | undefined {
     const loaded = this.#state(correlationId);
     this.#pending.delete(correlationId);
     if (loaded === undefined) return undefined;
@@ -252,7 +258,7 @@ export class SqliteSummaries {
       const row = rowIdOf(h.id);
       if (row > flushedId) flushedId = row;
     }
-    const { summary, settled } = summarizeChainHops(correlationId, hops, { now, updatedAt }, this.#settings);
+    const { summary, settled, failures: problems } = summarizeChainHops(correlationId, hops, { now, updatedAt }, this.#settings);
     const stored = storedSummary(summary);
     const old = state.summary;
     const same =
@@ -277,6 +283,13 @@ export class SqliteSummaries {
     let change: ChainChange | undefined;
     let tags = state.tags;
     if (!same) {
+      // Failure groups: the chain's new tally minus the one its stored summary holds; groups first seen described.
+      failures.add(old?.failureTally, -1);
+      failures.add(summary.failureTally, 1);
+      for (const g of newGroups(problems, (fp) => this.#knownGroups.has(fp))) {
+        ops.push(['group', g.fingerprint, g.status, g.service, g.queue ?? null, g.exchange ?? null, g.routingKey ?? null, g.errorType ?? null, g.pattern, g.example ?? null, g.deadLetterQueue ?? null]);
+        this.#groupsWritten.push(g.fingerprint);
+      }
       tags = tagSet(summary, hops);
       const { added, removed } = tagChanges(old && state.tags && { startTs: old.startTs, tags: state.tags }, summary.startTs, tags);
       const known = new Set(state.summary?.traceIds ?? []);
@@ -358,13 +371,15 @@ export class SqliteSummaries {
   async #writeChunk(chunk: readonly string[], now: number, through: number | undefined): Promise<{ changes: ChainChange[]; error?: Error }> {
     const ops: WriterOp[] = [];
     const tally = new EdgeTally();
+    const failures = new FailureDeltas();
+    this.#groupsWritten = [];
     const refreshed: Refreshed[] = [];
     const failed: string[] = [];
     let error: Error | undefined;
     for (const id of chunk) {
       const wasMarked = this.#resummarize.has(id) || this.#stale.has(id);
       try {
-        const r = this.#refresh(id, now, tally, ops);
+        const r = this.#refresh(id, now, tally, failures, ops);
         if (r) refreshed.push(r);
         if (wasMarked) ops.push(['dirty-', id]);
       } catch (err) {
@@ -375,9 +390,12 @@ export class SqliteSummaries {
       this.#resummarize.delete(id);
     }
     bucketOps(tally, ops);
+    for (const c of failures.changed()) ops.push(['failure', c.fingerprint, c.bucket, c.count, c.unresolved]);
     if (through !== undefined) ops.push(['meta', 'flushed_through', through]);
+    const groups = this.#groupsWritten;
     try {
       await this.#writer.apply(ops);
+      for (const fp of groups) this.#knownGroups.add(fp);
     } catch (err) {
       for (const id of chunk) {
         this.forget(id);
@@ -404,6 +422,19 @@ export class SqliteSummaries {
     await this.#serial(async () => {
       if (!this.dirty) return;
       for (const change of (await this.#flushAll(Date.now())).changes) this.#keep(change);
+    });
+  }
+
+  /**
+   * Bring summaries up to date, then run `job` before any other flush: what
+   * it reads of the summaries stays true until its writes are applied
+   * (retention deletes chains this way). Changes go to the next `flush()`.
+   */
+  whileFresh<T>(job: () => Promise<T>): Promise<T> {
+    this.#db.open();
+    return this.#serial(async () => {
+      if (this.dirty) for (const change of (await this.#flushAll(Date.now())).changes) this.#keep(change);
+      return job();
     });
   }
 

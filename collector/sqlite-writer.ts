@@ -38,6 +38,10 @@ export type WriterOp =
   | ['dirty-', string]
   | ['meta', string, number]
   | ['bucket', number, string, string, number, number, string | null]
+  /** A failure group's counts in one minute change: fingerprint, bucket, count delta, unresolved delta. */
+  | ['failure', string, number, number, number]
+  /** A failure group as first seen (kept when it exists): fingerprint, status, service, queue, exchange, routing key, error type, pattern, example, dead-letter queue. */
+  | ['group', string, string, string, string | null, string | null, string | null, string | null, string, string | null, string | null]
   | ['chain-', string, string | Uint8Array];
 
 export type WriterRequest =

@@ -88,6 +88,25 @@ const OPS: { [K in WriterOp[0]]: (...args: any[]) => void } = {
        ON CONFLICT (bucket, from_node, to_node) DO UPDATE SET count = excluded.count, errors = excluded.errors, waits = excluded.waits`,
     ).run(bucket, from, to, total, (row?.errors ?? 0) + errors, encodeWaits(histogram));
   },
+  failure: (fingerprint: string, bucket: number, count: number, unresolved: number) => {
+    const row = prepared('SELECT count, unresolved FROM failure_buckets WHERE fingerprint = ? AND bucket = ?').get(fingerprint, bucket) as
+      | { count: number; unresolved: number }
+      | undefined;
+    const total = (row?.count ?? 0) + count;
+    if (total <= 0) {
+      prepared('DELETE FROM failure_buckets WHERE fingerprint = ? AND bucket = ?').run(fingerprint, bucket);
+      return;
+    }
+    prepared(
+      `INSERT INTO failure_buckets (fingerprint, bucket, count, unresolved) VALUES (?, ?, ?, ?)
+       ON CONFLICT (fingerprint, bucket) DO UPDATE SET count = excluded.count, unresolved = excluded.unresolved`,
+    ).run(fingerprint, bucket, total, Math.max(0, (row?.unresolved ?? 0) + unresolved));
+  },
+  group: (...a: unknown[]) =>
+    prepared(
+      `INSERT OR IGNORE INTO failure_groups (fingerprint, status, service, queue, exchange, routing_key, error_type, pattern, example, dead_letter_queue)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(...(a as never[])),
   // After its tags and trace ids ('tag-', 'trace-'), which find the chain by its row.
   'chain-': (correlationId: string, packed: string | Uint8Array) => {
     prepared('DELETE FROM records WHERE correlation_id = ?').run(packed);

@@ -9,6 +9,7 @@
  * runs synchronously inside them.
  */
 import type { ChainList, ChainStatus, ChainSummary, StoredHop, Topology } from './api-types.ts';
+import type { FailureGroupInfo } from './failure-buckets.ts';
 import type { IngestRecord } from './record-identity.ts';
 
 /** A chain whose summary a write or the sweep changed. */
@@ -28,11 +29,15 @@ export interface InsertResult {
 
 /** In {@link ChainQuery.status}: chains where any delivery was a redelivery (not a status: a flag of the summary). */
 export const REDELIVERED_FILTER = 'redelivered';
+/** In {@link ChainQuery.status}: chains with a replayed dead-lettered message (a flag of the summary, tag `f:replayed`). */
+export const REPLAYED_FILTER = 'replayed';
 
 /** Filters of `GET /api/chains`, already validated. */
 export interface ChainQuery {
-  /** Chain status or any of its problems is one of these, or (`redelivered`) the chain had a redelivery. */
-  status?: (ChainStatus | typeof REDELIVERED_FILTER)[];
+  /** Chain status or any of its problems is one of these, or (`redelivered`, `replayed`) the chain has that flag. */
+  status?: (ChainStatus | typeof REDELIVERED_FILTER | typeof REPLAYED_FILTER)[];
+  /** Chains with a problem delivery in this failure group (tag `g:<fingerprint>`, from the summary's `failureTally`). */
+  failure?: string;
   /** true: only chains where any delivery was a redelivery; false: only chains without one. */
   redelivered?: boolean;
   service?: string;
@@ -72,6 +77,30 @@ export interface StoreStats {
   bytes: number;
 }
 
+/** What {@link Store.failureCounts} adds up. */
+export interface FailureCountQuery {
+  /** Minute buckets with `from ≤ bucket ≤ to` (a bucket is its minute's start, epoch ms). */
+  from: number;
+  to: number;
+  /** Bins of the answer: a bucket falls into bin `floor((bucket − binStart) / binMs)`. */
+  binStart: number;
+  binMs: number;
+  /** Only this failure group. */
+  fingerprint?: string;
+}
+
+/** One failure group's counts in one bin (see {@link FailureCountQuery}). */
+export interface FailureBin {
+  fingerprint: string;
+  bin: number;
+  /** Problem deliveries, and of those the ones not replayed since. */
+  count: number;
+  unresolved: number;
+  /** The first and last minute bucket of the bin that had any. */
+  first: number;
+  last: number;
+}
+
 export interface Store {
   /**
    * Write records in one transaction (all or nothing) and skip ones already
@@ -107,6 +136,15 @@ export interface Store {
    * @returns the chains whose summary changed
    */
   refreshUnsettled(now: number, limit: number): Promise<ChainChange[]>;
+  /**
+   * Failure groups' counts per group and bin: the sum over every stored chain
+   * summary's `failureTally` entries in the window (a store keeps these sums
+   * per minute as summaries change, see `failure-buckets.ts`). Groups and bins
+   * without any are left out.
+   */
+  failureCounts(query: FailureCountQuery): Promise<FailureBin[]>;
+  /** The descriptions of these failure groups (as first seen); unknown fingerprints are left out. */
+  failureGroups(fingerprints: readonly string[]): Promise<FailureGroupInfo[]>;
   /** Apply a retention policy now. */
   applyRetention(policy: RetentionPolicy, now: number): Promise<RetentionResult>;
   stats(): Promise<StoreStats>;

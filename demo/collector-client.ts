@@ -1,8 +1,9 @@
 /**
  * The few collector API calls the demo makes: how many hops are stored, and
- * how the chains stand, for the progress line and the summary.
+ * how the chains stand, for the progress line and the summary; the failure
+ * groups and a replay, for `--replay`.
  */
-import type { ChainDetail, ChainList, ChainStatus, Health } from '../collector/api-types.ts';
+import type { ChainDetail, ChainList, ChainStatus, FailureGroupList, Health, ReplayResult } from '../collector/api-types.ts';
 
 export class CollectorClient {
   readonly #base: string;
@@ -46,6 +47,23 @@ export class CollectorClient {
       if (!cursor) break;
     }
     return counts;
+  }
+
+  /** The failure groups of chains that started at or after `from`. */
+  async failures(from: number): Promise<FailureGroupList | undefined> {
+    return this.#get<FailureGroupList>(`/api/failures?from=${Math.floor(from)}`);
+  }
+
+  /** Replay a failure group's dead letters (`POST /api/replay`, with the admin token). */
+  async replay(group: string, adminToken: string): Promise<ReplayResult> {
+    const res = await fetch(`${this.#base}/api/replay`, {
+      method: 'POST',
+      headers: { ...this.#headers, authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ group, requestedBy: 'demo' }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    if (!res.ok) throw new Error(`POST /api/replay: HTTP ${res.status} ${await res.text()}`);
+    return (await res.json()) as ReplayResult;
   }
 
   /** One chain, freshly diagnosed; `undefined` when the collector has no hop of it yet. */

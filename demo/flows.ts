@@ -34,7 +34,10 @@ export const FLOW_CATALOGUE: Record<FlowName, { expect: MessageStatus; story: st
   },
   'coffee-order': { expect: 'ok', story: 'customer → orders queue → a barista → coffee.order.ready → customer + loyalty' },
   'retried-order': { expect: 'ok', story: 'the grinder jams on the first attempt; the barista requeues, the retry succeeds' },
-  'off-menu-order': { expect: 'dead-lettered', story: 'a barista throws on an off-menu drink, nacks; the order is dead-lettered' },
+  'off-menu-order': {
+    expect: 'dead-lettered',
+    story: 'a barista throws on an off-menu drink, nacks; the order is dead-lettered and waits in the dead-letter queue for a replay',
+  },
   'guest-order': { expect: 'failed', story: "loyalty acks first, then its handler throws for a guest without a card" },
   'cancel-unrouted': { expect: 'unroutable', story: 'coffee.order.cancelled published mandatory; no queue is bound, the broker returns it' },
   'refund-unconsumed': { expect: 'lost', story: 'a refund request sits in a queue nobody consumes' },
@@ -110,7 +113,8 @@ export async function runFlow(name: FlowName, s: FlowServices, onStart: (rootId:
     }
     case 'off-menu-order': {
       const orderId = nextId('order');
-      const arrived = arrival(s, `dead-letter:${orderId}`);
+      // The barista nacks it into the dead-letter queue, where it waits (nobody consumes it) for a replay.
+      const arrived = arrival(s, `handled:${orderId}`);
       await s.customer.order({ orderId, customer: pick(CUSTOMERS), drink: OFF_MENU_DRINK, loyaltyCard: 'card-x' }, rootId);
       await arrived;
       break;

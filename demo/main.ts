@@ -34,7 +34,10 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 
   try {
-    const result = await runDemo(options, { out: process.stdout, signal: stop.signal });
+    // A terminal can type commands ("learn"); a pipe or a container's closed stdin cannot.
+    const input = process.stdin.isTTY ? process.stdin : undefined;
+    const result = await runDemo(options, { out: process.stdout, signal: stop.signal, input });
+    input?.pause();
     return result.exitCode;
   } catch (err) {
     if (err instanceof DemoError) {

@@ -38,6 +38,13 @@ export interface DemoOptions {
   jaegerUrl?: string;
   /** OTLP/HTTP endpoint for the services' spans (Jaeger: http://localhost:4318); unset: no spans. @default `OTEL_EXPORTER_OTLP_ENDPOINT` */
   otlpEndpoint?: string;
+  /**
+   * The embedded collector's admin token, which replay needs (the UI asks for it).
+   * @default `HOPTRACE_ADMIN_TOKEN`, else a random one printed at start
+   */
+  adminToken?: string;
+  /** With `count`: after the rounds, the menu learns the off-menu drink and the demo replays its dead letters. @default false */
+  replay: boolean;
 }
 
 export function defaultOptions(env: NodeJS.ProcessEnv = process.env): DemoOptions {
@@ -56,6 +63,8 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): DemoOption
     intervalMs: 1_500,
     jaegerUrl: env[Env.HOPTRACE_JAEGER_URL] || undefined,
     otlpEndpoint: env[Env.OTEL_EXPORTER_OTLP_ENDPOINT] || undefined,
+    adminToken: env.HOPTRACE_ADMIN_TOKEN || undefined,
+    replay: false,
   };
 }
 
@@ -92,10 +101,18 @@ Options:
                          (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else no spans)
   --jaeger-url URL       Jaeger UI the collector's UI links traces to
                          (default: $HOPTRACE_JAEGER_URL)
+  --admin-token TOKEN    the token the UI asks for to replay dead letters
+                         (default: $HOPTRACE_ADMIN_TOKEN, else a random one, printed)
+  --replay               with --count: after the rounds, the menu learns the
+                         off-menu drink and the demo replays the dead-lettered
+                         orders; they come out "ok (replayed)"
   -h, --help             this text
 
-Environment: AMQP_URL, HOPTRACE_DB, HOPTRACE_URL, HOPTRACE_TOKEN, HOPTRACE_JAEGER_URL,
-OTEL_EXPORTER_OTLP_ENDPOINT.
+While it runs, type "learn" and Enter: the menu learns the off-menu drink, and
+replaying its failure group (UI: failures → ↺ replay) gets the orders made.
+
+Environment: AMQP_URL, HOPTRACE_DB, HOPTRACE_URL, HOPTRACE_TOKEN, HOPTRACE_ADMIN_TOKEN,
+HOPTRACE_JAEGER_URL, OTEL_EXPORTER_OTLP_ENDPOINT.
 `;
 
 export class UsageError extends Error {
@@ -126,6 +143,8 @@ export function parseDemoArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
         log: { type: 'string' },
         'otlp-endpoint': { type: 'string' },
         'jaeger-url': { type: 'string' },
+        'admin-token': { type: 'string' },
+        replay: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -159,10 +178,13 @@ export function parseDemoArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
   o.logFile = values.log;
   o.otlpEndpoint = values['otlp-endpoint'] ?? o.otlpEndpoint;
   o.jaegerUrl = values['jaeger-url'] ?? o.jaegerUrl;
+  o.adminToken = values['admin-token'] ?? o.adminToken;
+  o.replay = values.replay ?? false;
   for (const [flag, url] of [['otlp-endpoint', o.otlpEndpoint], ['jaeger-url', o.jaegerUrl], ['collector-url', o.collectorUrl]] as const) {
     if (url !== undefined && !/^https?:\/\/[^/]/.test(url)) throw new UsageError(`--${flag} needs an http(s) URL, not "${url}"`);
   }
   if (o.keepRunning && o.count === undefined) throw new UsageError('--keep-running only makes sense with --count');
+  if (o.replay && (o.count === undefined || o.servicesOnly)) throw new UsageError('--replay needs --count and the embedded collector');
   if (o.servicesOnly && o.keepRunning) throw new UsageError('--keep-running keeps the embedded collector up; --services-only has none');
   return o;
 }

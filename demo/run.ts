@@ -6,12 +6,14 @@
  * shuts everything down in order: stop publishing, close connections, flush
  * the transport, close the collector.
  */
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
 import { brokerAdvice, redactAmqpUrl } from './broker-advice.ts';
 import { fileURLToPath } from 'node:url';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import amqp, { type ChannelModel } from 'amqplib';
 import pino, { type Logger } from 'pino';
-import type { ChainStatus } from '../collector/api-types.ts';
+import type { ChainStatus, FailureGroup } from '../collector/api-types.ts';
 import { startCollector } from '../collector/server.ts';
 import { connect } from '../src/index.ts';
 import { CollectorClient } from './collector-client.ts';
@@ -20,18 +22,12 @@ import type { DemoOptions } from './options.ts';
 import { formatProgress, formatStatusCounts, ProgressLine } from './progress.ts';
 import { deadline, isExpectedFailure, sleep, Tracker, type ServiceContext } from './runtime.ts';
 import { startAuditService } from './services/audit.ts';
-import { startBarista, startCustomerService, startLoyaltyService } from './services/coffee-shop.ts';
+import { learnDrink, OFF_MENU_DRINK, startBarista, startCustomerService, startLoyaltyService } from './services/coffee-shop.ts';
 import { startFamilyAccountService } from './services/family-account.ts';
 import { startMemberService } from './services/member.ts';
 import { startNotificationService } from './services/notification.ts';
-import {
-  INVENTORY_MAX_ATTEMPTS,
-  startDeadLetterMonitor,
-  startInventoryService,
-  startReceiptPrinter,
-  startSupplier,
-} from './services/trouble.ts';
-import { declareTopology, demoNames } from './topology.ts';
+import { INVENTORY_MAX_ATTEMPTS, startInventoryService, startReceiptPrinter, startSupplier } from './services/trouble.ts';
+import { declareTopology, demoNames, type DemoNames } from './topology.ts';
 import { startDemoTracing, type DemoTracing } from './tracing.ts';
 
 /** A problem the person running the demo can fix; main.ts prints only its message. */
@@ -41,6 +37,8 @@ export class DemoError extends Error {
 
 export interface DemoIo {
   out: Writable & { isTTY?: boolean; columns?: number };
+  /** Commands typed while the demo runs ("learn"); main.ts passes a terminal's stdin. */
+  input?: Readable;
   /** Aborting it stops the demo gracefully (main.ts wires SIGINT/SIGTERM to it). */
   signal?: AbortSignal;
 }
@@ -53,6 +51,8 @@ export interface FlowOutcome {
   expected: ChainStatus;
   /** Status the collector gave the chain (`--count` only). */
   actual?: ChainStatus;
+  /** `--replay`: the chain's status after its dead letters were replayed (`ok` with `replayed`: "ok (replayed)"). */
+  afterReplay?: string;
   /** Why the flow did not complete, when it did not. */
   error?: string;
 }
@@ -119,13 +119,21 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
     await admin.close().catch(() => {});
   }
 
-  // 2. The collector and its UI.
+  // 2. The collector and its UI, which replays the dead letters when asked (with the admin token).
   let collector: Awaited<ReturnType<typeof startCollector>> | undefined;
   let collectorUrl = options.collectorUrl;
+  const adminToken = options.adminToken ?? `demo-${randomBytes(4).toString('hex')}`;
   if (!options.servicesOnly) {
-    collector = await startCollectorOrExplain(options);
+    collector = await startCollectorOrExplain(options, names, adminToken);
     collectorUrl = collector.url;
   }
+  // "learn": the menu learns the off-menu drink, so a replay of its dead letters gets the orders made.
+  const commands = io.input ? createInterface({ input: io.input }) : undefined;
+  commands?.on('line', (line) => {
+    if (line.trim().toLowerCase() !== 'learn') return;
+    learnDrink(OFF_MENU_DRINK);
+    progress.log(`The menu learned the ${OFF_MENU_DRINK}. Replay its failure group (UI: failures → ↺ replay) and the orders are made.`);
+  });
   try {
     const client = new CollectorClient(collectorUrl, options.token);
     const hopsAtStart = (await client.storedHops()) ?? 0;
@@ -200,6 +208,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
     let hopsStored: number | undefined;
     let interrupted = false;
     let exitCode = 0;
+    let replayProblem: string | undefined;
     let ticker: NodeJS.Timeout | undefined;
 
     try {
@@ -210,7 +219,6 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
       await startBarista(ctx, 'anna');
       await startBarista(ctx, 'ben');
       await startLoyaltyService(ctx);
-      await startDeadLetterMonitor(ctx);
       await startReceiptPrinter(ctx);
       await startInventoryService(ctx);
       const services: FlowServices = {
@@ -229,6 +237,10 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
         progress.log(
           `A message unreceived for ${options.lostAfterMs / 1000} s counts as lost, one unsettled for ` +
             `${options.stuckAfterMs / 1000} s as stuck (--lost-after-ms, --stuck-after-ms).`,
+        );
+        progress.log(
+          `Off-menu orders wait in ${names.deadLetterQueue}: replay them from the UI (failures → ↺ replay, admin token ${adminToken})` +
+            (commands ? `; type "learn" + Enter first, or they fail again.` : '.'),
         );
       } else {
         progress.log(`Shipping hops to the collector at ${collectorUrl}`);
@@ -283,6 +295,8 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
         for (let round = 1; round <= options.count && !signal?.aborted; round++) await runRound(round);
         // Lost and stuck are verdicts of time: let the limits pass.
         if (!signal?.aborted) await abortableSleep(Math.max(options.lostAfterMs, options.stuckAfterMs) + 1_000, signal);
+        // --replay: the fix and the replay, while the baristas still work.
+        if (options.replay && collector && !signal?.aborted) replayProblem = await replayOffMenu(client, outcomes, adminToken, startedAt);
       } else {
         // Every case once, so each status shows up within seconds; then a
         // steady trickle with one failure case per cycle.
@@ -337,6 +351,10 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
           await judgeFlows(client, outcomes);
           return outcomes.every((o) => o.error || o.actual === o.expected);
         }, 15_000);
+        if (replayProblem) {
+          progress.log(replayProblem);
+          exitCode = 1;
+        }
       } else {
         // Someone else's collector judges by its own limits: report, don't insist.
         await judgeFlows(client, outcomes).catch(() => {});
@@ -371,6 +389,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
       interrupted,
     };
   } finally {
+    commands?.close();
     await collector?.close();
   }
 }
@@ -383,13 +402,17 @@ async function connectOrExplain(url: string): Promise<ChannelModel> {
   }
 }
 
-async function startCollectorOrExplain(options: DemoOptions): ReturnType<typeof startCollector> {
+async function startCollectorOrExplain(options: DemoOptions, names: DemoNames, adminToken: string): ReturnType<typeof startCollector> {
   try {
     return await startCollector({
       port: options.port,
       host: options.host,
       db: options.db,
       token: options.token ?? '',
+      amqpUrl: options.amqpUrl,
+      adminToken,
+      // Nobody consumes the orders' dead-letter queue: the collector is told where rejected orders wait.
+      deadLetterQueues: { [names.ordersQueue]: names.deadLetterQueue },
       lostAfterMs: options.lostAfterMs,
       stuckAfterMs: options.stuckAfterMs,
       redeliveryLoopThreshold: REDELIVERY_LOOP_THRESHOLD,
@@ -434,13 +457,42 @@ async function endTransport(transport: ReturnType<typeof pino.transport>): Promi
   ]);
 }
 
+/**
+ * `--replay`: the menu learns the off-menu drink, the demo replays the
+ * dead-lettered orders' failure group, and each off-menu chain must come out
+ * ok (replayed). Returns what went wrong, if anything.
+ */
+async function replayOffMenu(client: CollectorClient, outcomes: FlowOutcome[], adminToken: string, since: number): Promise<string | undefined> {
+  const offMenu = outcomes.filter((o) => o.flow === 'off-menu-order' && !o.error);
+  // Every off-menu order's dead letter counted first (their hops ship about once a second).
+  let group: FailureGroup | undefined;
+  await pollUntil(async () => {
+    group = (await client.failures(since))?.items.find((g) => g.errorType === 'UnknownDrinkError' && g.status === 'dead-lettered');
+    return group !== undefined && group.unresolved >= offMenu.length;
+  }, 20_000);
+  if (group === undefined) return 'No failure group of off-menu orders to replay.';
+  learnDrink(OFF_MENU_DRINK);
+  const result = await client.replay(group.fingerprint, adminToken);
+  const after = async (o: FlowOutcome) => {
+    const detail = await client.chain(o.correlationId);
+    return detail?.replayed && detail.status === 'ok';
+  };
+  const done = await pollUntil(async () => (await Promise.all(offMenu.map(after))).every(Boolean), 20_000);
+  if (!done) return `The replay of the off-menu orders (${JSON.stringify(result.counts)}) did not leave their chains ok (replayed).`;
+  return undefined;
+}
+
 /** Ask the collector how each flow's chain came out. */
 async function judgeFlows(client: CollectorClient, outcomes: FlowOutcome[]): Promise<void> {
   for (const o of outcomes) {
     if (o.error || !o.correlationId) continue;
     const detail = await client.chain(o.correlationId).catch(() => undefined);
     if (!detail) continue;
-    o.actual = detail.status;
+    // A replayed chain came out as its (replayed) first failure says; the replay decides what it is now.
+    if (detail.replayed && detail.firstFailure?.replayed) {
+      o.actual = detail.firstFailure.status;
+      o.afterReplay = detail.status === 'ok' ? 'ok (replayed)' : detail.status;
+    } else o.actual = detail.status;
   }
 }
 
@@ -468,7 +520,10 @@ function summary(
     }
     const cells = [...got].map(([k, n]) => `${k} ×${n}`).join(', ');
     const ok = mine.every((o) => !o.error && (!embedded || o.actual === o.expected));
-    lines.push(`  ${flow.padEnd(20)}${FLOW_CATALOGUE[flow].expect.padEnd(17)}${cells}${ok ? '' : '   ✗'}`);
+    const replayed = new Map<string, number>();
+    for (const o of mine) if (o.afterReplay) replayed.set(o.afterReplay, (replayed.get(o.afterReplay) ?? 0) + 1);
+    const after = replayed.size > 0 ? `, after the replay: ${[...replayed].map(([k, n]) => `${k} ×${n}`).join(', ')}` : '';
+    lines.push(`  ${flow.padEnd(20)}${FLOW_CATALOGUE[flow].expect.padEnd(17)}${cells}${after}${ok ? '' : '   ✗'}`);
   }
   lines.push('', `All chains since the start: ${formatStatusCounts(chains) || 'none'}`);
   if (embedded && !options.keepRunning) {

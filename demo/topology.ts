@@ -27,7 +27,7 @@ export interface DemoNames {
   loyaltyQueue: string;
   /** Fanout dead-letter exchange of the orders queue. */
   coffeeDlx: string;
-  /** Where rejected orders end up, watched by the dead-letter monitor. */
+  /** Where rejected orders end up and wait (nobody consumes it) until they are replayed. */
   deadLetterQueue: string;
 
   /** Refund requests: a queue nobody consumes (lost). */

@@ -32,6 +32,12 @@ export const ErrorCodes = {
   MALFORMED_HEADER: 'HOPTRACE_ERR_MALFORMED_HEADER',
   /** Our own telemetry (logger, hook, exporter) failed; contained, never thrown into user code. */
   TELEMETRY: 'HOPTRACE_ERR_TELEMETRY',
+  /** The collector does not replay dead-lettered messages (no `--amqp-url`, or no token to guard it). */
+  REPLAY_DISABLED: 'HOPTRACE_ERR_REPLAY_DISABLED',
+  /** A dead-lettered message was not in its dead-letter queue when the collector came to replay it. */
+  REPLAY_NOT_FOUND: 'HOPTRACE_ERR_REPLAY_NOT_FOUND',
+  /** The broker failed a replay (connection or channel error, nack, return). */
+  REPLAY_FAILED: 'HOPTRACE_ERR_REPLAY_FAILED',
   /** Anything else: a bug in hoptrace. */
   INTERNAL: 'HOPTRACE_ERR_INTERNAL',
 } as const;

@@ -77,8 +77,11 @@ export const HopLimits = {
   MAX_EPOCH_MS: 8_640_000_000_000_000,
 } as const;
 
-/** Every kind of hop, in the order a single message normally meets them. */
-export const HOP_KINDS = ['send', 'confirm', 'return', 'receive', 'process', 'settle'] as const;
+/**
+ * Every kind of hop, in the order a single message normally meets them;
+ * `replay` (written by the collector, never by the library) comes last.
+ */
+export const HOP_KINDS = ['send', 'confirm', 'return', 'receive', 'process', 'settle', 'replay'] as const;
 
 /**
  * - `send`: publish / sendToQueue
@@ -87,6 +90,11 @@ export const HOP_KINDS = ['send', 'confirm', 'return', 'receive', 'process', 'se
  * - `receive`: a delivery reached a consumer (consume or get)
  * - `process`: the consume handler finished (ok or error)
  * - `settle`: ack / nack / reject of a delivery
+ * - `replay`: the collector took a dead-lettered message from its dead-letter
+ *   queue and republished it (`outcome: 'ack'`: the record is the new
+ *   message's publish, `causationId` the dead-lettered message), or tried to
+ *   and left it where it was (`nack`, `returned`, `error`: the record is
+ *   about the dead-lettered message itself); `requestedBy` says who asked
  */
 export type HopKind = (typeof HOP_KINDS)[number];
 
@@ -124,6 +132,9 @@ export interface HopError {
  * - `return`: `returned` (with `replyCode` and `replyText`)
  * - `process`: `ok` | `error`
  * - `settle`: `ack` | `nack` | `reject` (with `requeue`, `multiple`)
+ * - `replay`: `ack` (republished and confirmed) | `nack` (the broker refused
+ *   it) | `returned` (unroutable) | `error` (not in the dead-letter queue, or
+ *   the broker failed; `error` says which)
  */
 export type HopOutcome = 'ack' | 'nack' | 'reject' | 'returned' | 'ok' | 'error';
 
@@ -230,6 +241,9 @@ export interface HopRecord {
    * `…`, a cut list keeps its first entries.
    */
   truncated?: boolean;
+
+  /** replay: who asked the collector to replay the message (`ui`, `cli:alice@host`, …). */
+  requestedBy?: string;
 }
 
 /** The key a hop travels under on a pino log line: `{ ..., "hop": HopRecord }`. */

@@ -274,7 +274,7 @@ async function readEverything(c: TestCollector, where: (what: string) => string)
   let cursor: string | undefined;
   do {
     const page = await getJson(c.url, `/api/chains?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    expect(page.status, where('chain list')).toBe(200);
+    expect(page.status, where(`chain list: ${JSON.stringify(page.body).slice(0, 300)}`)).toBe(200);
     const list = page.body as ChainList;
     for (const item of list.items) ids.add(item.correlationId);
     cursor = list.nextCursor ?? undefined;

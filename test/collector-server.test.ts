@@ -561,7 +561,13 @@ describe('collector HTTP API', () => {
     const health = await getJson(c.url, '/healthz');
     expect(health.body).toEqual({ status: 'ok', version: expect.any(String), hops: 0, uptimeSec: expect.any(Number) });
     const config = await getJson(c.url, '/api/config');
-    expect(config.body).toEqual({ version: health.body.version, jaegerUrl: 'http://jaeger:16686', lostAfterMs: 5000, stuckAfterMs: 60_000 });
+    expect(config.body).toEqual({
+      version: health.body.version,
+      jaegerUrl: 'http://jaeger:16686',
+      lostAfterMs: 5000,
+      stuckAfterMs: 60_000,
+      replay: { enabled: false, reason: expect.stringContaining('--amqp-url'), adminToken: false, ratePerSec: 100 },
+    });
   });
 
   it('exports a chain as a download', async () => {

@@ -7,12 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
 import { MIGRATIONS } from '../collector/migrations.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
-import type { LiveChainEvent } from '../collector/api-types.ts';
+import type { LiveChainEvent, StoredHop } from '../collector/api-types.ts';
 import type { HopRecord } from '../src/hop.ts';
 import { waitFor } from './helpers/broker.ts';
 import { getJson, makeHop, messageHops, postHops, startTestCollector } from './helpers/collector.ts';
 import { writeOldStore } from './helpers/old-store.ts';
 import { storeKinds } from './helpers/store-kinds.ts';
+import { deadLetterChain } from './helpers/chain-fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hoptrace-store-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,6 +43,25 @@ for (const kind of storeKinds()) {
         const good = [hops[0], hops[2]];
         expect(await store.insertHops(good, Date.now())).toMatchObject({ accepted: 2, duplicates: 0 });
         expect(await store.stats()).toMatchObject({ hops: 2, chains: 2 });
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('failure groups: two dead-lettered chains of one cause are one group, counted per minute and described, and found by the group', async () => {
+      const { store } = await kind.create();
+      try {
+        const a = deadLetterChain({ seed: 71 });
+        const b = deadLetterChain({ seed: 72 });
+        const records = (hops: readonly StoredHop[]) => hops.map(({ id: _id, receivedAt: _r, ...h }) => h as HopRecord);
+        await store.insertHops([...records(a.hops), ...records(b.hops)], Date.now());
+        const counts = await store.failureCounts({ from: 0, to: Number.MAX_SAFE_INTEGER, binStart: 0, binMs: Number.MAX_SAFE_INTEGER });
+        expect(counts).toEqual([expect.objectContaining({ bin: 0, count: 2, unresolved: 2 })]);
+        const [group] = await store.failureGroups([counts[0].fingerprint, 'no-such-group']);
+        expect(group).toMatchObject({ status: 'dead-lettered', service: 'billing', queue: 'billing.order-placed', errorType: 'PaymentDeclinedError' });
+        const found = (await store.listChains({ limit: 10, failure: counts[0].fingerprint })).items.map((c) => c.correlationId);
+        expect(found.sort()).toEqual([a.correlationId, b.correlationId].sort());
+        expect(await store.failureCounts({ from: 0, to: Number.MAX_SAFE_INTEGER, binStart: 0, binMs: 60_000, fingerprint: 'no-such-group' })).toEqual([]);
       } finally {
         await store.close();
       }
@@ -329,6 +349,22 @@ describe('SQLite store', () => {
       }
     });
   }
+
+  it('a database at schema version 6 migrates: its dead-lettered chains are counted in failure groups and found by their group', async () => {
+    const f = deadLetterChain({ seed: 77 });
+    const old = dbPath();
+    writeOldStore(old, 6, f.hops.map(({ id: _id, receivedAt: _r, ...h }) => h as HopRecord));
+    const migrated = new SqliteStore({ path: old });
+    try {
+      const counts = await migrated.failureCounts({ from: 0, to: Number.MAX_SAFE_INTEGER, binStart: 0, binMs: Number.MAX_SAFE_INTEGER });
+      expect(counts).toEqual([expect.objectContaining({ count: 1, unresolved: 1 })]);
+      const [group] = await migrated.failureGroups([counts[0].fingerprint]);
+      expect(group).toMatchObject({ status: 'dead-lettered', service: 'billing', queue: 'billing.order-placed', errorType: 'PaymentDeclinedError' });
+      expect((await migrated.listChains({ limit: 10, failure: counts[0].fingerprint })).items.map((c) => c.correlationId)).toEqual([f.correlationId]);
+    } finally {
+      await migrated.close();
+    }
+  });
 
   it('a database at schema version 5 migrates and the queue filter finds the chains it already held', async () => {
     const old = dbPath();

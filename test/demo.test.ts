@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { ChainDetail, ChainList, ChainSummary, MessageStatus } from '../collector/api-types.ts';
+import type { ChainDetail, ChainList, ChainSummary, FailureGroupList, MessageStatus } from '../collector/api-types.ts';
 import { parseDemoArgs, UsageError } from '../demo/options.ts';
 import { deleteTopology, demoNames } from '../demo/topology.ts';
 import { connectBroker, uniqueName, waitFor } from './helpers/broker.ts';
@@ -101,9 +101,16 @@ describe('npm run demo --count', () => {
       '--prefix', prefix,
       '--lost-after-ms', String(LOST_AFTER_MS),
       '--stuck-after-ms', String(STUCK_AFTER_MS),
+      '--replay',
     ]);
     // A fresh collector on the demo's database: what the demo stored outlives it.
-    collector = await startTestCollector({ db, lostAfterMs: LOST_AFTER_MS, stuckAfterMs: STUCK_AFTER_MS, sweepIntervalMs: 250 });
+    collector = await startTestCollector({
+      db,
+      lostAfterMs: LOST_AFTER_MS,
+      stuckAfterMs: STUCK_AFTER_MS,
+      sweepIntervalMs: 250,
+      deadLetterQueues: { [`${prefix}.coffee.orders`]: `${prefix}.coffee.dead-letters` },
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -119,13 +126,14 @@ describe('npm run demo --count', () => {
       expect(run.stdout).toContain(flow);
     }
     expect(run.stdout).not.toContain('✗');
+    expect(run.stdout).toMatch(/off-menu-order\s+dead-lettered\s+dead-lettered ×2, after the replay: ok \(replayed\) ×2/);
   });
 
   test('every status the UI knows appears, each flow once per round', async () => {
+    // The dead-lettered off-menu orders were replayed once the menu learned the drink: ok (replayed).
     const expected = {
-      ok: 6,
+      ok: 8,
       failed: 2,
-      'dead-lettered': 2,
       unroutable: 2,
       lost: 2,
       stuck: 2,
@@ -198,16 +206,34 @@ describe('npm run demo --count', () => {
     expect(failedAttempt.error?.type).toBe('GrinderJammedError');
   });
 
-  test('the dead-lettered order reached the dead-letter queue with its x-death history', async () => {
-    const chains = await allChains(collector.url);
-    const dead = chains.filter((c) => c.status === 'dead-lettered');
-    expect(dead.length).toBeGreaterThan(0);
-    const chain = await getJson<ChainDetail>(`${collector.url}/api/chains/${encodeURIComponent(dead[0].correlationId)}`);
-    const order = chain.messages.find((m) => m.status === 'dead-lettered')!;
-    expect(order.deadLetters[0]).toMatchObject({ queue: `${prefix}.coffee.orders`, reason: 'rejected' });
-    const dlqReceive = chain.hops.find((h) => h.kind === 'receive' && h.queue === `${prefix}.coffee.dead-letters`);
-    expect(dlqReceive?.service).toBe('dead-letter-monitor');
-    expect(dlqReceive?.deathCount).toBe(1);
+  test('the off-menu orders waited in the dead-letter queue and, replayed after the menu learned the drink, came out ok (replayed)', async () => {
+    const replayed = (await getJson<ChainList>(`${collector.url}/api/chains?status=replayed&limit=50`)).items;
+    expect(replayed).toHaveLength(2);
+    for (const summary of replayed) {
+      expect(summary.status).toBe('ok');
+      const chain = await getJson<ChainDetail>(`${collector.url}/api/chains/${encodeURIComponent(summary.correlationId)}`);
+      const order = chain.messages.find((m) => m.messageId === chain.correlationId)!;
+      // The original failure stays: handler error, dead-lettered into the queue nobody consumes.
+      expect(order.status).toBe('dead-lettered');
+      expect(order.deadLetters[0]).toMatchObject({ queue: `${prefix}.coffee.orders`, reason: 'rejected', deadLetterQueue: `${prefix}.coffee.dead-letters` });
+      expect(chain.firstFailure).toMatchObject({ messageId: order.messageId, replayed: true });
+      expect(chain.hops.find((h) => h.messageId === order.messageId && h.kind === 'process')?.error?.type).toBe('UnknownDrinkError');
+      // The replay: a new order message caused by the dead letter, made by a barista and announced ready.
+      expect(chain.replays).toEqual([expect.objectContaining({ messageId: order.messageId, outcome: 'replayed', requestedBy: 'demo', replayStatus: 'ok' })]);
+      const again = chain.messages.find((m) => m.parentMessageId === order.messageId)!;
+      expect(again.publisher?.service).toBe('hoptrace-collector');
+      expect(again.deliveries.map((d) => d.service)).toEqual(['barista']);
+      expect(again.childMessageIds).toHaveLength(1);
+    }
+    const groups = (await getJson<FailureGroupList>(`${collector.url}/api/failures?status=dead-lettered`)).items;
+    expect(groups).toEqual([expect.objectContaining({ errorType: 'UnknownDrinkError', pattern: '"…" is not on the menu (order …)', count: 2, unresolved: 0 })]);
+    const conn = await connectBroker();
+    try {
+      const ch = await conn.createChannel();
+      expect((await ch.checkQueue(`${prefix}.coffee.dead-letters`)).messageCount).toBe(0);
+    } finally {
+      await conn.close();
+    }
   });
 });
 

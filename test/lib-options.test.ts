@@ -141,6 +141,6 @@ describe('the instrumented channel', () => {
 
   it('the package exports the hop schema constants', () => {
     expect(HOP_SCHEMA_VERSION).toBe(1);
-    expect(HOP_KINDS).toEqual(['send', 'confirm', 'return', 'receive', 'process', 'settle']);
+    expect(HOP_KINDS).toEqual(['send', 'confirm', 'return', 'receive', 'process', 'settle', 'replay']);
   });
 });

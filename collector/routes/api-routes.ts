@@ -22,17 +22,17 @@ import { chainToJaeger, chainToOtlpJson } from '../chain-export.ts';
 import type { CollectorContext } from '../context.ts';
 import { readableStoredHops } from '../hop-schema.ts';
 import { choice, choices, compileQuery, epochMs, flag, integer, text } from '../query-schema.ts';
-import { REDELIVERED_FILTER } from '../store.ts';
+import { REDELIVERED_FILTER, REPLAYED_FILTER } from '../store.ts';
 
 /**
  * `GET /api/chains`. `status`: chain statuses or problems, repeated or
  * comma-separated, any of which matches; `redelivered` among them matches a
  * chain where any delivery was a redelivery (`status=failed,redelivered`:
- * failed OR redelivered). `redelivered=true|false`: only chains with / without
+ * failed OR redelivered), `replayed` a chain with a replayed dead letter. `redelivered=true|false`: only chains with / without
  * a redelivery, combined with the other filters by AND.
  */
 const listQuery = compileQuery({
-  status: choices([...STATUS_SEVERITY, REDELIVERED_FILTER]),
+  status: choices([...STATUS_SEVERITY, REDELIVERED_FILTER, REPLAYED_FILTER]),
   redelivered: flag(),
   service: text(),
   // '' is the default exchange.
@@ -185,6 +185,7 @@ export function apiRoutes(ctx: CollectorContext): Router {
       version: ctx.version,
       lostAfterMs: ctx.engine.lostAfterMs,
       stuckAfterMs: ctx.engine.stuckAfterMs,
+      replay: ctx.replay.config,
       ...(ctx.jaegerUrl ? { jaegerUrl: ctx.jaegerUrl } : {}),
     };
     res.json(config);

@@ -11,7 +11,9 @@
  *
  * Two things go wrong here on purpose (flow 3):
  * - an order for a drink that is not on the menu makes the barista's handler
- *   throw; the order is nacked without requeue and dead-lettered;
+ *   throw; the order is nacked without requeue and dead-lettered into a queue
+ *   nobody consumes, where it waits until the menu learns the drink
+ *   ({@link learnDrink}) and someone replays it from hoptrace's UI;
  * - the loyalty program has a bug: a guest without a loyalty card makes its
  *   handler throw; it acked the event before doing the work, so the event is
  *   simply gone (`failed`).
@@ -33,6 +35,16 @@ export const MENU = ['flat white', 'cortado', 'oat latte', 'espresso', 'cappucci
 export const OFF_MENU_DRINK = 'unicorn frappuccino';
 /** On the menu, but the first attempt always finds the grinder jammed. */
 export const JAMMING_DRINK = 'double ristretto';
+
+/** Drinks the baristas learned while the demo runs (the "fix" that makes a replay succeed). */
+const learned = new Set<string>();
+
+/** The menu learns a drink: orders for it (replayed ones too) are made from now on. */
+export function learnDrink(drink: string): void {
+  learned.add(drink);
+}
+
+const onMenu = (drink: string): boolean => (MENU as readonly string[]).includes(drink) || learned.has(drink);
 
 export class UnknownDrinkError extends Error {
   override name = 'UnknownDrinkError';
@@ -107,6 +119,7 @@ export async function startBarista(ctx: ServiceContext, name: string): Promise<v
         // fail the same way again: without requeue the broker moves it to
         // the orders queue's dead-letter exchange.
         ch.nack(msg, false, err instanceof GrinderJammedError);
+        if (err instanceof UnknownDrinkError) ctx.tracker.signal(`handled:${order.orderId}`);
         rethrow(err); // hoptrace records the handler error on the `process` hop
       }
       ch.publish(ctx.names.coffeeExchange, RoutingKeys.ORDER_READY, json({ ...order, barista: name }), {
@@ -116,6 +129,7 @@ export async function startBarista(ctx: ServiceContext, name: string): Promise<v
       });
       await ch.waitForConfirms();
       ch.ack(msg); // only now is the work done
+      ctx.tracker.signal(`handled:${order.orderId}`);
     },
     { consumerTag: `${ctx.names.prefix}.barista.${name}.${process.pid}` },
   );
@@ -126,7 +140,7 @@ async function makeCoffee(order: CoffeeOrder, redelivered: boolean): Promise<voi
     await sleep(between(20, 60));
     throw new GrinderJammedError(`the grinder jammed on order ${order.orderId}; requeueing it`);
   }
-  if (order.drink !== JAMMING_DRINK && !(MENU as readonly string[]).includes(order.drink)) {
+  if (order.drink !== JAMMING_DRINK && !onMenu(order.drink)) {
     await sleep(between(10, 40)); // reading the order twice
     throw new UnknownDrinkError(`"${order.drink}" is not on the menu (order ${order.orderId})`);
   }

@@ -1,7 +1,5 @@
 /**
  * Flow 3, what goes wrong, in the services around the coffee shop:
- * - the dead-letter monitor reads what the orders queue dead-lettered (its
- *   `receive` hop carries the `x-death` history);
  * - the receipt printer takes a receipt and never acks it (stuck);
  * - the inventory service cannot parse a supplier's delivery note and nacks
  *   it with requeue, again and again, until it gives up (redelivery loop);
@@ -12,7 +10,6 @@
  * the customer service sends them (coffee-shop.ts).
  */
 import { json, parse, type ServiceContext } from '../runtime.ts';
-import type { CoffeeOrder } from './coffee-shop.ts';
 
 /** Attempts the inventory service makes at a delivery note before writing it off. */
 export const INVENTORY_MAX_ATTEMPTS = 7;
@@ -21,19 +18,6 @@ export const INVENTORY_MAX_ATTEMPTS = 7;
 export const STOCKED_SKUS = ['oat-milk-1l', 'espresso-beans-1kg', 'paper-cups-12oz'] as const;
 /** Sent now and then by a supplier who mixed up two customers. */
 export const UNSTOCKED_SKU = 'unicorn-syrup-750ml';
-
-/** Watches the dead-letter queue: logs why each order died, then acks. */
-export async function startDeadLetterMonitor(ctx: ServiceContext): Promise<void> {
-  const conn = await ctx.connect('dead-letter-monitor');
-  const ch = await conn.createChannel();
-  await ch.prefetch(10);
-  await ch.consume(ctx.names.deadLetterQueue, (msg) => {
-    if (!msg) return;
-    const order = parse<CoffeeOrder>(msg.content);
-    ch.ack(msg);
-    ctx.tracker.signal(`dead-letter:${order.orderId}`);
-  });
-}
 
 /**
  * The receipt printer: receives a receipt and holds it unacknowledged, as a

@@ -200,6 +200,46 @@ export class ChainFixture {
     return messageId;
   }
 
+  /**
+   * Record the collector's replay of a dead-lettered message: `ack` republishes
+   * it as a new message (returned, caused by `of`), other outcomes move nothing
+   * (the hop is about `of`).
+   */
+  replay(spec: { of: string; at: number; deadLetterQueue: string; outcome?: 'ack' | 'nack' | 'returned' | 'not-found'; requestedBy?: string; count?: number }): string | undefined {
+    const pub = this.published.get(spec.of);
+    const outcome = spec.outcome ?? 'ack';
+    const spanId = this.spanId();
+    const base = { exchange: pub?.exchange ?? 'events', routingKey: pub?.routingKey ?? 'event', queue: spec.deadLetterQueue, requestedBy: spec.requestedBy ?? 'test' };
+    if (outcome !== 'ack') {
+      this.add('hoptrace-collector', spec.at, {
+        kind: 'replay',
+        spanId,
+        messageId: spec.of,
+        ...base,
+        ...(outcome === 'not-found'
+          ? { outcome: 'error' as const, error: { type: 'ReplayNotFoundError', code: 'HOPTRACE_ERR_REPLAY_NOT_FOUND', message: `not in queue "${spec.deadLetterQueue}"` } }
+          : outcome === 'returned'
+            ? { outcome: 'returned' as const, replyCode: 312, replyText: 'NO_ROUTE' }
+            : { outcome: 'nack' as const, error: { type: 'ReplayRejectedError', message: 'the broker nacked the republish' } }),
+      });
+      return undefined;
+    }
+    const messageId = fixtureUuid(++this.messageCounter, this.seed);
+    this.published.set(messageId, { exchange: base.exchange, routingKey: base.routingKey, causedBy: spec.of, messageType: pub?.messageType, spanId, bodySize: pub?.bodySize ?? 200 });
+    this.add('hoptrace-collector', spec.at, {
+      kind: 'replay',
+      spanId,
+      messageId,
+      causationId: spec.of,
+      ...base,
+      outcome: 'ack',
+      durationMs: 1.5,
+      messageType: pub?.messageType,
+      headers: { 'x-replay-of': spec.of, 'x-replay-count': String(spec.count ?? 1) },
+    });
+    return messageId;
+  }
+
   /** Record one delivery attempt: receive, the handler's outcome, the settle. */
   consume(spec: ConsumeSpec): ConsumeHops {
     const pub = this.published.get(spec.messageId);
@@ -357,6 +397,60 @@ export function deadLetterChain(options: ChainFixtureOptions = {}): ChainFixture
   });
   return { correlationId: f.correlationId, hops: f.hops(), messageIds: [id], now: f.now(), skewMs: { ...options.skewMs } };
 }
+
+export interface ReplayedChainOptions extends ChainFixtureOptions {
+  /**
+   * What the replay did: `ok` republished and the fixed consumer acked it; `fails-again` republished and the
+   * consumer dead-lettered it again; `not-found` moved nothing (the copy was gone). @default 'ok'
+   */
+  replay?: 'ok' | 'fails-again' | 'not-found';
+}
+
+/**
+ * {@link deadLetterChain}, then the collector replays the dead-lettered order from its dead-letter
+ * queue `billing.order-placed.dlq` (nobody consumes it: the engine is told with `deadLetterQueues`)
+ * and billing handles the replay.
+ */
+export function replayedChain(options: ReplayedChainOptions = {}): ChainFixtureResult {
+  const f = new ChainFixture(options);
+  const id = f.publish({ service: 'order-api', at: 0, exchange: 'orders', routingKey: 'order.placed', messageType: 'OrderPlaced' });
+  f.consume({
+    messageId: id,
+    service: 'billing',
+    queue: 'billing.order-placed',
+    at: 10,
+    handleMs: 7,
+    outcome: 'error',
+    error: { type: 'PaymentDeclinedError', message: 'card declined for order 4711: insufficient funds' },
+    settle: 'nack',
+    requeue: false,
+  });
+  const ids = [id];
+  const mode = options.replay ?? 'ok';
+  const replay = f.replay({ of: id, at: 60_000, deadLetterQueue: REPLAY_DLQ, outcome: mode === 'not-found' ? 'not-found' : 'ack', requestedBy: 'ui' });
+  if (replay !== undefined) {
+    ids.push(replay);
+    f.consume(
+      mode === 'ok'
+        ? { messageId: replay, service: 'billing', queue: 'billing.order-placed', at: 60_010, handleMs: 6 }
+        : {
+            messageId: replay,
+            service: 'billing',
+            queue: 'billing.order-placed',
+            at: 60_010,
+            handleMs: 6,
+            outcome: 'error',
+            error: { type: 'PaymentDeclinedError', message: 'card declined for order 4711: insufficient funds' },
+            settle: 'nack',
+            requeue: false,
+          },
+    );
+  }
+  return { correlationId: f.correlationId, hops: f.hops(), messageIds: ids, now: f.now(), skewMs: { ...options.skewMs } };
+}
+
+/** The dead-letter queue of {@link replayedChain}, for `deadLetterQueues`. */
+export const REPLAY_DLQ = 'billing.order-placed.dlq';
 
 export interface LimitScenarioOptions extends ChainFixtureOptions {
   /** How long after the last hop "now" is. @default 5 min (past the default 60 s limits) */

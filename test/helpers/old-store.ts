@@ -51,7 +51,9 @@ export function writeOldStore(path: string, version: number, hops: readonly HopR
     );
     const wrap = (items: readonly string[]) => LIST_SEP + items.join(LIST_SEP) + LIST_SEP;
     for (const [id, chainHops] of byChain) {
-      const { summary, settled } = summarizeChainHops(id, chainHops, { now: receivedAt, updatedAt: receivedAt }, DEFAULT_ENGINE_OPTIONS);
+      const { summary: current, settled } = summarizeChainHops(id, chainHops, { now: receivedAt, updatedAt: receivedAt }, DEFAULT_ENGINE_OPTIONS);
+      // What schema versions before 7 did not know.
+      const { failureTally: _tally, replayed: _replayed, ...summary } = current;
       chain.run(
         id,
         summary.status,

@@ -44,14 +44,29 @@ export interface TestStore {
    * summed over whatever the database splits them by, rows that net to nothing left out.
    */
   topologyRows(): Promise<unknown[]>;
+  /**
+   * Failure-group aggregates: per-minute counts `{fingerprint, bucket, count, unresolved}` in
+   * (fingerprint, bucket) order, rows that net to nothing left out; the described groups'
+   * fingerprints; and how many `g:` tags the chains hold.
+   */
+  failureRows(): Promise<FailureRows>;
+}
+
+export interface FailureRows {
+  buckets: { fingerprint: string; bucket: number; count: number; unresolved: number }[];
+  described: string[];
+  tags: number;
 }
 
 export interface StoreKind {
   name: 'SQLite' | 'PostgreSQL';
   setup(): Promise<void>;
   teardown(): Promise<void>;
-  /** A new empty store; `poison`: any insert of a record of that chain fails (a real trigger), as a full disk would. */
-  create(options?: { engine?: EngineSettings; poison?: string }): Promise<TestStore>;
+  /**
+   * A new empty store; `poison`: any insert of a record of that chain fails (a real trigger), as a full
+   * disk would; `partitionMs`: PostgreSQL's partition width (retention drops whole partitions; SQLite ignores it).
+   */
+  create(options?: { engine?: EngineSettings; poison?: string; partitionMs?: number }): Promise<TestStore>;
 }
 
 function sqliteKind(): StoreKind {
@@ -96,6 +111,21 @@ function sqliteKind(): StoreKind {
             db.close();
           }
         },
+        async failureRows() {
+          const db = new DatabaseSync(path, { readOnly: true });
+          try {
+            return {
+              buckets: db
+                .prepare('SELECT fingerprint, bucket, count, unresolved FROM failure_buckets WHERE count <> 0 OR unresolved <> 0 ORDER BY 1, 2')
+                .all()
+                .map((r) => ({ ...r }) as FailureRows['buckets'][number]),
+              described: (db.prepare('SELECT fingerprint FROM failure_groups').all() as { fingerprint: string }[]).map((r) => r.fingerprint),
+              tags: (db.prepare("SELECT count(*) AS n FROM chain_tags WHERE tag LIKE 'g:%'").get() as { n: number }).n,
+            };
+          } finally {
+            db.close();
+          }
+        },
       };
       return t;
     },
@@ -119,7 +149,7 @@ function postgresKind(): StoreKind {
     },
     async create(options = {}) {
       const schema = `s${++n}_${randomUUID().slice(0, 8)}`;
-      const url = database().schemaUrl(schema);
+      const url = database().schemaUrl(schema) + (options.partitionMs === undefined ? '' : `&partition_ms=${options.partitionMs}`);
       let store = await PgStore.open({ url, engine: options.engine, poolSize: 4 });
       if (options.poison !== undefined) {
         await database().sql(`
@@ -157,6 +187,15 @@ function postgresKind(): StoreKind {
               .flatMap((w) => [w.bin, w.n, Number(w.s)]);
             return [Number(e.bucket), e.from_node, e.to_node, e.count, e.errors, flat.length ? JSON.stringify(flat) : null];
           });
+        },
+        async failureRows() {
+          const buckets = await database().sql<FailureRows['buckets'][number]>(
+            `SELECT fingerprint, bucket::float8 AS bucket, count, unresolved FROM ${schema}.failure_buckets
+             WHERE count <> 0 OR unresolved <> 0 ORDER BY fingerprint COLLATE "C", bucket`,
+          );
+          const described = await database().sql<{ fingerprint: string }>(`SELECT fingerprint FROM ${schema}.failure_groups`);
+          const tags = await database().sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.chain_tags WHERE tag LIKE 'g:%'`);
+          return { buckets: buckets.map((b) => ({ ...b })), described: described.map((r) => r.fingerprint), tags: tags[0].n };
         },
       };
       return t;

@@ -101,7 +101,11 @@ function matches(chain: ChainSummary, filters: Filters, now: number): boolean {
   const statuses = statusList(filters);
   if (statuses.length > 0) {
     const ok = statuses.some((status) =>
-      status === 'redelivered' ? chain.redelivered : chain.status === status || chain.problems.includes(status as ChainSummary['status']),
+      status === 'redelivered'
+        ? chain.redelivered
+        : status === 'replayed'
+          ? chain.replayed === true
+          : chain.status === status || chain.problems.includes(status as ChainSummary['status']),
     );
     if (!ok) return false;
   }
@@ -503,7 +507,8 @@ function ChainRow({
 }) {
   const label = chain.rootRoutingKey ?? chain.rootMessageType;
   const extra = chain.problems.filter((p) => p !== chain.status && p !== 'in-flight');
-  const failure = isProblem(chain.status) ? chain.failure : undefined;
+  // A replayed chain keeps its old failure in view (the chain's status follows the replay).
+  const failure = isProblem(chain.status) || chain.failure?.replayed ? chain.failure : undefined;
   const duration = chain.open ? `≥ ${formatDuration(Math.max(chain.durationMs, now - chain.startTs))}` : formatDuration(chain.durationMs);
   const open = () => (location.hash = href);
   // A reason that starts with the service's name does not need it twice.
@@ -526,11 +531,12 @@ function ChainRow({
       >
         <td rowSpan={failure ? 2 : 1}>
           <div class="badges">
-            <StatusBadge status={chain.status} />
+            <StatusBadge status={chain.status} replayed={chain.replayed} />
             {extra.map((p) => (
               <StatusBadge status={p} small key={p} />
             ))}
             {chain.redelivered && <StatusBadge status="redelivered" small />}
+            {chain.replayed && chain.status !== 'ok' && <StatusBadge status="replayed" small />}
           </div>
         </td>
         <td class="when" title={new Date(chain.startTs).toString()}>
@@ -563,7 +569,8 @@ function ChainRow({
       {failure && (
         <tr class={`failure-row${active ? ' active' : ''}`} onClick={open} data-failure-for={chain.correlationId}>
           <td colSpan={5}>
-            <span class="row-failure" data-testid="row-failure" title={`${failure.service}: ${failure.error ?? failure.reason}`}>
+            <span class={`row-failure${failure.replayed ? ' replayed' : ''}`} data-testid="row-failure" title={`${failure.replayed ? 'replayed since: ' : ''}${failure.service}: ${failure.error ?? failure.reason}`}>
+              {failure.replayed && <span class="row-failure-replayed">replayed</span>}
               <span class="row-failure-svc">{failure.service}</span>
               {failureText}
             </span>

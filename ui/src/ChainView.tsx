@@ -11,7 +11,8 @@ import { buildChainModel, focusIndex, type ChainModel } from './chain-model.ts';
 import { formatDateTime, formatDuration, plural, shortId, times } from './format.ts';
 import { CopyButton, HopDetail } from './HopDetail.tsx';
 import { jaegerTraceUrl } from './jaeger.ts';
-import { chainHref, replaceHash } from './router.ts';
+import { ReplayDialog } from './ReplayDialog.tsx';
+import { chainHref, failureHref, replaceHash } from './router.ts';
 import { StatusBadge } from './status.tsx';
 import { describeSkew, skewRange, Timeline } from './Timeline.tsx';
 import { layoutTimeline } from './timeline-layout.ts';
@@ -328,11 +329,14 @@ function ChainHeader({ detail, model, config, onFailure, onSelectHop, sinceLoadM
     ? `≥ ${formatDuration((model.openUntilMs ?? detail.durationMs) + sinceLoadMs)}, still open`
     : formatDuration(detail.durationMs);
   const hopAt = (hopId: number) => model.hops[model.indexById.get(hopId) ?? -1];
+  // Dead letters not replayed yet, where the chain says which queue holds them.
+  const replayable = (detail.failures ?? []).filter((f) => f.status === 'dead-lettered' && !f.replayed && f.deadLetterQueue !== undefined);
+  const [replaying, setReplaying] = useState(false);
   return (
     <header class="chain-head">
       <div class="chain-head-row head-top">
         <BackLink />
-        <StatusBadge status={detail.status} />
+        <StatusBadge status={detail.status} replayed={detail.replayed} />
         <h1 class="chain-id" title={`correlation id ${detail.correlationId}`}>
           {detail.correlationId}
         </h1>
@@ -393,13 +397,59 @@ function ChainHeader({ detail, model, config, onFailure, onSelectHop, sinceLoadM
         )}
       </div>
       {failure && (
-        <div class="failure-line" data-testid="first-failure" title={failure.reason}>
-          <span class="failure-tag">first failure</span>
+        <div class={`failure-line${failure.replayed ? ' replayed' : ''}`} data-testid="first-failure" data-replayed={failure.replayed ? 'true' : undefined} title={failure.reason}>
+          <span class="failure-tag">{failure.replayed ? 'first failure, replayed since' : 'first failure'}</span>
           <button type="button" class="linklike" onClick={onFailure}>
             #{failureHop?.seq ?? '?'} {failure.kind} in {failureHop?.service ?? '?'}
           </button>
           <span class="failure-reason">{failure.reason}</span>
         </div>
+      )}
+      {(detail.replays ?? []).map((r) => {
+        const at = hopAt(r.hopId);
+        const outcome =
+          r.outcome === 'replayed'
+            ? `republished as ${shortId(r.replayMessageId ?? '', 14)}${r.replayStatus ? `, now ${r.replayStatus}` : ''}`
+            : r.outcome === 'not-found'
+              ? `not found in ${r.deadLetterQueue ?? 'its dead-letter queue'}`
+              : `${r.outcome}: ${r.reason ?? 'left in the dead-letter queue'}`;
+        return (
+          <div class={`replay-line${r.outcome === 'replayed' ? '' : ' failed'}`} data-testid="replay" data-outcome={r.outcome} key={r.hopId}>
+            <span class="replay-tag">replay</span>
+            <button type="button" class="linklike" onClick={() => onSelectHop(r.hopId)}>
+              #{at?.seq ?? '?'}
+            </button>
+            <span class="failure-reason" title={`${r.requestedBy ? `asked by ${r.requestedBy} ` : ''}at ${formatDateTime(r.ts)}: ${outcome}`}>
+              {shortId(r.messageId, 14)} from {r.deadLetterQueue ?? '?'}: {outcome}
+              {r.requestedBy && <span class="muted"> · asked by {r.requestedBy}</span>} <span class="muted">· {formatDateTime(r.ts)}</span>
+            </span>
+          </div>
+        );
+      })}
+      {replayable.length > 0 && config?.replay && (
+        <div class="chain-head-row">
+          {config.replay.enabled ? (
+            <button type="button" class="btn btn-small" onClick={() => setReplaying(true)} data-testid="replay-messages">
+              ↺ replay {plural(replayable.length, 'dead-lettered message')}…
+            </button>
+          ) : (
+            <span class="muted small" data-testid="replay-off">
+              {config.replay.reason}
+            </span>
+          )}
+          {replayable[0] && (
+            <a class="small" href={failureHref(replayable[0].fingerprint)}>
+              its failure group
+            </a>
+          )}
+        </div>
+      )}
+      {replaying && config?.replay && (
+        <ReplayDialog
+          target={{ messageIds: replayable.map((f) => f.messageId), label: `chain ${detail.correlationId}` }}
+          config={config.replay}
+          onClose={() => setReplaying(false)}
+        />
       )}
       {(detail.recoveries ?? []).map((r) => {
         const at = hopAt(r.hopId);

@@ -238,6 +238,7 @@ function rowsDots(hops: ChainHop[], layout: TimelineLayout, first: number, last:
 function dotTone(hop: ChainHop): string {
   if (hop.kind === 'process' && hop.outcome === 'error') return ' bad';
   if (hop.kind === 'return' || (hop.kind === 'confirm' && hop.outcome === 'nack')) return ' bad';
+  if (hop.kind === 'replay') return hop.outcome === 'ack' ? ' good' : ' bad';
   if (hop.kind === 'settle' && hop.outcome !== 'ack') return ' warn';
   if ((hop.deathCount ?? 0) > 0) return ' bad';
   return '';

@@ -6,7 +6,12 @@
 import type {
   ChainDetail,
   ChainList,
+  FailureGroup,
+  FailureGroupList,
   LiveChainEvent,
+  ReplayConfig,
+  ReplayRequest,
+  ReplayResult,
   Topology,
   UiConfig,
 } from '../../collector/api-types.ts';
@@ -115,7 +120,58 @@ export interface ChainQuery {
   cursor?: string;
 }
 
+/** Read an error answer: the collector's `message` and `code` when it sent its error body. */
+async function errorOf(response: Response): Promise<ApiError> {
+  let message = `${response.status} ${response.statusText}`;
+  let code: string | undefined;
+  try {
+    const body = (await response.json()) as { message?: unknown; code?: unknown };
+    if (typeof body.message === 'string' && body.message) message = body.message;
+    if (typeof body.code === 'string') code = body.code;
+  } catch {
+    // not JSON
+  }
+  return new ApiError(message, response.status, code);
+}
+
+/**
+ * `POST /api/replay`. The admin token, when the collector has one, goes as a
+ * bearer header (the session cookie carries only the reads token). A 401 here
+ * is about that token, not the sign-in: it does not show the sign-in form.
+ */
+async function postReplay(body: ReplayRequest, adminToken: string | undefined): Promise<ReplayResult> {
+  let response: Response;
+  try {
+    response = await fetch(apiUrl('api/replay'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', ...(adminToken ? { authorization: `Bearer ${adminToken}` } : {}) },
+      body: JSON.stringify(body),
+      credentials: 'same-origin',
+    });
+  } catch (cause) {
+    throw new ApiError(`Cannot reach the collector (${(cause as Error).message}).`, 0);
+  }
+  if (!response.ok) throw await errorOf(response);
+  return (await response.json()) as ReplayResult;
+}
+
+export interface FailureQuery {
+  status?: string;
+  service?: string;
+  from?: number;
+  to?: number;
+  sort?: 'recent' | 'count';
+  limit?: number;
+}
+
 export const api = {
+  failures: (query: FailureQuery, signal?: AbortSignal) => getJson<FailureGroupList>('api/failures', { ...query }, signal),
+  failure: (fingerprint: string, query: { from?: number; to?: number }, signal?: AbortSignal) =>
+    getJson<FailureGroup>(`api/failures/${encodeURIComponent(fingerprint)}`, query, signal),
+  failureChains: (fingerprint: string, query: { limit?: number; cursor?: string }, signal?: AbortSignal) =>
+    getJson<ChainList>(`api/failures/${encodeURIComponent(fingerprint)}/chains`, query, signal),
+  replayConfig: () => getJson<ReplayConfig>('api/replay'),
+  replay: postReplay,
   chains: (query: ChainQuery, signal?: AbortSignal) =>
     getJson<ChainList>('api/chains', { ...query }, signal),
   chain: (correlationId: string, signal?: AbortSignal) =>

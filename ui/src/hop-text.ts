@@ -68,6 +68,28 @@ export function summarizeHop(hop: ChainHop, context: { unsettled?: boolean } = {
         marks,
       };
     }
+    case 'replay': {
+      const by = hop.requestedBy ? ` (asked by ${hop.requestedBy})` : '';
+      const from = hop.queue ? ` from ${hop.queue}` : '';
+      if (hop.outcome === 'ack') {
+        const count = hop.headers?.['x-replay-count'];
+        return {
+          kind: 'replay',
+          text: `↺ replayed${from} → ${destination(hop)} as a new message${count && count !== '1' ? ` (replay ${count})` : ''}${by}`,
+          tone: 'good',
+          marks,
+        };
+      }
+      const why =
+        hop.outcome === 'returned'
+          ? `returned by broker: ${hop.replyCode ?? ''} ${hop.replyText ?? ''}`.trim()
+          : hop.error?.code === 'HOPTRACE_ERR_REPLAY_NOT_FOUND'
+            ? `not in ${hop.queue ?? 'the dead-letter queue'}`
+            : hop.outcome === 'nack'
+              ? 'the broker nacked the republish'
+              : (hop.error?.message ?? 'failed');
+      return { kind: 'replay', text: `↺ replay failed${from}: ${why}${by}`, tone: 'bad', marks };
+    }
     default:
       return { kind: String((hop as { kind: unknown }).kind), text: '', tone: 'normal', marks };
   }

@@ -4,6 +4,7 @@ import type { UiConfig } from '../../collector/api-types.ts';
 import { loadConfig, onSignInNeeded } from './api.ts';
 import { ChainList } from './ChainList.tsx';
 import { ChainView } from './ChainView.tsx';
+import { FailureGroupPage, FailuresPage } from './Failures.tsx';
 import { useRoute } from './router.ts';
 import { SignIn } from './SignIn.tsx';
 import { TopologyPage } from './Topology.tsx';
@@ -20,7 +21,14 @@ function App() {
     loadConfig().then(setConfig);
   }, [session]);
   useEffect(() => {
-    document.title = route.name === 'chain' ? `${route.correlationId} · hoptrace` : route.name === 'topology' ? 'topology · hoptrace' : 'hoptrace';
+    document.title =
+      route.name === 'chain'
+        ? `${route.correlationId} · hoptrace`
+        : route.name === 'topology'
+          ? 'topology · hoptrace'
+          : route.name === 'failures' || route.name === 'failure'
+            ? 'failures · hoptrace'
+            : 'hoptrace';
   }, [route]);
 
   return (
@@ -31,6 +39,9 @@ function App() {
         </a>
         <a class={`nav${route.name === 'list' || route.name === 'chain' ? ' current' : ''}`} href="#/">
           chains
+        </a>
+        <a class={`nav${route.name === 'failures' || route.name === 'failure' ? ' current' : ''}`} href="#/failures" data-testid="nav-failures">
+          failures
         </a>
         <a class={`nav${route.name === 'topology' ? ' current' : ''}`} href="#/topology">
           topology
@@ -53,6 +64,8 @@ function App() {
           <ChainView key={route.correlationId} correlationId={route.correlationId} seq={route.seq} focus={route.focus} navigation={route.navigation} config={config} />
         )}
         {!signInNeeded && route.name === 'topology' && <TopologyPage key={route.navigation} params={route.params} />}
+        {!signInNeeded && route.name === 'failures' && <FailuresPage key={route.navigation} params={route.params} config={config} />}
+        {!signInNeeded && route.name === 'failure' && <FailureGroupPage key={`${route.fingerprint}-${route.navigation}`} fingerprint={route.fingerprint} config={config} />}
         {route.name === 'not-found' && (
           <div class="page state">
             <strong>Nothing lives at this address.</strong> <a href="#/">Back to the chains.</a>

@@ -5,6 +5,8 @@
  *   #/chains/:id?focus=ID       …opened on the first hop of a message, span or trace with that id (a search hit)
  *   #/chains/:id/hops/:seq      one chain with hop `seq` selected
  *   #/topology                  the observed topology
+ *   #/failures                  failure groups (filters in the query: #/failures?sort=count&status=…)
+ *   #/failures/:fingerprint     one group: its chains, its replay
  */
 import { useEffect, useState } from 'preact/hooks';
 
@@ -12,6 +14,8 @@ export type Route =
   | { name: 'list'; params: URLSearchParams }
   | { name: 'chain'; correlationId: string; seq: number | undefined; focus: string | undefined }
   | { name: 'topology'; params: URLSearchParams }
+  | { name: 'failures'; params: URLSearchParams }
+  | { name: 'failure'; fingerprint: string; params: URLSearchParams }
   | { name: 'not-found'; path: string };
 
 export function parseHash(hash: string): Route {
@@ -22,6 +26,8 @@ export function parseHash(hash: string): Route {
   const parts = path.split('/').filter(Boolean);
   if (parts.length === 0) return { name: 'list', params };
   if (parts[0] === 'topology' && parts.length === 1) return { name: 'topology', params };
+  if (parts[0] === 'failures' && parts.length === 1) return { name: 'failures', params };
+  if (parts[0] === 'failures' && parts.length === 2 && /^[0-9a-f]{16}$/.test(parts[1])) return { name: 'failure', fingerprint: parts[1], params };
   if (parts[0] === 'chains' && parts.length >= 2) {
     let correlationId: string;
     try {
@@ -42,6 +48,15 @@ export function chainHref(correlationId: string, seq?: number, focus?: string): 
   const base = `#/chains/${encodeURIComponent(correlationId)}`;
   const path = seq === undefined ? base : `${base}/hops/${seq}`;
   return focus ? `${path}?focus=${encodeURIComponent(focus)}` : path;
+}
+
+export function failuresHref(params?: URLSearchParams): string {
+  const query = params?.toString();
+  return query ? `#/failures?${query}` : '#/failures';
+}
+
+export function failureHref(fingerprint: string): string {
+  return `#/failures/${fingerprint}`;
 }
 
 export function listHref(params?: URLSearchParams): string {

@@ -1,12 +1,13 @@
 /** Status badges: one colour per status, the word always written out (never colour alone). */
 import { PROBLEM_STATUSES, STATUS_SEVERITY, type MessageStatus } from '../../collector/api-types.ts';
 
-export type BadgeStatus = MessageStatus | 'redelivered';
+export type BadgeStatus = MessageStatus | 'redelivered' | 'replayed';
 
-/** Every status the filters offer, worst first: the collector's severity order, `redelivered` before the healthy ones. */
+/** Every status the filters offer, worst first: the collector's severity order, the `redelivered` and `replayed` flags before the healthy ones. */
 export const FILTER_STATUSES: readonly BadgeStatus[] = [
   ...STATUS_SEVERITY.filter((status) => status !== 'in-flight' && status !== 'ok'),
   'redelivered',
+  'replayed',
   'in-flight',
   'ok',
 ];
@@ -20,6 +21,7 @@ const LABELS: Record<BadgeStatus, string> = {
   lost: 'lost',
   stuck: 'stuck',
   redelivered: 'redelivered',
+  replayed: 'replayed',
   'in-flight': 'in flight',
   ok: 'ok',
 };
@@ -33,6 +35,7 @@ const ICONS: Record<BadgeStatus, string> = {
   lost: '?',
   stuck: '‖', // U+2016: in every common font (U+23F8 ⏸ is missing from DejaVu, the Linux default)
   redelivered: '↻',
+  replayed: '↺',
   'in-flight': '…',
   ok: '✓',
 };
@@ -51,13 +54,18 @@ export function statusClass(status: string): string {
   return status in LABELS ? `st-${status}` : 'st-unknown';
 }
 
-export function StatusBadge({ status, small }: { status: string; small?: boolean }) {
+/**
+ * A status badge. `replayed` on an `ok` status reads "ok (replayed)": the chain
+ * is fine now because a dead-lettered message was replayed.
+ */
+export function StatusBadge({ status, small, replayed }: { status: string; small?: boolean; replayed?: boolean }) {
+  const asReplayed = replayed === true && status === 'ok';
   return (
-    <span class={`badge ${statusClass(status)}${small ? ' badge-sm' : ''}`} data-status={status}>
+    <span class={`badge ${statusClass(status)}${small ? ' badge-sm' : ''}${asReplayed ? ' badge-replayed' : ''}`} data-status={status} data-replayed={asReplayed ? 'true' : undefined}>
       <span class="badge-icon" aria-hidden="true">
-        {ICONS[status as BadgeStatus] ?? '•'}
+        {asReplayed ? ICONS.replayed : (ICONS[status as BadgeStatus] ?? '•')}
       </span>
-      {statusLabel(status)}
+      {asReplayed ? 'ok (replayed)' : statusLabel(status)}
     </span>
   );
 }

@@ -213,6 +213,25 @@ export function layoutTimeline(input: LayoutInput): TimelineLayout {
         }
       }
       openReceive.set(consumerKey(hop), i);
+    } else if (hop.kind === 'replay' && hop.waitSinceHopId !== undefined) {
+      // A replay branches off the dead letter it took the message from.
+      const from = indexById.get(hop.waitSinceHopId);
+      if (from !== undefined) {
+        arrows.push({ fromLane: laneOf[from], toLane: laneOf[i], y1: mid(from), y2: mid(i), fromIndex: from, toIndex: i, deadLettered: true, redelivery: false });
+        if (from < i) {
+          waits.push({
+            kind: 'wait',
+            lane: laneOf[i],
+            y1: mid(from),
+            y2: mid(i),
+            fromIndex: from,
+            toIndex: i,
+            failed: false,
+            approx: false,
+            label: `waited ${formatDuration(hop.adjustedTs - hops[from].adjustedTs)} in ${hop.queue ?? 'the dead-letter queue'} until replayed`,
+          });
+        }
+      }
     } else if (hop.kind === 'process') {
       const key = consumerKey(hop);
       const from = openReceive.get(key);
