@@ -37,9 +37,10 @@
  *
  * What a crash can lose: the records of sides that started less than
  * `recordGraceMs` before it and had not finished, the records written in
- * the event-loop turn it interrupted (the library hands lines to the
- * logger's destination once per turn), and whatever the destination had not
- * written yet (nothing for a synchronous pino destination).
+ * the last 25 ms before it (the library hands lines to the logger's
+ * destination in batches, one write at most 25 ms after a batch's first
+ * line, and on exit), and whatever the destination had not written yet
+ * (nothing for a synchronous pino destination).
  *
  * Every value a record carries fits {@link HopLimits}: the library clips
  * (a cut string ends with `…`, and `truncated: true` says so on the record

@@ -82,7 +82,8 @@ export interface HoptraceOptions {
    * delivery (`info`; `warn` for returns, broker nacks, nacks and rejects;
    * `error` for handler failures), respecting the logger's level. For a
    * plain pino logger hoptrace builds these lines itself and writes them to
-   * the logger's destination in batches (one write per event-loop turn);
+   * the logger's destination in batches (one write at most 25 ms after a
+   * batch's first line, and on exit);
    * a logger with a mixin, `formatters.log`, hooks, redaction or a `hop`
    * serializer gets them through `logger.info({ hop })` instead.
    * @default `pino({ name: 'hoptrace' }, pino.destination({ dest: 1, sync: false, maxWrite: 4096 }))`:
@@ -133,8 +134,8 @@ export interface HoptraceOptions {
    * `open` record written at once with what is known, so a delivery that
    * never settles still reaches the log (and the collector calls it
    * stuck); the complete record follows when it finishes. This is also
-   * what a crash can lose at most, besides the current event-loop turn's
-   * batch (see the README, "The hop record").
+   * what a crash can lose at most, besides the last 25 ms batch of lines
+   * not yet handed to the destination (see the README, "The hop record").
    * @default 1000
    * @example 5_000
    */

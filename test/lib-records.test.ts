@@ -22,6 +22,7 @@ import { importFiles } from '../collector/import.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
 import type { AnyHopRecord, ConsumeRecordV2, PublishRecordV2 } from '../src/hop.ts';
 import { connect, instrument } from '../src/index.ts';
+import { BATCH_MS } from '../src/internal/hop-writer.ts';
 import { AMQP_URL, waitFor } from './helpers/broker.ts';
 import { getJson, messageHops, postHops, startTestCollector } from './helpers/collector.ts';
 import { type Fixture, capture, delay, fixture, hopsOf } from './lib-capture.ts';
@@ -182,7 +183,7 @@ describe('version-2 records, end to end', () => {
 });
 
 describe('how lines reach the logger', () => {
-  it("records to one of pino's destinations reach it at the end of the event-loop turn, several lines in one write", async () => {
+  it("records to one of pino's destinations reach it in one write within the batch interval, not one write per line or per turn", async () => {
     const writes: string[] = [];
     // A stream with flushSync is batched like pino.destination; this one only keeps what it is given.
     const logger = pino({ level: 'info' }, { write: (s: string) => void writes.push(s), flushSync: () => {} } as never);
@@ -191,9 +192,13 @@ describe('how lines reach the logger', () => {
     for (let i = 0; i < 3; i++) ch.sendToQueue(q, Buffer.from(String(i)));
     expect(writes).toHaveLength(0);
     await new Promise((resolve) => setImmediate(resolve));
+    // A turn later the batch is still open: more lines join it.
+    expect(writes).toHaveLength(0);
+    ch.sendToQueue(q, Buffer.from('3'));
+    await new Promise((resolve) => setTimeout(resolve, BATCH_MS * 4));
     expect(writes).toHaveLength(1);
     const lines = writes[0]!.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
-    expect(lines.map((l) => l.hop!.kind)).toEqual(['publish', 'publish', 'publish']);
+    expect(lines.map((l) => l.hop!.kind)).toEqual(['publish', 'publish', 'publish', 'publish']);
     await ch.close();
   });
 
@@ -352,7 +357,7 @@ describe('crash loss', () => {
       expect(checkHopRecord(l).ok).toBe(true);
       return l.hop!;
     });
-    // The bound: recordGraceMs, then the end of the event-loop turn; 1 s of slack for a loaded machine.
+    // The bound: recordGraceMs, then the writer's 25 ms batch; 1 s of slack for a loaded machine.
     const window = GRACE + 1_000;
     const old = sent.filter((m) => m.ts < killedAt - window);
     expect(old.length).toBeGreaterThan(50);

@@ -125,7 +125,7 @@ let defaultLogger: Logger | undefined;
 /**
  * stdout, asynchronous (never blocks the event loop on a slow reader; pino
  * flushes it on exit), in writes of at most 4 KiB. hoptrace hands it one
- * batch of lines per event-loop turn. For a file, a synchronous destination
+ * batch of lines at most every 25 ms. For a file, a synchronous destination
  * costs less per byte (see the README's performance notes).
  */
 function defaultDestination(): ReturnType<typeof pino.destination> {
