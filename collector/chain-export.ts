@@ -18,10 +18,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { ChainDetail, ChainHop } from './api-types.ts';
-import { Attr, JaegerTags, SpanEvents } from '../src/internal/semconv.ts';
-import { type SpanModel, deliverySpan, publishSpan, settleSpan } from '../src/internal/span-model.ts';
+import { Attr, SpanEvents } from '../src/contract/semconv.ts';
+import { JaegerTags } from './settings.ts';
+import { type SpanModel, deliverySpan, publishSpan, settleSpan } from '../src/contract/span-model.ts';
 import { CHAIN_EXPORT_SCOPE } from './otlp-hops.ts';
-import { VERSION } from './version.ts';
+import { VERSION } from '../src/contract/version.ts';
 
 /** A Jaeger key/value (tag, log field, process tag). */
 export interface JaegerKeyValue {

@@ -20,7 +20,7 @@ import {
   HopLimits,
   type HopRecord,
   type HopRecordV2,
-} from '../src/hop.ts';
+} from '../src/contract/hop.ts';
 import { recordHops, type IngestRecord } from './record-identity.ts';
 
 export { HopLimits };

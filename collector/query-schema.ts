@@ -4,7 +4,7 @@
  * (`HOPTRACE_ERR_INVALID_QUERY`) naming the parameter. Unknown parameters are
  * rejected too, so a typo is an error rather than a silently ignored filter.
  */
-import { ErrorCodes, ValidationError } from '../src/errors.ts';
+import { ErrorCodes, ValidationError } from './errors.ts';
 
 type Raw = string | string[] | undefined;
 

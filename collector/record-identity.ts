@@ -4,7 +4,7 @@
  * called in the store (its kind code), when two records are the same record
  * (the dedupe key), and the hops it stands for.
  */
-import type { HopKind, HopRecord, HopRecordV2, HopRecordV2Kind } from '../src/hop.ts';
+import type { HopKind, HopRecord, HopRecordV2, HopRecordV2Kind } from '../src/contract/hop.ts';
 import { expandRecordV2 } from './hop-v2.ts';
 
 /** A validated record, ready to store. */

@@ -14,8 +14,8 @@ import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { pino, type Logger } from 'pino';
-import { ConfigError, ErrorCodes, HoptraceError, NotFoundError, type ErrorBody, type ErrorCode } from '../src/errors.ts';
-import { Defaults, Env } from '../src/internal/semconv.ts';
+import { ConfigError, ErrorCodes, HoptraceError, NotFoundError, statusOf, type ErrorBody, type ErrorCode } from './errors.ts';
+import { Defaults, Env } from './settings.ts';
 import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
 import { createAuth } from './auth.ts';
 import type { CollectorContext } from './context.ts';
@@ -35,7 +35,7 @@ import { SqliteStore } from './sqlite-store.ts';
 import { describeStore, openStore, parseStoreSpec, STORE_ENV } from './store-open.ts';
 import type { Store } from './store.ts';
 import { startSummaryFlush, startSweep } from './sweep.ts';
-import { VERSION } from './version.ts';
+import { VERSION } from '../src/contract/version.ts';
 
 /** Options of {@link startCollector}. Every one has a default; environment variables fill in where named. */
 export interface CollectorOptions {
@@ -152,10 +152,10 @@ function defaultUiDir(): string {
 /** The error body for anything thrown in a handler (a 400 for an all-invalid ingest also lists the records). */
 export function toErrorBody(err: unknown): ErrorBody & Partial<Pick<IngestResult, 'rejected' | 'rejections'>> {
   let statusCode = 500;
-  let code: ErrorCode = ErrorCodes.INTERNAL;
+  let code: string = ErrorCodes.INTERNAL;
   let message = 'internal error';
   if (err instanceof HoptraceError) {
-    statusCode = err.statusCode;
+    statusCode = statusOf(err);
     code = err.code;
     message = err.message;
   } else if (err instanceof Error) {
@@ -177,7 +177,7 @@ export function toErrorBody(err: unknown): ErrorBody & Partial<Pick<IngestResult
 }
 
 /** The environment variable of {@link CollectorOptions.adminToken}. */
-export const ADMIN_TOKEN_ENV = 'HOPTRACE_ADMIN_TOKEN';
+export const ADMIN_TOKEN_ENV = Env.HOPTRACE_ADMIN_TOKEN;
 
 function checkedDeadLetterQueues(map: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> | undefined {
   if (map === undefined) return undefined;

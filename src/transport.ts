@@ -24,9 +24,9 @@
 import { writeSync } from 'node:fs';
 import build from 'pino-abstract-transport';
 import { ConfigError } from './errors.ts';
-import { Defaults, Env } from './internal/semconv.ts';
+import { Defaults, Env } from './contract/semconv.ts';
 import { HopShipper } from './internal/transport-shipper.ts';
-import { HOP_LOG_KEY } from './hop.ts';
+import { HOP_LOG_KEY } from './contract/hop.ts';
 
 /** Options of the hoptrace pino transport (all optional; passed as `options` of the pino target). */
 export interface TransportOptions {

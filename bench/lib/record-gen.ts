@@ -6,7 +6,7 @@
  * settled is an `open` record. For the ingest and memory benchmarks'
  * "observed traffic" rows: messages per second, not hops.
  */
-import type { ConsumeRecordV2, HopRecord, HopRecordV2, PublishRecordV2 } from '../../src/hop.ts';
+import type { ConsumeRecordV2, HopRecord, HopRecordV2, PublishRecordV2 } from '../../src/contract/hop.ts';
 import { type GeneratedChain, type HopGenerator, MinHeap } from './hop-gen.ts';
 
 /** A record and when its writer wrote it (its side's last event). */

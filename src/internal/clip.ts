@@ -8,7 +8,7 @@
  * Whoever cuts a value says so: a cut string ends with {@link ELLIPSIS}, and
  * the record (or the error) carries `truncated: true`.
  */
-import { HopLimits } from '../hop.ts';
+import { HopLimits } from '../contract/hop.ts';
 
 /** Marks the end of a string that was cut. */
 export const ELLIPSIS = '…';

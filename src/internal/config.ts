@@ -7,14 +7,14 @@ import { hostname } from 'node:os';
 import type { Tracer, TracerProvider } from '@opentelemetry/api';
 import pino, { type Logger } from 'pino';
 import { ConfigError } from '../errors.ts';
-import { type AnyHopRecord, HopLimits } from '../hop.ts';
+import { type AnyHopRecord, HopLimits } from '../contract/hop.ts';
 import type { HoptraceOptions, PayloadInfo } from '../options.ts';
 import { type Cut, clip, text } from './clip.ts';
 import { type HopWriter, writerFor } from './hop-writer.ts';
 import type { MessageIds } from './message-ids.ts';
-import { DEFAULT_SERVICE_NAME, Env, Headers } from './semconv.ts';
+import { DEFAULT_SERVICE_NAME, Env, Headers } from '../contract/semconv.ts';
 import { describe, telemetryFailed } from './telemetry.ts';
-import { LIBRARY_NAME, LIBRARY_VERSION } from './version.ts';
+import { PACKAGE_NAME, VERSION } from '../contract/version.ts';
 
 export interface Captured {
   payload: string;
@@ -171,7 +171,7 @@ export function resolveConfig(options: HoptraceOptions | undefined): Config {
   }
 
   let logger = options.logger;
-  if (logger === undefined) logger = defaultLogger ??= pino({ name: LIBRARY_NAME }, defaultDestination());
+  if (logger === undefined) logger = defaultLogger ??= pino({ name: PACKAGE_NAME }, defaultDestination());
   else if (
     logger === null ||
     typeof logger !== 'object' ||
@@ -261,7 +261,7 @@ export function resolveConfig(options: HoptraceOptions | undefined): Config {
     settleTimeoutMs,
     recordGraceMs,
     renderHeaders: recordHeaders ? renderHeaders : noHeaders,
-    fixedTracer: provider?.getTracer(LIBRARY_NAME, LIBRARY_VERSION),
+    fixedTracer: provider?.getTracer(PACKAGE_NAME, VERSION),
     reported,
   };
   first = cfg;

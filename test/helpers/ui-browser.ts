@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 import type { StoredHop } from '../../collector/api-types.ts';
-import type { HopRecord } from '../../src/hop.ts';
+import type { HopRecord } from '../../src/contract/hop.ts';
 import { postHops } from './collector.ts';
 
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
