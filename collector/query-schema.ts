@@ -109,5 +109,5 @@ export function compileQuery<const S extends Spec>(spec: S): (query: unknown) =>
           { field: f.field },
         )
       : new ValidationError(ErrorCodes.INVALID_QUERY, `query parameter "${f.field}" must ${f.must}`, { field: f.field });
-  return (query) => parse(check, query, toError);
+  return (query) => parse(check, query ?? {}, toError);
 }

@@ -105,7 +105,7 @@ export const boolean: Check<boolean> = (v) => (typeof v === 'boolean' ? undefine
 
 /** A function (an option's hook or callback). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const func: Check<(...args: any[]) => unknown> = (v) => (typeof v === 'function' ? undefined : fail('be a function', v));
+export const func: Check<(...args: any[]) => any> = (v) => (typeof v === 'function' ? undefined : fail('be a function', v));
 
 /** One of a fixed set of values. */
 export function oneOf<const V extends readonly (string | number)[]>(values: V, text?: string): Check<V[number]> {
@@ -122,6 +122,11 @@ export function refine<T>(check: Check<T>, rule: (value: T) => string | undefine
     const must = rule((r === undefined ? v : r.value) as T);
     return must === undefined ? r : fail(must, v);
   };
+}
+
+/** A value the type guard `test` accepts (an option's logger, tracer provider, …). */
+export function guard<T>(test: (value: unknown) => value is T, must: string): Check<T> {
+  return (v) => (test(v) ? undefined : fail(must, v));
 }
 
 /** Anything (for a field an object must list but whose value is checked elsewhere). */
@@ -185,7 +190,7 @@ export function object<const F extends Fields, const R extends keyof F & string 
 export type ExactOf<F extends Fields> = Flatten<{ -readonly [K in keyof F]: Infer<F[K]> }>;
 
 /**
- * Options or a query: an object (or nothing) whose every listed field is
+ * Options or a query: an object whose every listed field is
  * checked, present or not (a field's check says what absent means: see
  * {@link optional}, {@link withDefault}), and whose unknown fields are
  * refused, so a typo is an error rather than a setting silently ignored.
@@ -195,7 +200,6 @@ export function exactObject<const F extends Fields>(fields: F): Check<ExactOf<F>
   const names = Object.keys(fields);
   const known = new Set(names);
   return (v) => {
-    if (v === undefined || v === null) v = {};
     if (!isPlainObject(v)) return fail('be an object', v);
     for (const name of Object.keys(v)) {
       if (!known.has(name)) return new Failure(name, `be one of ${names.join(', ')}`, v[name], true);
