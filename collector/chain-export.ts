@@ -5,7 +5,7 @@
  * OTLP receiver read).
  *
  * Both are rendered from one span model built from the chain's hops, with
- * the span names and attributes of `src/internal/span-model.ts` (the same
+ * the span names and attributes of `src/contract/span-model.ts` (the same
  * the wrappers' own spans have):
  * - each publish (`send`, with its `confirm` / `return`) is a PRODUCER span;
  * - each delivery (`receive` … `process`) is a CONSUMER span, child of the
@@ -130,7 +130,7 @@ const JAEGER_KIND = { producer: 'producer', consumer: 'consumer', settle: 'clien
 
 /**
  * Not the wrappers' scope (`hoptrace`): these spans follow semconv to the letter
- * (`messaging.destination.name` composed as in `src/internal/destination.ts`).
+ * (`messaging.destination.name` composed as in `src/contract/destination.ts`).
  */
 const SCOPE_NAME = CHAIN_EXPORT_SCOPE;
 

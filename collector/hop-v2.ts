@@ -1,5 +1,5 @@
 /**
- * Version-2 records (one per message per side, see `src/hop.ts`) expanded
+ * Version-2 records (one per message per side, see `src/contract/hop.ts`) expanded
  * into the hops the chain engine works on: a `publish` record into `send`
  * and `confirm`, a `consume` record into `receive`, `process` and `settle`.
  *

@@ -144,7 +144,7 @@ function exchangeName(raw: string): string {
  * Exchange and (consumer side) queue of a messaging span, most explicit first:
  * `hoptrace.exchange` / `hoptrace.queue` (the wrappers and the chain export
  * write them); then `messaging.destination.name`, which semconv 1.30+
- * composes from exchange, routing key and queue (`src/internal/destination.ts`).
+ * composes from exchange, routing key and queue (`src/contract/destination.ts`).
  * Older spans name the bare exchange there (or, legacy, in `messaging.destination`):
  * the official amqplib instrumentation, and the wrappers and chain export before
  * they wrote `hoptrace.exchange` (whose consumer-side spans without `hoptrace.queue` named the queue).

@@ -1,6 +1,6 @@
 /**
  * Records as the collector takes them in: a version-1 hop, or a version-2
- * record with its `instance` resolved (see `src/hop.ts`). What a record is
+ * record with its `instance` resolved (see `src/contract/hop.ts`). What a record is
  * called in the store (its kind code), when two records are the same record
  * (the dedupe key), and the hops it stands for.
  */

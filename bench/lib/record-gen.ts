@@ -1,6 +1,6 @@
 /**
  * The traffic of lib/hop-gen.ts as the version-2 library writes it (see
- * src/hop.ts): per message one `publish` record (send and confirm), per
+ * src/contract/hop.ts): per message one `publish` record (send and confirm), per
  * delivery attempt one `consume` record (receive, handler outcome, settle),
  * each written when its side is done with the message; a delivery never
  * settled is an `open` record. For the ingest and memory benchmarks'

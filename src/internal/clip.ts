@@ -1,6 +1,6 @@
 /**
  * Every value the library copies into a record, made to fit the limits the
- * collector checks (`HopLimits` in `src/hop.ts`, the one shared definition):
+ * collector checks (`HopLimits` in `src/contract/hop.ts`, the one shared definition):
  * strings cut to a length with a `…` marker, counts made non-negative
  * integers, times made finite, lists cut to a number of entries. A record
  * the library writes is therefore always one the collector accepts.

@@ -36,7 +36,7 @@ function uiIsFresh(): boolean {
   const sources = Math.max(
     newestMtime(join(root, 'ui')),
     statSync(join(root, 'collector/api-types.ts')).mtimeMs,
-    statSync(join(root, 'src/hop.ts')).mtimeMs,
+    statSync(join(root, 'src/contract/hop.ts')).mtimeMs,
   );
   return statSync(index).mtimeMs >= sources;
 }
