@@ -114,16 +114,6 @@ export function oneOf<const V extends readonly (string | number)[]>(values: V, t
   return (v) => (set.has(v) ? undefined : fail(must, v));
 }
 
-/** `check`, plus a rule of its own: `rule` returns what the value must be when it breaks it. */
-export function refine<T>(check: Check<T>, rule: (value: T) => string | undefined): Check<T> {
-  return (v) => {
-    const r = check(v);
-    if (r instanceof Failure) return r;
-    const must = rule((r === undefined ? v : r.value) as T);
-    return must === undefined ? r : fail(must, v);
-  };
-}
-
 /** A value the type guard `test` accepts (an option's logger, tracer provider, …). */
 export function guard<T>(test: (value: unknown) => value is T, must: string): Check<T> {
   return (v) => (test(v) ? undefined : fail(must, v));
