@@ -23,7 +23,8 @@ export const Env = {
 /** The collector's defaults (with the shared ones). */
 export const Defaults = {
   ...SharedDefaults,
-  COLLECTOR_PORT: 4400,
+  /** The port of the address the transport ships to by default, so the two never disagree. */
+  COLLECTOR_PORT: Number(new URL(SharedDefaults.COLLECTOR_URL).port),
   DB_PATH: './hoptrace.db',
 } as const;
 
