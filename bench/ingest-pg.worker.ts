@@ -22,7 +22,7 @@ import { pgId } from '../collector/pg-ids.ts';
 import { PgStore } from '../collector/pg-store.ts';
 import { encodeRecord, type StringTable } from '../collector/record-codec.ts';
 import { dedupeKey, KIND_CODE } from '../collector/record-identity.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { workerMain } from './lib/child.ts';
 import { HopGenerator, hopsInTimeOrder } from './lib/hop-gen.ts';
 import { progressEvery } from './lib/progress.ts';

@@ -22,7 +22,7 @@ import { migrate } from '../collector/migrations.ts';
 import { encodeRecord, packId, type StringTable } from '../collector/record-codec.ts';
 import { dedupeKey, KIND_CODE } from '../collector/record-identity.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { workerMain } from './lib/child.ts';
 import { HopGenerator, hopsInTimeOrder } from './lib/hop-gen.ts';
 import { recordsInTimeOrder } from './lib/record-gen.ts';

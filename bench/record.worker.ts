@@ -9,7 +9,7 @@
  */
 import { hostname } from 'node:os';
 import pino from 'pino';
-import type { ConsumeRecordV2, HopRecord, PublishRecordV2 } from '../src/hop.ts';
+import type { ConsumeRecordV2, HopRecord, PublishRecordV2 } from '../src/contract/hop.ts';
 import { Level, writerFor } from '../src/internal/hop-writer.ts';
 import { startAllocationMeter } from './lib/alloc.ts';
 import { workerMain } from './lib/child.ts';

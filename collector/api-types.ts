@@ -4,7 +4,7 @@
  * epoch milliseconds as the recording host's clock gave it unless named
  * `adjusted…`.
  */
-import type { HopKind, HopRecord } from '../src/hop.ts';
+import type { HopKind, HopRecord } from '../src/contract/hop.ts';
 
 /** Status of one message, worst first in {@link STATUS_SEVERITY}. */
 export type MessageStatus =

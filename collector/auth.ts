@@ -13,7 +13,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { RequestHandler, Response } from 'express';
-import { AuthError } from '../src/errors.ts';
+import { AuthError } from './errors.ts';
 
 /** Name of the session cookie `POST /api/session` sets. */
 export const SESSION_COOKIE = 'hoptrace_session';

@@ -5,7 +5,7 @@
  * OTLP receiver read).
  *
  * Both are rendered from one span model built from the chain's hops, with
- * the span names and attributes of `src/internal/span-model.ts` (the same
+ * the span names and attributes of `src/contract/span-model.ts` (the same
  * the wrappers' own spans have):
  * - each publish (`send`, with its `confirm` / `return`) is a PRODUCER span;
  * - each delivery (`receive` … `process`) is a CONSUMER span, child of the
@@ -18,10 +18,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { ChainDetail, ChainHop } from './api-types.ts';
-import { Attr, JaegerTags, SpanEvents } from '../src/internal/semconv.ts';
-import { type SpanModel, deliverySpan, publishSpan, settleSpan } from '../src/internal/span-model.ts';
+import { Attr, SpanEvents } from '../src/contract/semconv.ts';
+import { JaegerTags } from './settings.ts';
+import { type SpanModel, deliverySpan, publishSpan, settleSpan } from '../src/contract/span-model.ts';
 import { CHAIN_EXPORT_SCOPE } from './otlp-hops.ts';
-import { VERSION } from './version.ts';
+import { VERSION } from '../src/contract/version.ts';
 
 /** A Jaeger key/value (tag, log field, process tag). */
 export interface JaegerKeyValue {
@@ -129,7 +130,7 @@ const JAEGER_KIND = { producer: 'producer', consumer: 'consumer', settle: 'clien
 
 /**
  * Not the wrappers' scope (`hoptrace`): these spans follow semconv to the letter
- * (`messaging.destination.name` composed as in `src/internal/destination.ts`).
+ * (`messaging.destination.name` composed as in `src/contract/destination.ts`).
  */
 const SCOPE_NAME = CHAIN_EXPORT_SCOPE;
 

@@ -9,8 +9,8 @@
  * routing key). A handler error that got the message dead-lettered is one
  * delivery, `dead-lettered` with the handler's error, not two.
  */
-import type { HopError } from '../src/hop.ts';
-import { ErrorCodes } from '../src/errors.ts';
+import type { HopError } from '../src/contract/hop.ts';
+import { ErrorCodes } from './errors.ts';
 import type { ChainFailure, FailureTally, MessageStatus, ReplayAttempt, ReplayOutcome, StoredHop } from './api-types.ts';
 import { configuredDeadLetterQueue, severity, type DiagnoseOptions, type MessageDiagnosis } from './chain-diagnose.ts';
 import { isReplayPublish, type MessageNode } from './chain-graph.ts';

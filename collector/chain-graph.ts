@@ -9,7 +9,7 @@
  * order: the hops are first put in one canonical content order and every
  * later step walks that order, so the same hops always give the same graph.
  */
-import type { HopKind } from '../src/hop.ts';
+import type { HopKind } from '../src/contract/hop.ts';
 import type { StoredHop } from './api-types.ts';
 
 /** Position of each kind in a message's normal life; the tie-break between hops at the same instant. */

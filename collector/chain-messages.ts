@@ -3,7 +3,7 @@
  * delivery's queue wait, handling time and final settle, redeliveries, and
  * the dead-letter history from `x-death`.
  */
-import type { DeathEntry } from '../src/hop.ts';
+import type { DeathEntry } from '../src/contract/hop.ts';
 import type { DeadLetterInfo, MessageDelivery, StoredHop } from './api-types.ts';
 import { isRejectingSettle, type ChainGraph, type DeliveryNode, type MessageNode } from './chain-graph.ts';
 

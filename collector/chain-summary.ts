@@ -5,7 +5,7 @@
  * active chain so a summary is recomputed from state, never from re-read and
  * re-parsed records.
  */
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import type { ChainFailure, ChainSummary, StoredHop } from './api-types.ts';
 import { buildChain, chainIsSettled, summarizeChain, type ChainEngineOptions } from './chain-engine.ts';
 

@@ -7,8 +7,8 @@
  */
 import { hostname, userInfo } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { HoptraceError } from '../src/errors.ts';
-import { Defaults, Env } from '../src/internal/semconv.ts';
+import { HoptraceError } from './errors.ts';
+import { Defaults, Env } from './settings.ts';
 import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
 import { formatImportSummary, formatProgress, importFiles } from './import.ts';
 import { RETENTION_DEFAULTS } from './retention.ts';
@@ -18,7 +18,7 @@ import { redactUrl } from './pg-db.ts';
 import { formatMigrateProgress, formatMigrateSummary, migrateStore } from './store-migrate.ts';
 import { openStore, parseStoreSpec, STORE_ENV } from './store-open.ts';
 import { prepareDbDirectory } from './db-path.ts';
-import { VERSION } from './version.ts';
+import { VERSION } from '../src/contract/version.ts';
 
 const HELP = `hoptrace ${VERSION}: make event-driven systems on RabbitMQ debuggable
 

@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { ConfigError } from '../src/errors.ts';
+import { ConfigError } from './errors.ts';
 
 export interface DbDirectoryOptions {
   /** Create every missing directory of the path (`--create-dirs`). @default false */

@@ -9,6 +9,11 @@
  * `properties`, `death` entries), so the stored record has the schema's fixed
  * depth and bounded size whatever arrived. A newer library's new fields are
  * therefore kept only by a collector that knows them.
+ *
+ * The schema is written with the contract's validation vocabulary
+ * (`src/contract/schema.ts`); each record kind's schema carries the type it
+ * accepts, which test/hop-schema-types.test.ts holds equal to the contract's
+ * record types.
  */
 import type { RejectedRecord } from './api-types.ts';
 import {
@@ -20,67 +25,16 @@ import {
   HopLimits,
   type HopRecord,
   type HopRecordV2,
-} from '../src/hop.ts';
+  type HopRecordV2Kind,
+} from '../src/contract/hop.ts';
+import { SPAN_ID_PATTERN, TRACE_ID_PATTERN } from '../src/contract/ids.ts';
+import { arrayOf, boolean, Failure, finite, isPlainObject, object, oneOf, string, stringMap, Value } from '../src/contract/schema.ts';
 import { recordHops, type IngestRecord } from './record-identity.ts';
 
 export { HopLimits };
 
-/** A failed check: the field path below the checked value and what it must be. */
-class Failure {
-  readonly field: string;
-  readonly must: string;
-  constructor(field: string, must: string) {
-    this.field = field;
-    this.must = must;
-  }
-  /** The same failure seen from the parent: `name` joined in front of the path. */
-  under(name: string): Failure {
-    const sep = this.field === '' || this.field.startsWith('[') ? '' : '.';
-    return new Failure(name + sep + this.field, this.must);
-  }
-}
-
-/** A passed check whose value must be replaced by a copy without the unknown fields it held. */
-class Stripped {
-  readonly value: unknown;
-  constructor(value: unknown) {
-    this.value = value;
-  }
-}
-
-/**
- * One compiled check. `undefined`: the value is valid as it is; {@link Stripped}: valid once
- * the unknown fields are left out (the copy is in it); {@link Failure}: invalid. Paths are
- * built only on failure, from the bottom up, so a valid record costs no string building.
- */
-type Check = (value: unknown) => Failure | Stripped | undefined;
-
-const HEX32 = /^[0-9a-f]{32}$/;
-const HEX16 = /^[0-9a-f]{16}$/;
-
-const fail = (must: string): Failure => new Failure('', must);
-
-function string(max: number, opts: { nonEmpty?: boolean; pattern?: RegExp; patternText?: string } = {}): Check {
-  const what = opts.patternText ?? (opts.nonEmpty ? `a non-empty string of at most ${max} characters` : `a string of at most ${max} characters`);
-  return (v) => {
-    if (typeof v !== 'string') return fail(opts.patternText ?? `be a string`);
-    if (opts.pattern && !opts.pattern.test(v)) return fail(what);
-    if (opts.nonEmpty && v.length === 0) return fail(`be ${what}`);
-    if (v.length > max) return fail(`be at most ${max} characters long`);
-    return undefined;
-  };
-}
-
-/** A finite number in [min, max] (integer when asked); the bounds keep every later sum and conversion finite. */
-function finite(opts: { min: number; max: number; integer?: boolean }): Check {
-  return (v) => {
-    if (typeof v !== 'number' || !Number.isFinite(v)) return fail('be a finite number');
-    if (opts.integer && !Number.isInteger(v)) return fail('be an integer');
-    if (v < opts.min) return fail(`be at least ${opts.min}`);
-    if (v > opts.max) return fail(`be at most ${opts.max}`);
-    return undefined;
-  };
-}
+const TRACE_ID = string(32, { pattern: TRACE_ID_PATTERN, patternText: 'be 32 lowercase hex characters' });
+const SPAN_ID = string(16, { pattern: SPAN_ID_PATTERN, patternText: 'be 16 lowercase hex characters' });
 
 /** Epoch milliseconds (or a duration in ms) within the range a JavaScript Date can hold. */
 const epochMs = finite({ min: 0, max: HopLimits.MAX_EPOCH_MS });
@@ -90,99 +44,53 @@ const int = finite({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER,
 /** A time a broker or another system stamped: any sign, within a Date's range. */
 const anyTime = finite({ min: -HopLimits.MAX_EPOCH_MS, max: HopLimits.MAX_EPOCH_MS });
 
-const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : fail('be true or false'));
-
-function oneOf(values: readonly (string | number)[]): Check {
-  const set = new Set<unknown>(values);
-  const text = values.map((x) => JSON.stringify(x)).join(', ');
-  return (v) => (set.has(v) ? undefined : fail(`be one of ${text}`));
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/**
- * An object whose listed fields are checked (required ones must be present). Fields not
- * listed are left out of what is stored: the stored record holds only what the schema
- * knows, at every level, so nothing unbounded in size or depth reaches the store.
- */
-function object(fields: Record<string, Check>, required: readonly string[] = []): Check {
-  const known = new Map(Object.entries(fields));
-  return (v) => {
-    if (!isPlainObject(v)) return fail('be an object');
-    for (const name of required) {
-      if (v[name] === undefined) return new Failure(name, 'be present');
-    }
-    let unknown = false;
-    let replaced: Map<string, unknown> | undefined;
-    for (const name in v) {
-      const check = known.get(name);
-      if (check === undefined) {
-        unknown = true;
-        continue;
-      }
-      const value = v[name];
-      if (value === undefined) continue;
-      const r = check(value);
-      if (r === undefined) continue;
-      if (r instanceof Failure) return r.under(name);
-      (replaced ??= new Map()).set(name, r.value);
-    }
-    if (!unknown && replaced === undefined) return undefined;
-    const copy: Record<string, unknown> = {};
-    for (const name in v) {
-      if (!known.has(name) || v[name] === undefined) continue;
-      copy[name] = replaced?.has(name) ? replaced.get(name) : v[name];
-    }
-    return new Stripped(copy);
-  };
-}
-
-function arrayOf(item: Check, max: number): Check {
-  return (v) => {
-    if (!Array.isArray(v)) return fail('be an array');
-    if (v.length > max) return fail(`have at most ${max} entries`);
-    let copy: unknown[] | undefined;
-    for (let i = 0; i < v.length; i++) {
-      const r = item(v[i]);
-      if (r === undefined) continue;
-      if (r instanceof Failure) return r.under(`[${i}]`);
-      (copy ??= v.slice())[i] = r.value;
-    }
-    return copy === undefined ? undefined : new Stripped(copy);
-  };
-}
-
-/** Headers: at most `maxEntries` string values (depth one by construction). */
-function stringMap(maxEntries: number, maxValue: number): Check {
-  return (v) => {
-    if (!isPlainObject(v)) return fail('be an object of strings');
-    let n = 0;
-    for (const key in v) {
-      if (++n > maxEntries) return fail(`have at most ${maxEntries} entries`);
-      if (key.length > HopLimits.SHORT) return fail(`have keys of at most ${HopLimits.SHORT} characters`);
-      const value = v[key];
-      if (typeof value !== 'string') return new Failure(key, 'be a string');
-      if (value.length > maxValue) return new Failure(key, `be at most ${maxValue} characters long`);
-    }
-    return undefined;
-  };
-}
-
 const short = string(HopLimits.SHORT);
 const shortNonEmpty = string(HopLimits.SHORT, { nonEmpty: true });
+const headers = stringMap(HopLimits.ENTRIES, HopLimits.SHORT, HopLimits.MEDIUM);
 
-/** The hop record schema: field → check. Fields not listed here pass unchecked. */
-const HOP_FIELDS: Record<string, Check> = {
+const deathEntry = object(
+  {
+    queue: short,
+    reason: short,
+    count,
+    exchange: short,
+    routingKeys: arrayOf(short, HopLimits.ENTRIES),
+    time: anyTime,
+  },
+  ['queue', 'reason', 'count', 'exchange', 'routingKeys'],
+);
+const death = arrayOf(deathEntry, HopLimits.ENTRIES);
+
+const hopError = object(
+  { type: short, message: string(HopLimits.MEDIUM), stack: string(HopLimits.LONG), code: short, truncated: boolean },
+  ['type', 'message'],
+);
+
+const properties = object({
+  contentType: short,
+  contentEncoding: short,
+  deliveryMode: int,
+  priority: int,
+  correlationId: short,
+  replyTo: short,
+  expiration: short,
+  messageId: short,
+  timestamp: anyTime,
+  type: short,
+  userId: short,
+  appId: short,
+});
+
+/** The version-1 record's fields ({@link HopRecord}). */
+const HOP_FIELDS = {
   v: oneOf([HOP_SCHEMA_VERSION]),
   kind: oneOf(HOP_KINDS),
   ts: epochMs,
   service: shortNonEmpty,
   instance: shortNonEmpty,
-  traceId: string(32, { pattern: HEX32, patternText: 'be 32 lowercase hex characters' }),
-  spanId: string(16, { pattern: HEX16, patternText: 'be 16 lowercase hex characters' }),
-  parentSpanId: string(16, { pattern: HEX16, patternText: 'be 16 lowercase hex characters' }),
+  traceId: TRACE_ID,
+  spanId: SPAN_ID,
+  parentSpanId: SPAN_ID,
   correlationId: shortNonEmpty,
   causationId: short,
   messageId: shortNonEmpty,
@@ -193,48 +101,19 @@ const HOP_FIELDS: Record<string, Check> = {
   deliveryTag: count,
   redelivered: boolean,
   deathCount: count,
-  death: arrayOf(
-    object(
-      {
-        queue: short,
-        reason: short,
-        count,
-        exchange: short,
-        routingKeys: arrayOf(short, HopLimits.ENTRIES),
-        time: anyTime,
-      },
-      ['queue', 'reason', 'count', 'exchange', 'routingKeys'],
-    ),
-    HopLimits.ENTRIES,
-  ),
+  death,
   outcome: oneOf(['ack', 'nack', 'reject', 'returned', 'ok', 'error']),
   requeue: boolean,
   multiple: boolean,
   replyCode: int,
   replyText: string(HopLimits.MEDIUM),
   durationMs,
-  error: object(
-    { type: short, message: string(HopLimits.MEDIUM), stack: string(HopLimits.LONG), code: short, truncated: boolean },
-    ['type', 'message'],
-  ),
+  error: hopError,
   messageType: short,
   contentType: short,
   bodySize: count,
-  headers: stringMap(HopLimits.ENTRIES, HopLimits.MEDIUM),
-  properties: object({
-    contentType: short,
-    contentEncoding: short,
-    deliveryMode: int,
-    priority: int,
-    correlationId: short,
-    replyTo: short,
-    expiration: short,
-    messageId: short,
-    timestamp: anyTime,
-    type: short,
-    userId: short,
-    appId: short,
-  }),
+  headers,
+  properties,
   payload: string(HopLimits.LONG),
   payloadTruncated: boolean,
   truncated: boolean,
@@ -243,7 +122,8 @@ const HOP_FIELDS: Record<string, Check> = {
 
 const REQUIRED = ['v', 'kind', 'ts', 'service', 'instance', 'traceId', 'spanId', 'correlationId', 'messageId'] as const;
 
-const checkHop = object(HOP_FIELDS, REQUIRED);
+/** The version-1 record ({@link HopRecord}); test/hop-schema-types.test.ts keeps the two in step. */
+export const hopSchema = object(HOP_FIELDS, REQUIRED);
 
 /** A hop as the store gives it back: the record plus the store's `id` and `receivedAt`. */
 const checkStored = object({ ...HOP_FIELDS, id: count, receivedAt: epochMs }, REQUIRED);
@@ -263,15 +143,14 @@ export function readableStoredHops<T extends HopRecord>(hops: readonly T[]): { h
       continue;
     }
     out ??= hops.slice(0, i);
-    if (r instanceof Stripped) out.push(r.value as T);
+    if (r instanceof Value) out.push(r.value as T);
   }
   return out === undefined ? { hops: hops as T[], unreadable: 0 } : { hops: out, unreadable: hops.length - out.length };
 }
 
-/** Fields of a version-2 record ({@link HopRecordV2}); the shared ones have the version-1 checks. */
-const V2_FIELDS: Record<string, Check> = {
+/** Fields both version-2 kinds have ({@link HopRecordV2Base}); the shared ones have the version-1 checks. */
+const V2_BASE = {
   v: oneOf([HOP_RECORD_V2]),
-  kind: oneOf(HOP_RECORD_V2_KINDS),
   ts: HOP_FIELDS.ts,
   service: HOP_FIELDS.service,
   instance: HOP_FIELDS.instance,
@@ -284,35 +163,54 @@ const V2_FIELDS: Record<string, Check> = {
   bodySize: HOP_FIELDS.bodySize,
   contentType: HOP_FIELDS.contentType,
   messageType: HOP_FIELDS.messageType,
-  headers: HOP_FIELDS.headers,
-  properties: HOP_FIELDS.properties,
+  headers,
+  properties,
   payload: HOP_FIELDS.payload,
-  payloadTruncated: HOP_FIELDS.payloadTruncated,
+  payloadTruncated: boolean,
   truncated: boolean,
   open: boolean,
-  exchange: short,
-  routingKey: short,
-  error: HOP_FIELDS.error,
-  // publish
-  confirmMs: durationMs,
-  confirm: oneOf(['ack', 'nack']),
-  // consume
-  queue: short,
-  consumerTag: short,
-  deliveryTag: HOP_FIELDS.deliveryTag,
-  redelivered: boolean,
-  death: HOP_FIELDS.death,
-  processMs: durationMs,
-  settle: oneOf(['ack', 'nack', 'reject']),
-  settleMs: durationMs,
-  requeue: boolean,
-  multiple: boolean,
-  settleSpanId: HOP_FIELDS.spanId,
 };
 const V2_REQUIRED = ['v', 'kind', 'ts', 'service', 'traceId', 'spanId', 'messageId'] as const;
-const checkV2 = object(V2_FIELDS, V2_REQUIRED);
-/** The field a version-2 record of this kind cannot do without. */
-const V2_KIND_REQUIRES: Record<string, string> = { publish: 'routingKey', consume: 'queue' };
+
+/** A producer's version-2 record ({@link PublishRecordV2}). */
+export const publishSchema = object(
+  {
+    ...V2_BASE,
+    kind: oneOf(['publish']),
+    exchange: short,
+    routingKey: short,
+    confirmMs: durationMs,
+    confirm: oneOf(['ack', 'nack']),
+    error: hopError,
+  },
+  [...V2_REQUIRED, 'routingKey'],
+);
+
+/** A consumer's version-2 record ({@link ConsumeRecordV2}). */
+export const consumeSchema = object(
+  {
+    ...V2_BASE,
+    kind: oneOf(['consume']),
+    queue: short,
+    exchange: short,
+    routingKey: short,
+    consumerTag: short,
+    deliveryTag: count,
+    redelivered: boolean,
+    death,
+    processMs: durationMs,
+    error: hopError,
+    settle: oneOf(['ack', 'nack', 'reject']),
+    settleMs: durationMs,
+    requeue: boolean,
+    multiple: boolean,
+    settleSpanId: SPAN_ID,
+  },
+  [...V2_REQUIRED, 'queue'],
+);
+
+const V2_KINDS = { publish: publishSchema, consume: consumeSchema } as const satisfies Record<HopRecordV2Kind, unknown>;
+const V2_KIND_TEXT = `be one of ${HOP_RECORD_V2_KINDS.map((k) => JSON.stringify(k)).join(', ')}`;
 
 /** Result of {@link checkRecord}: the record ready to store, or why it is not a record. */
 export type RecordCheck = { ok: true; record: IngestRecord } | { ok: false; field: string; reason: string };
@@ -350,18 +248,19 @@ export function checkRecord(value: unknown): RecordCheck {
     return { ok: false, field: `${prefix}v`, reason: `must be one of ${HOP_SCHEMA_VERSION}, ${HOP_RECORD_V2} (the record versions this collector reads)` };
   }
   if (candidate.v === HOP_RECORD_V2) {
-    const r = checkV2(candidate);
+    const kind = candidate.kind;
+    const check = kind === 'publish' ? V2_KINDS.publish : kind === 'consume' ? V2_KINDS.consume : undefined;
+    if (check === undefined) return failed(new Failure('kind', kind === undefined ? 'be present' : V2_KIND_TEXT, kind));
+    const r = check(candidate);
     if (r instanceof Failure) return failed(r);
-    const rec = (r === undefined ? candidate : r.value) as unknown as HopRecordV2;
-    const needs = V2_KIND_REQUIRES[rec.kind];
-    if ((rec as unknown as Record<string, unknown>)[needs] === undefined) return failed(new Failure(needs, 'be present'));
+    const rec = (r === undefined ? candidate : r.value) as HopRecordV2;
     const instance = rec.instance ?? (line && lineInstance(line));
     if (instance === undefined) {
       return { ok: false, field: `${prefix}instance`, reason: 'must be present (or the pino line must carry hostname and pid)' };
     }
     return { ok: true, record: rec.instance === instance ? (rec as IngestRecord) : { ...rec, instance } };
   }
-  const r = checkHop(candidate);
+  const r = hopSchema(candidate);
   if (r instanceof Failure) return failed(r);
   return { ok: true, record: (r === undefined ? candidate : r.value) as HopRecord };
 }

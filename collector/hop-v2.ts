@@ -1,5 +1,5 @@
 /**
- * Version-2 records (one per message per side, see `src/hop.ts`) expanded
+ * Version-2 records (one per message per side, see `src/contract/hop.ts`) expanded
  * into the hops the chain engine works on: a `publish` record into `send`
  * and `confirm`, a `consume` record into `receive`, `process` and `settle`.
  *
@@ -7,7 +7,7 @@
  * the complete record that follows it expand to identical hops for what
  * both hold, and the store keeps each once.
  */
-import type { ConsumeRecordV2, HopRecord, HopRecordV2, PublishRecordV2 } from '../src/hop.ts';
+import type { ConsumeRecordV2, HopRecord, HopRecordV2, PublishRecordV2 } from '../src/contract/hop.ts';
 
 /** The hop fields a version-2 record shares with every hop it expands to. */
 function base(rec: HopRecordV2, instance: string): HopRecord {

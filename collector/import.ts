@@ -9,7 +9,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { ErrorCodes, HoptraceError } from '../src/errors.ts';
+import { ErrorCodes, HoptraceError } from './errors.ts';
 import { checkRecord, hasHop } from './hop-schema.ts';
 import { ingestHops } from './ingest.ts';
 import type { IngestRecord } from './record-identity.ts';

@@ -4,7 +4,7 @@
  * valid ones in one transaction, then count what was written. Live events
  * follow from the summary flush (`sweep.ts`).
  */
-import { ErrorCodes, ValidationError } from '../src/errors.ts';
+import { ErrorCodes, ValidationError } from './errors.ts';
 import type { IngestResult, LiveChainEvent, RejectedRecord } from './api-types.ts';
 import { rejectionKind, validateRecords } from './hop-schema.ts';
 import type { LiveHub } from './live.ts';

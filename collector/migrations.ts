@@ -5,7 +5,7 @@
  * migration is SQL, or a function for data SQL alone cannot compute.
  */
 import type { DatabaseSync } from 'node:sqlite';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { encodeRecord, packId, type StringTable } from './record-codec.ts';
 import { dedupeKey, KIND_CODE } from './record-identity.ts';
 import { EdgeTally, encodeWaits, messageContributions, TOPOLOGY_HOP_COLUMNS, type TopologyHop } from './topology-buckets.ts';

@@ -6,8 +6,8 @@
  * decodes it (bounds-checked, capped; see `otlp-model.ts`) and maps it
  * (see `otlp-hops.ts` for the span → hop table).
  */
-import { ErrorCodes, HoptraceError, ValidationError } from '../src/errors.ts';
-import type { HopRecord } from '../src/hop.ts';
+import { ErrorCodes, HoptraceError, ValidationError } from './errors.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { spansToHops } from './otlp-hops.ts';
 import { decodeOtlpJson } from './otlp-json.ts';
 import { invalidBody, type OtlpResourceSpans } from './otlp-model.ts';

@@ -16,9 +16,10 @@
  * `messaging.conversation_id`, `messaging.rabbitmq.routing_key`) are read.
  * Spans that are not messaging spans are skipped.
  */
-import { HOP_SCHEMA_VERSION, type HopError, type HopRecord } from '../src/hop.ts';
-import { exchangeOfProducerDestination, parseConsumerDestination } from '../src/internal/destination.ts';
-import { Attr, DEFAULT_EXCHANGE_DESTINATION, OperationType, SpanEvents } from '../src/internal/semconv.ts';
+import { HOP_SCHEMA_VERSION, type HopError, type HopRecord } from '../src/contract/hop.ts';
+import { exchangeOfProducerDestination, parseConsumerDestination } from '../src/contract/destination.ts';
+import { SPAN_ID_PATTERN, TRACE_ID_PATTERN, ZERO_SPAN_ID, ZERO_TRACE_ID } from '../src/contract/ids.ts';
+import { Attr, DEFAULT_EXCHANGE_DESTINATION, OperationType, SpanEvents } from '../src/contract/semconv.ts';
 import { OtlpSpanKind, OtlpStatusCode, type OtlpAttributes, type OtlpResourceSpans, type OtlpSpan } from './otlp-model.ts';
 
 /** Instrumentation scope of the official amqplib instrumentation: its consumer span ends at ack/nack/reject. */
@@ -37,11 +38,6 @@ const SHORT = 1024;
 const MESSAGE = 16 * 1024;
 const STACK = 64 * 1024;
 
-const HEX32 = /^[0-9a-f]{32}$/;
-const HEX16 = /^[0-9a-f]{16}$/;
-const ZERO32 = '0'.repeat(32);
-const ZERO16 = '0'.repeat(16);
-
 type Role = 'send' | 'receive' | 'process' | 'settle';
 
 interface Located {
@@ -52,8 +48,8 @@ interface Located {
   role: Role | null;
 }
 
-const validTrace = (s: string): boolean => HEX32.test(s) && s !== ZERO32;
-const validSpan = (s: string): boolean => HEX16.test(s) && s !== ZERO16;
+const validTrace = (s: string): boolean => TRACE_ID_PATTERN.test(s) && s !== ZERO_TRACE_ID;
+const validSpan = (s: string): boolean => SPAN_ID_PATTERN.test(s) && s !== ZERO_SPAN_ID;
 
 function text(attrs: OtlpAttributes, ...keys: string[]): string | undefined {
   for (const k of keys) {
@@ -148,7 +144,7 @@ function exchangeName(raw: string): string {
  * Exchange and (consumer side) queue of a messaging span, most explicit first:
  * `hoptrace.exchange` / `hoptrace.queue` (the wrappers and the chain export
  * write them); then `messaging.destination.name`, which semconv 1.30+
- * composes from exchange, routing key and queue (`src/internal/destination.ts`).
+ * composes from exchange, routing key and queue (`src/contract/destination.ts`).
  * Older spans name the bare exchange there (or, legacy, in `messaging.destination`):
  * the official amqplib instrumentation, and the wrappers and chain export before
  * they wrote `hoptrace.exchange` (whose consumer-side spans without `hoptrace.queue` named the queue).

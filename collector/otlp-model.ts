@@ -6,7 +6,7 @@
  * Field numbers and JSON names follow opentelemetry-proto
  * (`opentelemetry/proto/trace/v1/trace.proto`, `common/v1/common.proto`).
  */
-import { ErrorCodes, ValidationError } from '../src/errors.ts';
+import { ErrorCodes, ValidationError } from './errors.ts';
 
 /** An attribute value: AnyValue with int64 as a number (or a decimal string beyond 2^53) and bytes as hex. */
 export type OtlpValue = string | number | boolean | OtlpValue[] | { [key: string]: OtlpValue } | null;

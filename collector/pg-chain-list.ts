@@ -8,7 +8,7 @@
  * as SQLite does.
  */
 import type { ChainList, ChainSummary } from './api-types.ts';
-import { ErrorCodes, ValidationError } from '../src/errors.ts';
+import { ErrorCodes, ValidationError } from './errors.ts';
 import {
   DRIVER_COUNT_CAP,
   isTracePrefix,

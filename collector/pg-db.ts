@@ -14,7 +14,7 @@
  *   one collector's coordinator connection (pg-coordinator.ts).
  */
 import pg from 'pg';
-import { StoreError, ValidationError } from '../src/errors.ts';
+import { StoreError, ValidationError } from './errors.ts';
 
 /** Base of the first key of every advisory lock hoptrace takes (two-key form): 'hop' << 8. */
 export const LOCK_SPACE = 0x686f7000;

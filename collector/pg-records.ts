@@ -5,7 +5,7 @@
  * interned read on first use.
  */
 import type pg from 'pg';
-import type { HopRecord, HopRecordV2 } from '../src/hop.ts';
+import type { HopRecord, HopRecordV2 } from '../src/contract/hop.ts';
 import type { StoredHop } from './api-types.ts';
 import { expandRecordV2 } from './hop-v2.ts';
 import type { PgDb } from './pg-db.ts';

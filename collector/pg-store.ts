@@ -16,7 +16,7 @@
  * `fsync = on`), a `202` means the records are in the WAL on disk.
  */
 import { randomUUID } from 'node:crypto';
-import { StoreError } from '../src/errors.ts';
+import { StoreError } from './errors.ts';
 import type { ChainList, ChainSummary, StoredHop, Topology } from './api-types.ts';
 import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
 import type { EngineSettings } from './chain-summary.ts';

@@ -17,6 +17,7 @@
  * The layout is stored data: a tag's meaning never changes, new fields get
  * new tags.
  */
+import { UUID_PATTERN } from '../src/contract/ids.ts';
 
 /** Interned names: the store keeps the table, the codec only asks it. */
 export interface StringTable {
@@ -92,7 +93,6 @@ for (const f of FIELDS) BY_TAG[f.tag] = f;
 /** Fields that are columns of the store's row, never in the body. */
 const COLUMN_FIELDS = new Set(['v', 'kind', 'ts', 'messageId']);
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HEX_RE = /^[0-9a-f]*$/;
 
 /**
@@ -101,7 +101,7 @@ const HEX_RE = /^[0-9a-f]*$/;
  * text never both occur, so lookups convert with the same function.
  */
 export function packId(id: string): string | Uint8Array {
-  if (id.length === 36 && UUID_RE.test(id)) return Buffer.from(id.replace(/-/g, ''), 'hex');
+  if (id.length === 36 && UUID_PATTERN.test(id)) return Buffer.from(id.replace(/-/g, ''), 'hex');
   return id;
 }
 

@@ -1,10 +1,10 @@
 /**
  * Records as the collector takes them in: a version-1 hop, or a version-2
- * record with its `instance` resolved (see `src/hop.ts`). What a record is
+ * record with its `instance` resolved (see `src/contract/hop.ts`). What a record is
  * called in the store (its kind code), when two records are the same record
  * (the dedupe key), and the hops it stands for.
  */
-import type { HopKind, HopRecord, HopRecordV2, HopRecordV2Kind } from '../src/hop.ts';
+import type { HopKind, HopRecord, HopRecordV2, HopRecordV2Kind } from '../src/contract/hop.ts';
 import { expandRecordV2 } from './hop-v2.ts';
 
 /** A validated record, ready to store. */

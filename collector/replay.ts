@@ -15,8 +15,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { ErrorCodes, HoptraceError } from '../src/errors.ts';
-import type { HopError, HopRecord } from '../src/hop.ts';
+import { CollectorError, ErrorCodes } from './errors.ts';
+import type { HopError, HopRecord } from '../src/contract/hop.ts';
 import type { ChainDetail, ChainFailure, ReplayConfig, ReplayMessageResult, ReplayRequest, ReplayResult } from './api-types.ts';
 import { deathTarget, ReplayBroker, REPLAY_COUNT_HEADER, REPLAY_OF_HEADER, type Republished, type RepublishOutcome } from './replay-broker.ts';
 import type { Store } from './store.ts';
@@ -34,7 +34,7 @@ const PAGE = 200;
 const MOVED_REMEMBERED = 100_000;
 
 /** The replay's refusal when it is switched off (HTTP 409). */
-export class ReplayDisabledError extends HoptraceError {
+export class ReplayDisabledError extends CollectorError {
   override name = 'ReplayDisabledError';
   constructor(message: string) {
     super(ErrorCodes.REPLAY_DISABLED, message, { statusCode: 409 });

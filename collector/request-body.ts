@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import { ErrorCodes, ValidationError } from '../src/errors.ts';
+import { ErrorCodes, ValidationError } from './errors.ts';
 
 const gunzipAsync = promisify(gunzip);
 

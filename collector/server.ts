@@ -14,8 +14,8 @@ import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { pino, type Logger } from 'pino';
-import { ConfigError, ErrorCodes, HoptraceError, NotFoundError, type ErrorBody, type ErrorCode } from '../src/errors.ts';
-import { Defaults, Env } from '../src/internal/semconv.ts';
+import { ConfigError, ErrorCodes, HoptraceError, NotFoundError, statusOf, type ErrorBody, type ErrorCode } from './errors.ts';
+import { Defaults, Env } from './settings.ts';
 import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
 import { createAuth } from './auth.ts';
 import type { CollectorContext } from './context.ts';
@@ -35,7 +35,9 @@ import { SqliteStore } from './sqlite-store.ts';
 import { describeStore, openStore, parseStoreSpec, STORE_ENV } from './store-open.ts';
 import type { Store } from './store.ts';
 import { startSummaryFlush, startSweep } from './sweep.ts';
-import { VERSION } from './version.ts';
+import { HopLimits } from '../src/contract/hop.ts';
+import { boolean, finite, object, oneOf, parse, recordOf, string } from '../src/contract/schema.ts';
+import { VERSION } from '../src/contract/version.ts';
 
 /** Options of {@link startCollector}. Every one has a default; environment variables fill in where named. */
 export interface CollectorOptions {
@@ -152,10 +154,10 @@ function defaultUiDir(): string {
 /** The error body for anything thrown in a handler (a 400 for an all-invalid ingest also lists the records). */
 export function toErrorBody(err: unknown): ErrorBody & Partial<Pick<IngestResult, 'rejected' | 'rejections'>> {
   let statusCode = 500;
-  let code: ErrorCode = ErrorCodes.INTERNAL;
+  let code: string = ErrorCodes.INTERNAL;
   let message = 'internal error';
   if (err instanceof HoptraceError) {
-    statusCode = err.statusCode;
+    statusCode = statusOf(err);
     code = err.code;
     message = err.message;
   } else if (err instanceof Error) {
@@ -177,42 +179,71 @@ export function toErrorBody(err: unknown): ErrorBody & Partial<Pick<IngestResult
 }
 
 /** The environment variable of {@link CollectorOptions.adminToken}. */
-export const ADMIN_TOKEN_ENV = 'HOPTRACE_ADMIN_TOKEN';
+export const ADMIN_TOKEN_ENV = Env.HOPTRACE_ADMIN_TOKEN;
 
-function checkedDeadLetterQueues(map: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> | undefined {
-  if (map === undefined) return undefined;
-  const out: Record<string, string> = Object.create(null);
-  for (const [queue, dlq] of Object.entries(map)) {
-    if (queue === '' || typeof dlq !== 'string' || dlq === '') {
-      throw new ConfigError(`option "deadLetterQueues" maps queue names to dead-letter queue names; "${queue}" → "${String(dlq)}" is not one`);
-    }
-    out[queue] = dlq;
-  }
-  return Object.keys(out).length > 0 ? out : undefined;
+const nonNegativeInt = finite({ min: 0, max: Number.MAX_SAFE_INTEGER, integer: true, text: 'be a non-negative integer' });
+const someString = string(Number.MAX_SAFE_INTEGER);
+const name = string(HopLimits.SHORT, { nonEmpty: true });
+
+/**
+ * The options {@link startCollector} checks before it opens anything (the
+ * store, logger and retention are checked where they are used). Unknown
+ * options are left alone, as before.
+ */
+const optionsSchema = object({
+  port: nonNegativeInt,
+  host: someString,
+  db: someString,
+  createDirs: boolean,
+  storeUrl: someString,
+  token: someString,
+  publicReads: boolean,
+  protectReads: boolean,
+  maxBodyBytes: nonNegativeInt,
+  liveBufferBytes: nonNegativeInt,
+  uiDir: someString,
+  jaegerUrl: someString,
+  lostAfterMs: nonNegativeInt,
+  stuckAfterMs: nonNegativeInt,
+  redeliveryLoopThreshold: nonNegativeInt,
+  sweepIntervalMs: nonNegativeInt,
+  durability: oneOf(['full', 'normal']),
+  amqpUrl: string(Number.MAX_SAFE_INTEGER, { pattern: /^amqps?:\/\//, patternText: 'be an amqp:// or amqps:// URL' }),
+  adminToken: someString,
+  replayRatePerSec: finite({ min: Number.MIN_VALUE, max: Number.MAX_VALUE, text: 'be a positive number' }),
+  deadLetterQueues: recordOf(name, name),
+});
+
+/** The option value a message may show: a URL without its credentials. */
+function shown(v: unknown): string {
+  return typeof v === 'string' ? `"${v.replace(/\/\/[^@/]*@/, '//…@')}"` : String(v);
 }
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0) throw new ConfigError(`option "${name}" must be a non-negative integer, got ${value}`);
-  return value;
+function checkOptions(options: CollectorOptions): void {
+  parse(optionsSchema, options, (f) => new ConfigError(`option "${f.field}" must ${f.must}, got ${shown(f.got)}`));
+}
+
+/** The map as the engine keeps it (no prototype), or undefined when it names no queue. */
+function deadLetterMap(map: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> | undefined {
+  if (map === undefined || Object.keys(map).length === 0) return undefined;
+  return Object.assign(Object.create(null) as Record<string, string>, map);
 }
 
 /** Start the collector; resolves once it is listening. */
 export async function startCollector(options: CollectorOptions = {}): Promise<RunningCollector> {
+  checkOptions(options);
   const logger = options.logger ?? pino({ name: 'hoptrace-collector' });
-  const port = positiveInt('port', options.port ?? Defaults.COLLECTOR_PORT);
+  const port = options.port ?? Defaults.COLLECTOR_PORT;
   const host = options.host ?? '127.0.0.1';
-  const deadLetterQueues = checkedDeadLetterQueues(options.deadLetterQueues);
+  const deadLetterQueues = deadLetterMap(options.deadLetterQueues);
   const engine = {
     ...(deadLetterQueues === undefined ? {} : { deadLetterQueues }),
-    lostAfterMs: positiveInt('lostAfterMs', options.lostAfterMs ?? DEFAULT_ENGINE_OPTIONS.lostAfterMs),
-    stuckAfterMs: positiveInt('stuckAfterMs', options.stuckAfterMs ?? DEFAULT_ENGINE_OPTIONS.stuckAfterMs),
-    redeliveryLoopThreshold: positiveInt(
-      'redeliveryLoopThreshold',
-      options.redeliveryLoopThreshold ?? DEFAULT_ENGINE_OPTIONS.redeliveryLoopThreshold,
-    ),
+    lostAfterMs: options.lostAfterMs ?? DEFAULT_ENGINE_OPTIONS.lostAfterMs,
+    stuckAfterMs: options.stuckAfterMs ?? DEFAULT_ENGINE_OPTIONS.stuckAfterMs,
+    redeliveryLoopThreshold: options.redeliveryLoopThreshold ?? DEFAULT_ENGINE_OPTIONS.redeliveryLoopThreshold,
   };
-  const maxBodyBytes = positiveInt('maxBodyBytes', options.maxBodyBytes ?? 16 * 1024 * 1024);
-  const sweepIntervalMs = positiveInt('sweepIntervalMs', options.sweepIntervalMs ?? 5_000) || 5_000;
+  const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
+  const sweepIntervalMs = options.sweepIntervalMs || 5_000;
   const token = options.token ?? process.env[Env.HOPTRACE_TOKEN] ?? undefined;
   if (options.protectReads === false) {
     throw new ConfigError('option "protectReads" is gone: reads are protected by the token by default; pass "publicReads: true" to leave them open');
@@ -223,10 +254,6 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
   const jaegerUrl = (options.jaegerUrl ?? process.env[Env.HOPTRACE_JAEGER_URL]) || undefined;
   const adminToken = (options.adminToken ?? process.env[ADMIN_TOKEN_ENV]) || undefined;
   const replayRatePerSec = options.replayRatePerSec ?? 100;
-  if (!(replayRatePerSec > 0) || !Number.isFinite(replayRatePerSec)) throw new ConfigError(`option "replayRatePerSec" must be a positive number, got ${replayRatePerSec}`);
-  if (options.amqpUrl !== undefined && !/^amqps?:\/\//.test(options.amqpUrl)) {
-    throw new ConfigError(`option "amqpUrl" must be an amqp:// or amqps:// URL, got "${options.amqpUrl.replace(/\/\/[^@/]*@/, '//…@')}"`);
-  }
 
   // An explicit option beats the environment; a store URL beats a file path at the same level.
   const storeUrl = options.storeUrl ?? (options.db === undefined ? process.env[STORE_ENV] || undefined : undefined);
@@ -257,7 +284,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
   const ctx: CollectorContext = {
     store,
     live: new LiveHub({
-      maxBufferBytes: options.liveBufferBytes === undefined ? undefined : positiveInt('liveBufferBytes', options.liveBufferBytes),
+      maxBufferBytes: options.liveBufferBytes,
       onCut: () => metrics.liveClientsCut.inc(),
     }),
     metrics,

@@ -5,7 +5,7 @@
  * others are tested by primary-key lookups; `q` matches correlation ids,
  * message ids (`records`) and trace ids (`chain_traces`), exact or prefix.
  */
-import { ErrorCodes, ValidationError } from '../src/errors.ts';
+import { ErrorCodes, ValidationError } from './errors.ts';
 import type { ChainList, ChainSummary } from './api-types.ts';
 import { DRIVER_COUNT_CAP, isTracePrefix, Q_MATCH_CAP, REDELIVERED_KEY, tagFilters as queryTagFilters } from './chain-list-filters.ts';
 import { hexPrefixRange, packedPrefixRanges, unpackId } from './record-codec.ts';

@@ -22,7 +22,7 @@ import { RowPacker } from './record-rows.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 import type { SqliteStrings } from './sqlite-strings.ts';
 import type { PackedWrite, SqliteWriter } from './sqlite-writer.ts';
-import { StoreError } from '../src/errors.ts';
+import { StoreError } from './errors.ts';
 import type { InsertResult } from './store.ts';
 
 /** Records one group commit writes at most; the rest of the queue goes into the next transaction. */

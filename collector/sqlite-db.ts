@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { StoreError, ValidationError } from '../src/errors.ts';
+import { StoreError, ValidationError } from './errors.ts';
 import { migrate } from './migrations.ts';
 
 export interface SqliteDbOptions {

@@ -4,7 +4,7 @@
  * once.
  */
 import type { StatementSync } from 'node:sqlite';
-import type { HopRecord, HopRecordV2 } from '../src/hop.ts';
+import type { HopRecord, HopRecordV2 } from '../src/contract/hop.ts';
 import type { StoredHop } from './api-types.ts';
 import { expandRecordV2 } from './hop-v2.ts';
 import { decodeRecord, packId, unpackId } from './record-codec.ts';

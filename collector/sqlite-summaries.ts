@@ -21,7 +21,7 @@
  * records (and those in `dirty_chains`, whose summaries must be recomputed).
  */
 import type { StatementSync } from 'node:sqlite';
-import { StoreError } from '../src/errors.ts';
+import { StoreError } from './errors.ts';
 import type { ChainSummary, StoredHop } from './api-types.ts';
 import { chainTags, summarizeChainHops, summaryHop, type ChainTag, type EngineSettings } from './chain-summary.ts';
 import { unpackId } from './record-codec.ts';

@@ -10,7 +10,7 @@
  * cores, and a commit's fsync never stalls the main thread.
  */
 import { Worker } from 'node:worker_threads';
-import { StoreError } from '../src/errors.ts';
+import { StoreError } from './errors.ts';
 import type { SqliteDbOptions } from './sqlite-db.ts';
 
 /** A write in one group commit: packed rows (`record-rows.ts`) and when they arrived. */

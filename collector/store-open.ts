@@ -6,14 +6,15 @@
  * - `postgres://user@host:5432/db` (or `postgresql://`), optionally `?schema=name`;
  * - `sqlite:./hoptrace.db`, `sqlite:/var/lib/hoptrace.db`, or a bare path.
  */
-import { ConfigError } from '../src/errors.ts';
+import { ConfigError } from './errors.ts';
 import type { EngineSettings } from './chain-summary.ts';
 import { PgStore, type PgStoreOptions } from './pg-store.ts';
+import { Env } from './settings.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { Store } from './store.ts';
 
 /** The environment variable naming the store when no flag does. */
-export const STORE_ENV = 'HOPTRACE_STORE';
+export const STORE_ENV = Env.HOPTRACE_STORE;
 
 export type StoreSpec = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 

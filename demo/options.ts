@@ -3,7 +3,7 @@
  * options; `main.ts` only turns argv into them.
  */
 import { parseArgs } from 'node:util';
-import { Defaults, Env } from '../src/internal/semconv.ts';
+import { Defaults, Env } from '../collector/settings.ts';
 
 export interface DemoOptions {
   /** RabbitMQ URL. @default `AMQP_URL` or amqp://guest:guest@localhost:5672 */

@@ -10,7 +10,7 @@ import type { TracerProvider as ApiTracerProvider } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
-import { Attr } from '../src/internal/semconv.ts';
+import { Attr } from '../src/contract/semconv.ts';
 import { startTracing, type TracingHandle } from '../src/otel.ts';
 
 export interface DemoTracing {

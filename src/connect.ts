@@ -7,7 +7,7 @@ import { ErrorCodes, HoptraceError } from './errors.ts';
 import { wrapChannel } from './instrument.ts';
 import type { HoptraceOptions } from './options.ts';
 import { resolveConfig } from './internal/config.ts';
-import { Defaults, Env } from './internal/semconv.ts';
+import { Defaults, Env } from './contract/semconv.ts';
 import { describe } from './internal/telemetry.ts';
 
 /** amqplib's socket options (TLS, heartbeat-independent socket settings, client properties). */
@@ -45,7 +45,7 @@ export async function connect(
       ErrorCodes.BROKER_UNREACHABLE,
       `hoptrace: cannot connect to RabbitMQ at ${showUrl(target)}: ${describe(cause)}. ` +
         `Check that the broker is running and reachable from here, and that the URL (argument or ${Env.AMQP_URL}) and its credentials are right.`,
-      { cause, statusCode: 503 },
+      { cause },
     );
   }
   // The model is ours (made just now), so its two factories are replaced in

@@ -5,7 +5,7 @@
  */
 import type { TracerProvider } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import type { AnyHopRecord } from './hop.ts';
+import type { AnyHopRecord } from './contract/hop.ts';
 
 /** What a payload `redact` function is told about the message it is redacting. */
 export interface PayloadInfo {

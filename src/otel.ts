@@ -20,7 +20,7 @@ import { defaultResource, resourceFromAttributes } from '@opentelemetry/resource
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, type Sampler, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import { ConfigError } from './errors.ts';
-import { Env } from './internal/semconv.ts';
+import { Env } from './contract/semconv.ts';
 
 /** Where spans go when neither the option nor `OTEL_EXPORTER_OTLP_ENDPOINT` says: a local Jaeger or OpenTelemetry Collector. */
 export const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4318';

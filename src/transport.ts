@@ -23,10 +23,11 @@
  */
 import { writeSync } from 'node:fs';
 import build from 'pino-abstract-transport';
+import { type Check, finite, object, parse, string } from './contract/schema.ts';
 import { ConfigError } from './errors.ts';
-import { Defaults, Env } from './internal/semconv.ts';
+import { Defaults, Env } from './contract/semconv.ts';
 import { HopShipper } from './internal/transport-shipper.ts';
-import { HOP_LOG_KEY } from './hop.ts';
+import { HOP_LOG_KEY } from './contract/hop.ts';
 
 /** Options of the hoptrace pino transport (all optional; passed as `options` of the pino target). */
 export interface TransportOptions {
@@ -80,13 +81,23 @@ export interface TransportOptions {
   dropReportIntervalMs?: number;
 }
 
-function count(name: string, value: number | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new ConfigError(`hoptrace transport option "${name}" must be an integer of at least ${min}, got ${String(value)}`);
-  }
-  return value;
-}
+const atLeast = (min: number) => finite({ min, max: Infinity, integer: true, text: `be an integer of at least ${min}` });
+
+/** The transport's options, checked once when pino starts it (see `TransportOptions`). */
+const optionsSchema = object({
+  url: string(Infinity),
+  token: string(Infinity),
+  batchSize: atLeast(1),
+  maxBatchSize: atLeast(1),
+  maxInFlight: atLeast(1),
+  flushIntervalMs: atLeast(1),
+  maxBufferBytes: atLeast(1),
+  maxBufferRecords: atLeast(1),
+  maxRetryDelayMs: atLeast(1),
+  requestTimeoutMs: atLeast(1),
+  closeTimeoutMs: atLeast(0),
+  dropReportIntervalMs: atLeast(0),
+}) satisfies Check<TransportOptions>;
 
 /** How a hop record starts on a line hoptrace wrote: the record's first field is its version. */
 const HOP_START = `"${HOP_LOG_KEY}":{"v":`;
@@ -118,26 +129,27 @@ function asHopLine(line: string): string | undefined {
 
 /** The transport factory pino calls in its worker thread. */
 export default async function hoptraceTransport(options: TransportOptions = {}) {
+  parse(optionsSchema, options, (f) => new ConfigError(`hoptrace transport option "${f.field}" must ${f.must}, got ${String(f.got)}`));
   const url = (options.url ?? process.env[Env.HOPTRACE_URL] ?? Defaults.COLLECTOR_URL).replace(/\/+$/, '');
   try {
     new URL(url);
   } catch (cause) {
     throw new ConfigError(`hoptrace transport option "url" is not a URL: ${url}`, { cause });
   }
-  const batchSize = count('batchSize', options.batchSize, 1000, 1);
+  const batchSize = options.batchSize ?? 1000;
   const shipper = new HopShipper({
     url,
     token: (options.token ?? process.env[Env.HOPTRACE_TOKEN]) || undefined,
     batchSize,
-    maxBatchSize: Math.max(batchSize, count('maxBatchSize', options.maxBatchSize, 10_000, 1)),
-    maxInFlight: count('maxInFlight', options.maxInFlight, 4, 1),
-    flushIntervalMs: count('flushIntervalMs', options.flushIntervalMs, 1000, 1),
-    maxBufferBytes: count('maxBufferBytes', options.maxBufferBytes, 64 * 1024 * 1024, 1),
-    maxBufferRecords: count('maxBufferRecords', options.maxBufferRecords, Infinity, 1),
-    maxRetryDelayMs: count('maxRetryDelayMs', options.maxRetryDelayMs, 30_000, 1),
-    requestTimeoutMs: count('requestTimeoutMs', options.requestTimeoutMs, 10_000, 1),
-    closeTimeoutMs: count('closeTimeoutMs', options.closeTimeoutMs, 3_000, 0),
-    dropReportIntervalMs: count('dropReportIntervalMs', options.dropReportIntervalMs, 10_000, 0),
+    maxBatchSize: Math.max(batchSize, options.maxBatchSize ?? 10_000),
+    maxInFlight: options.maxInFlight ?? 4,
+    flushIntervalMs: options.flushIntervalMs ?? 1000,
+    maxBufferBytes: options.maxBufferBytes ?? 64 * 1024 * 1024,
+    maxBufferRecords: options.maxBufferRecords ?? Infinity,
+    maxRetryDelayMs: options.maxRetryDelayMs ?? 30_000,
+    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+    closeTimeoutMs: options.closeTimeoutMs ?? 3_000,
+    dropReportIntervalMs: options.dropReportIntervalMs ?? 10_000,
     // Straight to fd 2: a worker's process.stderr is relayed through the main thread, which may
     // already be exiting (or blocked in pino's synchronous end()) when the final count is written.
     report: (line) => {

@@ -8,7 +8,7 @@ import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
 import { checkHopRecord } from '../collector/hop-schema.ts';
 import { importFiles } from '../collector/import.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
-import type { ConsumeRecordV2, HopRecord, PublishRecordV2 } from '../src/hop.ts';
+import type { ConsumeRecordV2, HopRecord, PublishRecordV2 } from '../src/contract/hop.ts';
 import { getJson, makeHop, postHops, startTestCollector } from './helpers/collector.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hoptrace-v2-'));

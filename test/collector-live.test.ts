@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RELOAD_EVENT } from '../collector/live.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { waitFor } from './helpers/broker.ts';
 import { makeHop, startTestCollector, type TestCollector } from './helpers/collector.ts';
 

@@ -20,7 +20,7 @@ import { NOTIFY_CHANNEL, type ChainNotice } from '../collector/pg-summaries.ts';
 import type { IngestRecord } from '../collector/record-identity.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
 import type { Store } from '../collector/store.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { makeHop, messageHops } from './helpers/collector.ts';
 import { writeOldStore } from './helpers/old-store.ts';
 import { freshDatabase, type TestDatabase } from './helpers/postgres.ts';

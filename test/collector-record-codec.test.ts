@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeRecord, encodeRecord, hexPrefixRange, packedPrefixRanges, packId, unpackId, type StringTable } from '../collector/record-codec.ts';
 import { dedupeKey, KIND_CODE } from '../collector/record-identity.ts';
 import { RowPacker, unpackRows } from '../collector/record-rows.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { deadLetterChain, largeChain, redeliveryLoopChain, threeServiceChain } from './helpers/chain-fixtures.ts';
 import { makeHop } from './helpers/collector.ts';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChainDetail, ChainList, LiveChainEvent, MessageDetail, Topology } from '../collector/api-types.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { getJson, makeHop, messageHops, postHops, startTestCollector, type TestCollector } from './helpers/collector.ts';
 
 const open: TestCollector[] = [];

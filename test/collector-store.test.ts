@@ -8,7 +8,7 @@ import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
 import { MIGRATIONS } from '../collector/migrations.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
 import type { LiveChainEvent, StoredHop } from '../collector/api-types.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { waitFor } from './helpers/broker.ts';
 import { getJson, makeHop, messageHops, postHops, startTestCollector } from './helpers/collector.ts';
 import { writeOldStore } from './helpers/old-store.ts';

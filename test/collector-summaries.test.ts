@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredHop } from '../collector/api-types.ts';
 import { summarizeChainHops, type EngineSettings } from '../collector/chain-summary.ts';
 import { recordHops, type IngestRecord } from '../collector/record-identity.ts';
-import type { ConsumeRecordV2, HopRecord, PublishRecordV2 } from '../src/hop.ts';
+import type { ConsumeRecordV2, HopRecord, PublishRecordV2 } from '../src/contract/hop.ts';
 import {
   deadLetterChain,
   fanOutChain,

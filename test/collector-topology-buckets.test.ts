@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { StoredHop, Topology, TopologyEdge } from '../collector/api-types.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
 import { TOPOLOGY_BUCKET_MS } from '../collector/topology-buckets.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { writeOldStore } from './helpers/old-store.ts';
 import {
   deadLetterChain,

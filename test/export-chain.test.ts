@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChainDetail } from '../collector/api-types.ts';
 import { chainToJaeger, chainToOtlpJson, type JaegerTrace } from '../collector/chain-export.ts';
 import { decodeOtlpTraces } from '../collector/otlp-decode.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { getJson, postHops, spanId, startTestCollector, traceId, type TestCollector } from './helpers/collector.ts';
 
 /**

@@ -16,7 +16,7 @@ import {
   exchangeOfProducerDestination,
   parseConsumerDestination,
   producerDestination,
-} from '../src/internal/destination.ts';
+} from '../src/contract/destination.ts';
 import { waitFor } from './helpers/broker.ts';
 import { type Fixture, capture, delay, fixture } from './lib-capture.ts';
 

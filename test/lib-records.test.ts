@@ -20,7 +20,7 @@ import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
 import { checkHopRecord } from '../collector/hop-schema.ts';
 import { importFiles } from '../collector/import.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
-import type { AnyHopRecord, ConsumeRecordV2, PublishRecordV2 } from '../src/hop.ts';
+import type { AnyHopRecord, ConsumeRecordV2, PublishRecordV2 } from '../src/contract/hop.ts';
 import { connect, instrument } from '../src/index.ts';
 import { BATCH_MS } from '../src/internal/hop-writer.ts';
 import { AMQP_URL, waitFor } from './helpers/broker.ts';

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChainDetail, MessageDetail } from '../collector/api-types.ts';
 import { adoptKnownCorrelations, decodeOtlpTraces, hasTraceCorrelation } from '../collector/otlp-decode.ts';
-import type { AnyHopRecord } from '../src/hop.ts';
+import type { AnyHopRecord } from '../src/contract/hop.ts';
 import { connect } from '../src/index.ts';
 import { AMQP_URL, connectBroker, uniqueName, waitFor } from './helpers/broker.ts';
 import { getJson, postHops, startTestCollector, type TestCollector } from './helpers/collector.ts';

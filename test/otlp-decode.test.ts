@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { decodeOtlpRequest, decodeOtlpTraces } from '../collector/otlp-decode.ts';
 import { checkHopRecord } from '../collector/hop-schema.ts';
 import { OtlpLimits } from '../collector/otlp-model.ts';
-import { ErrorCodes, ValidationError } from '../src/errors.ts';
-import type { HopRecord } from '../src/hop.ts';
+import { ErrorCodes, ValidationError } from '../collector/errors.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { extract, inject, jsonOf, protobufOf, ROOT_CONTEXT, SpanKind, SpanStatusCode, spanLab, trace } from './helpers/otel-spans.ts';
 
 const PB = 'application/x-protobuf';

@@ -1,13 +1,13 @@
 /**
- * The span model (src/internal/span-model.ts) and its inverse: a hop's
+ * The span model (src/contract/span-model.ts) and its inverse: a hop's
  * fields → the span the model names and attributes → collector/otlp-hops.ts
  * → the same hop fields.
  */
 import { describe, expect, it } from 'vitest';
 import { HOPTRACE_SCOPE, spansToHops } from '../collector/otlp-hops.ts';
 import type { OtlpAttributes, OtlpResourceSpans, OtlpSpan } from '../collector/otlp-model.ts';
-import type { HopRecord } from '../src/hop.ts';
-import { type SpanModel, deliverySpan, publishSpan, settleSpan } from '../src/internal/span-model.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
+import { type SpanModel, deliverySpan, publishSpan, settleSpan } from '../src/contract/span-model.ts';
 
 const TRACE = '0af7651916cd43dd8448eb211c80319c';
 const T0 = 1_750_000_000_000n * 1_000_000n;

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import type { ChainDetail } from '../collector/api-types.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import {
   ChainFixture,
   deadLetterChain,

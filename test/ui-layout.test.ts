@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import type { ChainDetail, MessageStatus } from '../collector/api-types.ts';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { ChainFixture } from './helpers/chain-fixtures.ts';
 import { getJson, startTestCollector, type TestCollector } from './helpers/collector.ts';
 import { asRecords, ensureUiBuilt, ingest, launchBrowser, screenshot } from './helpers/ui-browser.ts';

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { HopRecord } from '../src/hop.ts';
+import type { HopRecord } from '../src/contract/hop.ts';
 import { threeServiceChain } from './helpers/chain-fixtures.ts';
 import { postHops, startTestCollector, type TestCollector } from './helpers/collector.ts';
 import { asRecords, ensureUiBuilt, launchBrowser, until } from './helpers/ui-browser.ts';

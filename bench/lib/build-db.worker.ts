@@ -10,7 +10,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { statSync } from 'node:fs';
 import { DEFAULT_ENGINE_OPTIONS } from '../../collector/chain-engine.ts';
 import { SqliteStore } from '../../collector/sqlite-store.ts';
-import type { HopRecord } from '../../src/hop.ts';
+import type { HopRecord } from '../../src/contract/hop.ts';
 import { workerMain } from './child.ts';
 import { chainsUpTo, HopGenerator } from './hop-gen.ts';
 import { progressEvery } from './progress.ts';

@@ -16,7 +16,7 @@
  * properties that are not hop fields, body size, addressing), so bytes per
  * hop in the store are representative.
  */
-import type { HopRecord } from '../../src/hop.ts';
+import type { HopRecord } from '../../src/contract/hop.ts';
 import { seededRandom } from './stats.ts';
 
 export interface GeneratorOptions {

@@ -1,12 +1,12 @@
 /**
  * The traffic of lib/hop-gen.ts as the version-2 library writes it (see
- * src/hop.ts): per message one `publish` record (send and confirm), per
+ * src/contract/hop.ts): per message one `publish` record (send and confirm), per
  * delivery attempt one `consume` record (receive, handler outcome, settle),
  * each written when its side is done with the message; a delivery never
  * settled is an `open` record. For the ingest and memory benchmarks'
  * "observed traffic" rows: messages per second, not hops.
  */
-import type { ConsumeRecordV2, HopRecord, HopRecordV2, PublishRecordV2 } from '../../src/hop.ts';
+import type { ConsumeRecordV2, HopRecord, HopRecordV2, PublishRecordV2 } from '../../src/contract/hop.ts';
 import { type GeneratedChain, type HopGenerator, MinHeap } from './hop-gen.ts';
 
 /** A record and when its writer wrote it (its side's last event). */

@@ -5,7 +5,7 @@
  * validates its query with one schema compiled here, once.
  */
 import { Router, type Request } from 'express';
-import { AuthError, ErrorCodes, NotFoundError, ValidationError } from '../../src/errors.ts';
+import { AuthError, ErrorCodes, NotFoundError, ValidationError } from '../errors.ts';
 import {
   STATUS_SEVERITY,
   type ChainDetail,

@@ -15,7 +15,7 @@
  *   the admin guard.
  */
 import { Router, type Request } from 'express';
-import { ErrorCodes, NotFoundError, ValidationError } from '../../src/errors.ts';
+import { ErrorCodes, NotFoundError, ValidationError } from '../errors.ts';
 import { PROBLEM_STATUSES, STATUS_SEVERITY, type FailureGroup, type FailureGroupList, type ReplayRequest } from '../api-types.ts';
 import type { CollectorContext } from '../context.ts';
 import { FAILURE_BUCKET_MS } from '../chain-failures.ts';

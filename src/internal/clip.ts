@@ -1,6 +1,6 @@
 /**
  * Every value the library copies into a record, made to fit the limits the
- * collector checks (`HopLimits` in `src/hop.ts`, the one shared definition):
+ * collector checks (`HopLimits` in `src/contract/hop.ts`, the one shared definition):
  * strings cut to a length with a `…` marker, counts made non-negative
  * integers, times made finite, lists cut to a number of entries. A record
  * the library writes is therefore always one the collector accepts.
@@ -8,7 +8,7 @@
  * Whoever cuts a value says so: a cut string ends with {@link ELLIPSIS}, and
  * the record (or the error) carries `truncated: true`.
  */
-import { HopLimits } from '../hop.ts';
+import { HopLimits } from '../contract/hop.ts';
 
 /** Marks the end of a string that was cut. */
 export const ELLIPSIS = '…';

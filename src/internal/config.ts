@@ -6,15 +6,16 @@
 import { hostname } from 'node:os';
 import type { Tracer, TracerProvider } from '@opentelemetry/api';
 import pino, { type Logger } from 'pino';
+import { exactObject, fail, type Failure, finite, func, guard, type Infer, isPlainObject, oneOf, optional, parse, string } from '../contract/schema.ts';
 import { ConfigError } from '../errors.ts';
-import { type AnyHopRecord, HopLimits } from '../hop.ts';
+import { type AnyHopRecord, HopLimits } from '../contract/hop.ts';
 import type { HoptraceOptions, PayloadInfo } from '../options.ts';
 import { type Cut, clip, text } from './clip.ts';
 import { type HopWriter, writerFor } from './hop-writer.ts';
 import type { MessageIds } from './message-ids.ts';
-import { DEFAULT_SERVICE_NAME, Env, Headers } from './semconv.ts';
+import { DEFAULT_SERVICE_NAME, Env, Headers } from '../contract/semconv.ts';
 import { describe, telemetryFailed } from './telemetry.ts';
-import { LIBRARY_NAME, LIBRARY_VERSION } from './version.ts';
+import { PACKAGE_NAME, VERSION } from '../contract/version.ts';
 
 export interface Captured {
   payload: string;
@@ -93,19 +94,6 @@ export interface Config {
   readonly reported: Set<string>;
 }
 
-const KNOWN = new Set<string>([
-  'serviceName',
-  'logger',
-  'headerNames',
-  'capturePayload',
-  'hooks',
-  'consumerSpanParent',
-  'settleTimeoutMs',
-  'recordGraceMs',
-  'recordHeaders',
-  'tracerProvider',
-]);
-
 export const DEFAULT_MAX_PAYLOAD_BYTES = 4096;
 export const DEFAULT_SETTLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_RECORD_GRACE_MS = 1_000;
@@ -132,10 +120,6 @@ function defaultDestination(): ReturnType<typeof pino.destination> {
   return pino.destination({ dest: 1, sync: false, maxWrite: 4096 });
 }
 
-function bad(option: string, expected: string, got: unknown): ConfigError {
-  return new ConfigError(`hoptrace: option "${option}" must be ${expected} (got ${show(got)})`);
-}
-
 function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'function') return 'a function';
@@ -145,21 +129,66 @@ function show(v: unknown): string {
   return String(v);
 }
 
-/** Validate options and resolve every default. Throws ConfigError naming the option. */
-export function resolveConfig(options: HoptraceOptions | undefined): Config {
-  if (options === undefined || options === null) options = {};
-  if (typeof options !== 'object' || Array.isArray(options)) throw bad('options', 'an object', options);
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) {
-      throw new ConfigError(
-        `hoptrace: unknown option "${key}"; known options are ${[...KNOWN].join(', ')}`,
-      );
-    }
+const timeoutMs = finite({ min: Number.MIN_VALUE, max: MAX_TIMEOUT_MS, text: `be a number of milliseconds between 1 and ${MAX_TIMEOUT_MS}` });
+const headerName = string(255, { pattern: HEADER_NAME_RE, patternText: 'be a header name (1-255 printable ASCII characters, no spaces)' });
+
+const captureObject = exactObject({
+  maxBytes: optional(
+    finite({ min: 1, max: HopLimits.LONG, integer: true, text: `be a positive integer of at most ${HopLimits.LONG} (the longest payload a record may carry)` }),
+  ),
+  redact: optional(func),
+});
+
+/**
+ * Every option of {@link HoptraceOptions} and what it must be; what depends on
+ * the environment or on two options at once is checked after defaults are
+ * resolved (in {@link resolveConfig}).
+ */
+const optionsSchema = exactObject({
+  serviceName: optional(guard((v): v is string => typeof v === 'string' && v !== '', 'be a non-empty string')),
+  logger: optional(
+    guard(
+      (v): v is Logger =>
+        typeof v === 'object' &&
+        v !== null &&
+        typeof (v as Logger).info === 'function' &&
+        typeof (v as Logger).warn === 'function' &&
+        typeof (v as Logger).error === 'function',
+      'be a pino logger (an object with info, warn and error methods)',
+    ),
+  ),
+  headerNames: optional(exactObject({ correlationId: optional(headerName), causationId: optional(headerName) })),
+  capturePayload: optional<boolean | Infer<typeof captureObject>>((v) =>
+    typeof v === 'boolean' ? undefined : isPlainObject(v) ? captureObject(v) : fail('be a boolean or { maxBytes?, redact? }', v),
+  ),
+  hooks: optional(exactObject({ onHop: optional(func) })),
+  consumerSpanParent: optional(oneOf(['child', 'link'], "be 'child' or 'link'")),
+  settleTimeoutMs: optional(timeoutMs),
+  recordGraceMs: optional(timeoutMs),
+  recordHeaders: optional(guard((v): v is boolean => typeof v === 'boolean', 'be a boolean')),
+  tracerProvider: optional(
+    guard(
+      (v): v is TracerProvider => typeof v === 'object' && v !== null && typeof (v as TracerProvider).getTracer === 'function',
+      'be an OpenTelemetry TracerProvider (with getTracer)',
+    ),
+  ),
+});
+
+/** The option a failure is about, said the way a user wrote it. */
+function optionError(f: Failure): ConfigError {
+  if (f.unknown) {
+    const dot = f.field.lastIndexOf('.');
+    return new ConfigError(`hoptrace: unknown option "${f.field}"; known ${dot < 0 ? 'options are' : `options of "${f.field.slice(0, dot)}" are`} ${f.must.replace(/^be one of /, '')}`);
   }
+  return new ConfigError(`hoptrace: option "${f.field || 'options'}" must ${f.must} (got ${show(f.got)})`);
+}
+
+/** Validate options and resolve every default. Throws ConfigError naming the option. */
+export function resolveConfig(given: HoptraceOptions | undefined): Config {
+  const options = parse(optionsSchema, given ?? {}, optionError);
 
   const envName = process.env[Env.OTEL_SERVICE_NAME];
   const service = options.serviceName ?? (envName !== undefined && envName !== '' ? envName : DEFAULT_SERVICE_NAME);
-  if (typeof service !== 'string' || service === '') throw bad('serviceName', 'a non-empty string', service);
   const serviceBytes = Buffer.byteLength(service);
   if (serviceBytes > MAX_SHORTSTR_BYTES) {
     throw new ConfigError(
@@ -170,72 +199,23 @@ export function resolveConfig(options: HoptraceOptions | undefined): Config {
     throw new ConfigError(`hoptrace: option "serviceName" must not contain control characters (got ${JSON.stringify(service)})`);
   }
 
-  let logger = options.logger;
-  if (logger === undefined) logger = defaultLogger ??= pino({ name: LIBRARY_NAME }, defaultDestination());
-  else if (
-    logger === null ||
-    typeof logger !== 'object' ||
-    typeof logger.info !== 'function' ||
-    typeof logger.warn !== 'function' ||
-    typeof logger.error !== 'function'
-  ) {
-    throw bad('logger', 'a pino logger (an object with info, warn and error methods)', logger);
-  }
+  const logger = options.logger ?? (defaultLogger ??= pino({ name: PACKAGE_NAME }, defaultDestination()));
 
-  let correlationHeader: string = Headers.CORRELATION_ID;
-  let causationHeader: string = Headers.CAUSATION_ID;
-  const names = options.headerNames;
-  if (names !== undefined) {
-    if (names === null || typeof names !== 'object') throw bad('headerNames', 'an object', names);
-    for (const key of Object.keys(names)) {
-      if (key !== 'correlationId' && key !== 'causationId') {
-        throw new ConfigError(`hoptrace: unknown option "headerNames.${key}"; use correlationId or causationId`);
-      }
-    }
-    if (names.correlationId !== undefined) correlationHeader = headerName('headerNames.correlationId', names.correlationId);
-    if (names.causationId !== undefined) causationHeader = headerName('headerNames.causationId', names.causationId);
-    if (correlationHeader === causationHeader) {
-      throw new ConfigError(
-        `hoptrace: option "headerNames" gives the correlation and causation ids the same header "${correlationHeader}"`,
-      );
-    }
+  const correlationHeader: string = options.headerNames?.correlationId ?? Headers.CORRELATION_ID;
+  const causationHeader: string = options.headerNames?.causationId ?? Headers.CAUSATION_ID;
+  if (correlationHeader === causationHeader) {
+    throw new ConfigError(
+      `hoptrace: option "headerNames" gives the correlation and causation ids the same header "${correlationHeader}"`,
+    );
   }
 
   const capture = resolveCapture(options.capturePayload);
-
-  const hooks = options.hooks;
-  let hook: ((record: AnyHopRecord) => void) | undefined;
-  if (hooks !== undefined) {
-    if (hooks === null || typeof hooks !== 'object') throw bad('hooks', 'an object', hooks);
-    for (const key of Object.keys(hooks)) {
-      if (key !== 'onHop') throw new ConfigError(`hoptrace: unknown option "hooks.${key}"; known hooks: onHop`);
-    }
-    if (hooks.onHop !== undefined) {
-      if (typeof hooks.onHop !== 'function') throw bad('hooks.onHop', 'a function', hooks.onHop);
-      hook = hooks.onHop;
-    }
-  }
-
+  const hook: ((record: AnyHopRecord) => void) | undefined = options.hooks?.onHop;
   const parent = options.consumerSpanParent ?? 'child';
-  if (parent !== 'child' && parent !== 'link') throw bad('consumerSpanParent', "'child' or 'link'", parent);
-
   const settleTimeoutMs = options.settleTimeoutMs ?? DEFAULT_SETTLE_TIMEOUT_MS;
-  if (typeof settleTimeoutMs !== 'number' || !Number.isFinite(settleTimeoutMs) || settleTimeoutMs <= 0 || settleTimeoutMs > MAX_TIMEOUT_MS) {
-    throw bad('settleTimeoutMs', `a number of milliseconds between 1 and ${MAX_TIMEOUT_MS}`, settleTimeoutMs);
-  }
-
   const recordGraceMs = options.recordGraceMs ?? DEFAULT_RECORD_GRACE_MS;
-  if (typeof recordGraceMs !== 'number' || !Number.isFinite(recordGraceMs) || recordGraceMs <= 0 || recordGraceMs > MAX_TIMEOUT_MS) {
-    throw bad('recordGraceMs', `a number of milliseconds between 1 and ${MAX_TIMEOUT_MS}`, recordGraceMs);
-  }
-
   const recordHeaders = options.recordHeaders ?? true;
-  if (typeof recordHeaders !== 'boolean') throw bad('recordHeaders', 'a boolean', recordHeaders);
-
-  const provider: TracerProvider | undefined = options.tracerProvider;
-  if (provider !== undefined && (provider === null || typeof provider.getTracer !== 'function')) {
-    throw bad('tracerProvider', 'an OpenTelemetry TracerProvider (with getTracer)', provider);
-  }
+  const provider = options.tracerProvider;
 
   const instance = clip(`${hostname()}/${process.pid}`, HopLimits.SHORT, { truncated: false });
   const reported = new Set<string>();
@@ -261,7 +241,7 @@ export function resolveConfig(options: HoptraceOptions | undefined): Config {
     settleTimeoutMs,
     recordGraceMs,
     renderHeaders: recordHeaders ? renderHeaders : noHeaders,
-    fixedTracer: provider?.getTracer(LIBRARY_NAME, LIBRARY_VERSION),
+    fixedTracer: provider?.getTracer(PACKAGE_NAME, VERSION),
     reported,
   };
   first = cfg;
@@ -270,11 +250,6 @@ export function resolveConfig(options: HoptraceOptions | undefined): Config {
     cfg.hooked = true;
   }
   return cfg;
-}
-
-function headerName(option: string, v: unknown): string {
-  if (typeof v !== 'string' || !HEADER_NAME_RE.test(v)) throw bad(option, 'a header name (1-255 printable ASCII characters, no spaces)', v);
-  return v;
 }
 
 function noop(): void {}
@@ -299,28 +274,11 @@ function guardHook(hook: (record: AnyHopRecord) => void, cfg: Config): (record: 
   };
 }
 
-function resolveCapture(opt: HoptraceOptions['capturePayload']): CaptureFn {
+/** A capture function for the checked `capturePayload` option (a no-op when capture is off). */
+function resolveCapture(opt: boolean | { maxBytes?: number; redact?: (text: string, info: PayloadInfo) => string } | undefined): CaptureFn {
   if (opt === undefined || opt === false) return noCapture;
-  let maxBytes = DEFAULT_MAX_PAYLOAD_BYTES;
-  let redact: ((text: string, info: PayloadInfo) => string) | undefined;
-  if (opt !== true) {
-    if (opt === null || typeof opt !== 'object') throw bad('capturePayload', 'a boolean or { maxBytes?, redact? }', opt);
-    for (const key of Object.keys(opt)) {
-      if (key !== 'maxBytes' && key !== 'redact') {
-        throw new ConfigError(`hoptrace: unknown option "capturePayload.${key}"; use maxBytes or redact`);
-      }
-    }
-    if (opt.maxBytes !== undefined) {
-      if (!Number.isSafeInteger(opt.maxBytes) || opt.maxBytes < 1 || opt.maxBytes > HopLimits.LONG) {
-        throw bad('capturePayload.maxBytes', `a positive integer of at most ${HopLimits.LONG} (the longest payload a record may carry)`, opt.maxBytes);
-      }
-      maxBytes = opt.maxBytes;
-    }
-    if (opt.redact !== undefined) {
-      if (typeof opt.redact !== 'function') throw bad('capturePayload.redact', 'a function', opt.redact);
-      redact = opt.redact;
-    }
-  }
+  const maxBytes = (opt !== true && opt.maxBytes) || DEFAULT_MAX_PAYLOAD_BYTES;
+  const redact = opt !== true ? opt.redact : undefined;
   const limit = maxBytes;
   const redactFn = redact;
   // Redact before cutting, or a secret straddling the cut would leak in part.

@@ -19,8 +19,8 @@ import {
 import { newSpanId, newTraceId, uuidv7 } from './ids.ts';
 import { type Incoming, readIncoming } from './incoming.ts';
 import { msBetween, recordError } from './records.ts';
-import { Attr, Headers } from './semconv.ts';
-import { deliverySpan } from './span-model.ts';
+import { Attr, Headers } from '../contract/semconv.ts';
+import { deliverySpan } from '../contract/span-model.ts';
 import { telemetryFailed } from './telemetry.ts';
 import { activeTracer, lowerHex, ownSpanContext } from './tracing.ts';
 

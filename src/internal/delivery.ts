@@ -8,7 +8,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Context, type Span, context, createContextKey } from '@opentelemetry/api';
 import type { Message } from 'amqplib';
-import type { DeathEntry, HopError } from '../hop.ts';
+import type { DeathEntry, HopError } from '../contract/hop.ts';
 import type { Cut } from './clip.ts';
 import type { ChannelState } from './channel-state.ts';
 import type { Config } from './config.ts';

@@ -26,7 +26,7 @@
  */
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
-import type { AnyHopRecord } from '../hop.ts';
+import type { AnyHopRecord } from '../contract/hop.ts';
 
 /** pino's numeric levels of the three hoptrace writes at. */
 export const Level = { INFO: 30, WARN: 40, ERROR: 50 } as const;

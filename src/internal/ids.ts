@@ -3,6 +3,7 @@
  * OpenTelemetry SDK is registered) and time-ordered UUIDv7 message ids.
  */
 import { randomFillSync } from 'node:crypto';
+import { ZERO_SPAN_ID, ZERO_TRACE_ID } from '../contract/ids.ts';
 
 // One pooled buffer of random bytes, refilled when used up: a syscall per
 // 4 KiB instead of one per id on the publish/consume hot path.
@@ -24,9 +25,6 @@ function randomHex(n: number): string {
   const at = takeRandom(n);
   return pool.toString('hex', at, at + n);
 }
-
-const ZERO_TRACE_ID = '00000000000000000000000000000000';
-const ZERO_SPAN_ID = '0000000000000000';
 
 /** A W3C trace id: 32 lowercase hex chars, never all zero. */
 export function newTraceId(): string {

@@ -3,11 +3,11 @@
  * untrusted input from whoever published: a bad value is ignored with one
  * warning per kind of problem, and the message is still delivered.
  */
-import { type DeathEntry, HopLimits } from '../hop.ts';
+import { type DeathEntry, HopLimits } from '../contract/hop.ts';
 import { type Cut, addCount, clip, count, text } from './clip.ts';
 import type { Config } from './config.ts';
 import { type TraceParent, parseTraceParent } from './ids.ts';
-import { Headers } from './semconv.ts';
+import { Headers } from '../contract/semconv.ts';
 import { headerIgnored } from './telemetry.ts';
 
 /** Longest id or trace header hoptrace accepts (W3C tracestate allows 512). */

@@ -7,7 +7,7 @@
  */
 import type { Span } from '@opentelemetry/api';
 import type { Options } from 'amqplib';
-import type { HopProperties } from '../hop.ts';
+import type { HopProperties } from '../contract/hop.ts';
 import type { ChannelState } from './channel-state.ts';
 import type { Cut } from './clip.ts';
 import type { Config } from './config.ts';

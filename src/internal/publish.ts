@@ -15,7 +15,7 @@
  */
 import { type Context, type Span, context, propagation, trace } from '@opentelemetry/api';
 import type { ConfirmChannel, Message, Options, Replies } from 'amqplib';
-import { HopLimits } from '../hop.ts';
+import { HopLimits } from '../contract/hop.ts';
 import type { ChannelState } from './channel-state.ts';
 import { clip, text } from './clip.ts';
 import { type Delivery, currentDelivery, hopStorage } from './delivery.ts';
@@ -24,8 +24,8 @@ import { formatTraceParent, newSpanId, newTraceId, newTraceParent, uuidv7 } from
 import { readIncoming } from './incoming.ts';
 import { Outgoing, noteSend, publishRecord } from './outgoing.ts';
 import { hopV1 } from './records.ts';
-import { Headers } from './semconv.ts';
-import { publishSpan } from './span-model.ts';
+import { Headers } from '../contract/semconv.ts';
+import { publishSpan } from '../contract/span-model.ts';
 import { emitRecord, telemetryFailed } from './telemetry.ts';
 import { activeTracer, endSpan, failSpan, lowerHex, ownSpanContext } from './tracing.ts';
 

@@ -16,7 +16,7 @@ import {
   type HopProperties,
   type HopRecord,
   type PublishRecordV2,
-} from '../hop.ts';
+} from '../contract/hop.ts';
 import { type Cut, clip, finite, integer, text } from './clip.ts';
 import type { Config } from './config.ts';
 

@@ -11,8 +11,8 @@ import { Level } from './hop-writer.ts';
 import { newSpanId, newTraceId, uuidv7 } from './ids.ts';
 import { readIncoming } from './incoming.ts';
 import { hopV1, msBetween } from './records.ts';
-import { Attr } from './semconv.ts';
-import { settleSpan } from './span-model.ts';
+import { Attr } from '../contract/semconv.ts';
+import { settleSpan } from '../contract/span-model.ts';
 import { emitRecord, telemetryFailed } from './telemetry.ts';
 import { activeTracer, endSpan, lowerHex, ownSpanContext } from './tracing.ts';
 

@@ -4,7 +4,7 @@
  * configuration; it never reaches the user's publish or handler.
  */
 import { ErrorCodes } from '../errors.ts';
-import type { AnyHopRecord } from '../hop.ts';
+import type { AnyHopRecord } from '../contract/hop.ts';
 import type { Config } from './config.ts';
 import type { HopLevel } from './hop-writer.ts';
 

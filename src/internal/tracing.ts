@@ -6,9 +6,9 @@
 import { type Span, type SpanContext, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import type { Config } from './config.ts';
 import { errorType } from './records.ts';
-import { Attr } from './semconv.ts';
+import { Attr } from '../contract/semconv.ts';
 import { telemetryFailed } from './telemetry.ts';
-import { LIBRARY_NAME, LIBRARY_VERSION } from './version.ts';
+import { PACKAGE_NAME, VERSION } from '../contract/version.ts';
 
 interface DelegatingProvider {
   getDelegate(): unknown;
@@ -29,13 +29,13 @@ export function activeTracer(cfg: Config): Tracer | undefined {
   const provider = trace.getTracerProvider() as unknown as Partial<DelegatingProvider> & { getTracer(n: string, v?: string): Tracer };
   if (typeof provider.getDelegate !== 'function' || typeof provider.getDelegateTracer !== 'function') {
     // Not the API's proxy (another API copy registered something else): trust it.
-    return provider.getTracer(LIBRARY_NAME, LIBRARY_VERSION);
+    return provider.getTracer(PACKAGE_NAME, VERSION);
   }
   const delegate = provider.getDelegate();
   if (provider !== lastProvider || delegate !== lastDelegate) {
     lastProvider = provider;
     lastDelegate = delegate;
-    lastTracer = provider.getDelegateTracer(LIBRARY_NAME, LIBRARY_VERSION);
+    lastTracer = provider.getDelegateTracer(PACKAGE_NAME, VERSION);
   }
   return lastTracer;
 }

@@ -12,7 +12,7 @@
  * f.consume({ messageId: order, service: 'billing', queue: 'billing.order-placed', at: 12 });
  * buildChain(f.correlationId, f.hops(), { ...DEFAULT_ENGINE_OPTIONS, now: f.now() });
  */
-import type { DeathEntry, HopError, HopKind, HopRecord } from '../../src/hop.ts';
+import type { DeathEntry, HopError, HopKind, HopRecord } from '../../src/contract/hop.ts';
 import type { StoredHop } from '../../collector/api-types.ts';
 
 /** 2026-03-02T09:00:00Z: a fixed start so fixtures are the same on every run. */

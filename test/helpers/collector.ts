@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import type { HopRecord } from '../../src/hop.ts';
+import type { HopRecord } from '../../src/contract/hop.ts';
 import { startCollector, type CollectorOptions, type RunningCollector } from '../../collector/server.ts';
 
 export interface TestCollector extends RunningCollector {

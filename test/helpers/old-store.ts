@@ -10,7 +10,7 @@ import type { StoredHop } from '../../collector/api-types.ts';
 import { DEFAULT_ENGINE_OPTIONS } from '../../collector/chain-engine.ts';
 import { summarizeChainHops } from '../../collector/chain-summary.ts';
 import { LIST_SEP, MIGRATIONS } from '../../collector/migrations.ts';
-import type { HopRecord } from '../../src/hop.ts';
+import type { HopRecord } from '../../src/contract/hop.ts';
 
 /** Write `hops` into a new file at schema `version` (1 to the one before the newest). */
 export function writeOldStore(path: string, version: number, hops: readonly HopRecord[], receivedAt = Date.now()): void {

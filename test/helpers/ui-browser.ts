@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 import type { StoredHop } from '../../collector/api-types.ts';
-import type { HopRecord } from '../../src/hop.ts';
+import type { HopRecord } from '../../src/contract/hop.ts';
 import { postHops } from './collector.ts';
 
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -36,7 +36,7 @@ function uiIsFresh(): boolean {
   const sources = Math.max(
     newestMtime(join(root, 'ui')),
     statSync(join(root, 'collector/api-types.ts')).mtimeMs,
-    statSync(join(root, 'src/hop.ts')).mtimeMs,
+    statSync(join(root, 'src/contract/hop.ts')).mtimeMs,
   );
   return statSync(index).mtimeMs >= sources;
 }

@@ -12,7 +12,7 @@
  * model carries (test/span-model.test.ts).
  */
 import { type Attributes, SpanKind } from '@opentelemetry/api';
-import type { DeathEntry } from '../hop.ts';
+import type { DeathEntry } from './hop.ts';
 import { consumerDestination, producerDestination } from './destination.ts';
 import { Attr, MESSAGING_SYSTEM_RABBITMQ, OperationType } from './semconv.ts';
 

@@ -1,7 +1,9 @@
 /**
  * Names from the standards and from hoptrace's contract, in one place: message header
- * names, OpenTelemetry messaging semantic-convention attribute names, and the
- * values hoptrace writes. Nothing else in the code spells these strings.
+ * names, OpenTelemetry messaging semantic-convention attribute names, the
+ * values hoptrace writes, and the environment names more than one part reads.
+ * Nothing else in the code spells these strings; names only the collector uses
+ * (Jaeger tags, its own environment and defaults) are in `collector/settings.ts`.
  */
 
 /** Message headers hoptrace reads and writes (defaults; header names are configurable). */
@@ -82,17 +84,6 @@ export const Attr = {
   HOPTRACE_VERSION: 'hoptrace.version',
 } as const;
 
-/** Jaeger's own tag and log-field names (jaeger-idl / Jaeger UI conventions). */
-export const JaegerTags = {
-  SPAN_KIND: 'span.kind',
-  ERROR: 'error',
-  /** Log field naming the event; an error log has `event: error`. */
-  EVENT: 'event',
-  EVENT_ERROR: 'error',
-  OTEL_STATUS_CODE: 'otel.status_code',
-  OTEL_STATUS_DESCRIPTION: 'otel.status_description',
-} as const;
-
 /** Span event names. */
 export const SpanEvents = {
   /** The OpenTelemetry exception event (`span.recordException`). */
@@ -128,21 +119,24 @@ export const MESSAGING_SYSTEM_RABBITMQ = 'rabbitmq';
 /** Default service name when neither the option nor `OTEL_SERVICE_NAME` is set. */
 export const DEFAULT_SERVICE_NAME = 'unknown_service:node';
 
-/** Environment variables hoptrace reads. */
+/**
+ * Environment variables more than one part reads: the library's wrappers and
+ * transport, the demo, and the collector (which has its own in
+ * `collector/settings.ts`).
+ */
 export const Env = {
   AMQP_URL: 'AMQP_URL',
   OTEL_SERVICE_NAME: 'OTEL_SERVICE_NAME',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+  /** Where the transport ships hops (the collector's base URL). */
   HOPTRACE_URL: 'HOPTRACE_URL',
+  /** The collector's token: the transport sends it, the collector checks it. */
   HOPTRACE_TOKEN: 'HOPTRACE_TOKEN',
-  HOPTRACE_DB: 'HOPTRACE_DB',
-  HOPTRACE_JAEGER_URL: 'HOPTRACE_JAEGER_URL',
 } as const;
 
 /** Defaults shared by more than one part. */
 export const Defaults = {
   AMQP_URL: 'amqp://guest:guest@localhost:5672',
-  COLLECTOR_PORT: 4400,
+  /** Where a collector listens unless told otherwise (`collector/settings.ts` has its port). */
   COLLECTOR_URL: 'http://localhost:4400',
-  DB_PATH: './hoptrace.db',
 } as const;
