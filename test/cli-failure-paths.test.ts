@@ -18,6 +18,7 @@ import { DEFAULT_ENGINE_OPTIONS } from '../collector/chain-engine.ts';
 import { importVerdict, type ImportResult } from '../collector/import.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
 import { messageHops } from './helpers/collector.ts';
+import { AMQP_URL } from './helpers/broker.ts';
 import { PG_ADMIN_URL } from './helpers/postgres.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -257,6 +258,28 @@ describe('the collector: a port, a host or a store it cannot use', () => {
     const r = await run(['collector', '--port', '0', '--store', 'mysql://root@localhost/hoptrace']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('hoptrace stores in sqlite:PATH or postgres://…, not mysql');
+  });
+});
+
+describe('the demo against a RabbitMQ it cannot use', () => {
+  it('a wrong password (403 ACCESS-REFUSED from the real broker) gets login advice, not the advice to start a broker', async () => {
+    const url = new URL(AMQP_URL);
+    url.password = 'wrong';
+    const r = await run(['demo/main.ts', '--count', '1', '--port', '0', '--amqp-url', url.toString(), '--db', join(dir, 'demo.db')], { command: process.execPath });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/refused the login of user "guest" \(403 ACCESS-REFUSED\)/);
+    expect(r.stderr).toMatch(/Check the user and password in AMQP_URL/);
+    expect(r.stderr).not.toMatch(/docker run|rabbitmq-server/);
+    expect(r.stderr).not.toContain(':wrong@');
+    expect(r.stderr).not.toMatch(STACK);
+  });
+
+  it('a closed port gets the command that starts a broker', async () => {
+    const url = `amqp://guest:guest@127.0.0.1:${await closedPort()}`;
+    const r = await run(['demo/main.ts', '--count', '1', '--port', '0', '--amqp-url', url, '--db', join(dir, 'demo.db')], { command: process.execPath });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('docker run -d --name rabbitmq -p 5672:5672');
+    expect(r.stderr).not.toMatch(STACK);
   });
 });
 
