@@ -226,6 +226,14 @@ describe('the collector: a port, a host or a store it cannot use', () => {
     }
   });
 
+  it('a --host that is not an address of this machine says which to use, exit 1', async () => {
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of a real machine.
+    const r = await run(['collector', '--host', '192.0.2.1', '--port', '0', '--db', join(dir, 'host.db')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('the collector cannot listen on 192.0.2.1:0: listen EADDRNOTAVAIL');
+    expect(r.stderr).toContain('192.0.2.1 is not an address of this machine: use --host 127.0.0.1, or 0.0.0.0 for every interface');
+  });
+
   it('a bad --port, an unknown flag: a usage error, exit 2', async () => {
     const big = await run(['collector', '--port', '70000']);
     expect(big.code).toBe(2);
@@ -252,6 +260,14 @@ describe('the collector: a port, a host or a store it cannot use', () => {
     const r = await run(['import', '--store', url.toString(), join(dir, 'any.log')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/database "hoptrace_missing_[0-9a-f]+" does not exist; create the database first/);
+  });
+
+  it('a PostgreSQL role that does not exist is a refused login, with what to check (real PostgreSQL)', async () => {
+    const url = new URL(PG_ADMIN_URL);
+    url.username = `nobody_${randomUUID().slice(0, 8)}`;
+    const r = await run(['import', '--store', url.toString(), join(dir, 'any.log')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/role "nobody_[0-9a-f]+" does not exist; PostgreSQL refused the login: check the user and password/);
   });
 
   it('a store URL of another kind says which kinds there are, exit 1', async () => {
