@@ -6,17 +6,18 @@
  * `bin/hoptrace.js` calls {@link main} and exits with its result.
  */
 import { hostname, userInfo } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { HoptraceError } from './errors.ts';
 import { Defaults, Env } from './settings.ts';
 import { DEFAULT_ENGINE_OPTIONS } from './chain-engine.ts';
-import { formatImportSummary, formatProgress, importFiles } from './import.ts';
+import { formatImportSummary, formatProgress, importFiles, importVerdict } from './import.ts';
 import { RETENTION_DEFAULTS } from './retention.ts';
 import type { ReplayRequest, ReplayResult } from './api-types.ts';
 import { ADMIN_TOKEN_ENV, startCollector, type CollectorOptions } from './server.ts';
 import { redactUrl } from './pg-db.ts';
 import { formatMigrateProgress, formatMigrateSummary, migrateStore } from './store-migrate.ts';
-import { openStore, parseStoreSpec, STORE_ENV } from './store-open.ts';
+import { openStore, parseStoreSpec, requireExistingStore, STORE_ENV } from './store-open.ts';
 import { prepareDbDirectory } from './db-path.ts';
 import { VERSION } from '../src/contract/version.ts';
 
@@ -47,8 +48,8 @@ Collector options:
   --host HOST               interface to listen on; 0.0.0.0 in a container (default 127.0.0.1)
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
   --store URL               the store instead of --db: postgres://… or sqlite:PATH (default $${STORE_ENV})
-  --create-dirs             create every missing directory of the --db path (default: only one
-                            missing level is created, and said so)
+  --create-dirs             create every missing directory of the --db path (default: only the file's own
+                            directory, when its parent exists, and said so on stderr)
   --token TOKEN             the token that guards ingest, /api/*, /metrics and the UI (not /healthz)
                                                                      (default $${Env.HOPTRACE_TOKEN}; unset: no auth)
   --public-reads            leave /api/*, /metrics and the UI open; ingest still needs the token
@@ -82,14 +83,17 @@ Replay options:
 Import options:
   --db PATH                 SQLite database file                     (default $${Env.HOPTRACE_DB} or ${Defaults.DB_PATH})
   --store URL               the store instead of --db: postgres://… or sqlite:PATH (default $${STORE_ENV})
-  --create-dirs             create every missing directory of the --db path
+  --create-dirs             create every missing directory of the --db path (default: only the file's own
+                            directory, when its parent exists, and said so)
   --batch-size N            records per transaction                  (default 1000)
-  --allow-invalid           exit 0 even when invalid hop records were left out
-                            (default: exit 1 when any was, or when nothing was imported)
+  --allow-invalid           exit 0 when invalid hop records were left out (the valid ones are stored
+                            either way; default: exit 1). An import that stores nothing exits 1 regardless.
 
 Migrate options:
   --from STORE              the store to read (opened as a collector would: an older SQLite file is migrated first)
   --to STORE                the store to write; records it already holds are skipped, so a migration can be re-run
+  --create-dirs             create every missing directory of a --to SQLite path (default: only its own
+                            directory, when its parent exists, and said so)
 
 Stop the collector with Ctrl-C (SIGINT) or SIGTERM: it finishes requests in flight and closes the database.
 `;
@@ -247,22 +251,16 @@ async function runImport(args: string[]): Promise<number> {
     });
     process.stderr.write(formatImportSummary(result) + '\n');
     // Nothing imported, or records refused: a script must not read that as success.
-    if (result.hops === 0) {
-      process.stderr.write('hoptrace: no hop record was imported; are these the services\' pino logs?\n');
-      return 1;
-    }
-    if (result.invalidHops > 0 && values['allow-invalid'] !== true) {
-      process.stderr.write(`hoptrace: ${result.invalidHops} invalid hop record${result.invalidHops === 1 ? ' was' : 's were'} left out (the valid ones are stored); pass --allow-invalid to exit 0 anyway\n`);
-      return 1;
-    }
-    return 0;
+    const verdict = importVerdict(result, { allowInvalid: values['allow-invalid'] === true });
+    if (verdict.message !== undefined) process.stderr.write(`hoptrace: ${verdict.message}\n`);
+    return verdict.exitCode;
   } finally {
     await store.close();
   }
 }
 
 async function runMigrate(args: string[]): Promise<number> {
-  const { values } = parse(args, { from: { type: 'string' }, to: { type: 'string' } }, false);
+  const { values } = parse(args, { from: { type: 'string' }, to: { type: 'string' }, 'create-dirs': { type: 'boolean' } }, false);
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -272,6 +270,11 @@ async function runMigrate(args: string[]): Promise<number> {
   }
   const from = parseStoreSpec(values.from);
   const to = parseStoreSpec(values.to);
+  requireExistingStore(from, '--from');
+  if (from.kind === 'sqlite' && to.kind === 'sqlite' && resolvePath(from.path) === resolvePath(to.path)) {
+    throw new UsageError(`--from and --to name the same store (${resolvePath(from.path)})`);
+  }
+  if (to.kind === 'sqlite') prepareDbDirectory(to.path, { createDirs: values['create-dirs'] === true, flag: '--to' });
   process.stderr.write(`migrate: from ${values.from} to ${to.kind === 'postgres' ? redactUrl(to.url) : `sqlite:${to.path}`}\n`);
   const result = await migrateStore(from, to, {
     onProgress: (p) => process.stderr.write(formatMigrateProgress(p) + '\n'),
@@ -390,6 +393,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof HoptraceError) {
       process.stderr.write(`hoptrace: ${err.message} (${err.code})\n`);
+      return 1;
+    }
+    // An error of the system (a file, a socket): its message names what failed; a stack would only hide it.
+    const code = (err as NodeJS.ErrnoException | null)?.code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+      process.stderr.write(`hoptrace: ${(err as Error).message}\n`);
       return 1;
     }
     throw err;

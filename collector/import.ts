@@ -55,6 +55,8 @@ export interface ImportResult {
   invalidHops: number;
   /** The first few reasons, `file:line: field "x" must ...`. */
   invalidReasons: string[];
+  /** The first few lines left out as no hop record at all, `file:line: not JSON` or `file:line: JSON without a "hop" field`. */
+  ignoredSamples: string[];
 }
 
 /** Import pino log files into a store. @throws HoptraceError `HOPTRACE_ERR_IMPORT_FILE` when a file cannot be read */
@@ -71,6 +73,7 @@ export async function importFiles(store: Store, files: readonly string[], option
     withoutHop: 0,
     invalidHops: 0,
     invalidReasons: [],
+    ignoredSamples: [],
   };
   let batch: IngestRecord[] = [];
   // Batches committing while the next ones are parsed: the store's writer thread and this one overlap.
@@ -145,10 +148,12 @@ export async function importFiles(store: Store, files: readonly string[], option
             value = JSON.parse(text);
           } catch {
             result.notJson++;
+            if (result.ignoredSamples.length < maxReasons) result.ignoredSamples.push(`${file}:${lineNo}: not JSON`);
             continue;
           }
           if (!hasHop(value)) {
             result.withoutHop++;
+            if (result.ignoredSamples.length < maxReasons) result.ignoredSamples.push(`${file}:${lineNo}: JSON without a "hop" field`);
             continue;
           }
           const checked = checkRecord(value);
@@ -202,4 +207,56 @@ export function formatImportSummary(r: ImportResult): string {
   for (const reason of r.invalidReasons) out += `\n  ${reason}`;
   if (r.invalidHops > r.invalidReasons.length) out += `\n  … and ${fmt(r.invalidHops - r.invalidReasons.length)} more`;
   return out;
+}
+
+/** What an import comes to: its exit code and the line that says why (and what to do). */
+export interface ImportVerdict {
+  exitCode: 0 | 1;
+  /** Said after the summary; undefined when there is nothing to add. */
+  message: string | undefined;
+}
+
+const plural = (n: number, one: string, many: string) => `${fmt(n)} ${n === 1 ? one : many}`;
+
+/**
+ * Decide, once, whether an import succeeded. Nothing imported is a failure
+ * whatever the flags (a script must not read an empty store as success);
+ * invalid records left out are a failure unless `allowInvalid`, while the
+ * valid records of the same files are stored either way.
+ */
+export function importVerdict(r: ImportResult, options: { allowInvalid?: boolean } = {}): ImportVerdict {
+  if (r.hops === 0 && r.invalidHops > 0) {
+    return {
+      exitCode: 1,
+      message:
+        `nothing was imported: ${plural(r.invalidHops, 'hop record was', 'hop records were')} found and every one is invalid (reasons above). ` +
+        'Check that the services log with this version of the hoptrace library; --allow-invalid does not make an empty import succeed.',
+    };
+  }
+  if (r.hops === 0) {
+    const lines = r.notJson + r.withoutHop;
+    const samples = r.ignoredSamples.map((s) => `
+  ${s}`).join('');
+    const pretty = r.notJson > 0 && r.notJson >= r.withoutHop ? ' Lines that are not JSON may be pino-pretty output: import the raw JSON log (before pino-pretty), not the pretty one.' : '';
+    return {
+      exitCode: 1,
+      message:
+        `nothing was imported: ${lines === 1 ? 'the one line holds no' : `none of the ${fmt(lines)} lines holds a`} hop record (${fmt(r.notJson)} not JSON, ${fmt(r.withoutHop)} JSON without a "hop" field).${samples}
+` +
+        'hoptrace import reads the pino logs (one JSON object per line) of services that use the hoptrace library, whose hop lines carry a "hop" field.' +
+        pretty,
+    };
+  }
+  if (r.invalidHops > 0 && !options.allowInvalid) {
+    return {
+      exitCode: 1,
+      message:
+        `${plural(r.invalidHops, 'invalid hop record was', 'invalid hop records were')} left out (reasons above); the ${fmt(r.hops)} valid ones are stored. ` +
+        'Pass --allow-invalid to accept that and exit 0.',
+    };
+  }
+  if (r.invalidHops > 0) {
+    return { exitCode: 0, message: `skipped ${plural(r.invalidHops, 'invalid hop record', 'invalid hop records')} (--allow-invalid); ${fmt(r.hops)} stored` };
+  }
+  return { exitCode: 0, message: undefined };
 }

@@ -16,6 +16,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel, type ConfirmChannel, type GetMessage, type Options } from 'amqplib';
 import type { Logger } from 'pino';
+import { brokerAdvice } from './broker-advice.ts';
 
 /** Headers the broker writes when it dead-letters a message: left out of a replay, which is not dead-lettered. */
 const DEATH_HEADERS = /^x-(death|first-death-.*|last-death-.*)$/;
@@ -130,7 +131,8 @@ export class ReplayBroker {
       },
       (err: unknown) => {
         this.#connection = undefined;
-        throw new Error(`cannot reach RabbitMQ at ${this.where}: ${(err as Error).message}`, { cause: err });
+        // The advice names the cause (a refused login is not a broker that is down) and what to do.
+        throw new Error(brokerAdvice(this.#url, err, { setting: '--amqp-url' }), { cause: err });
       },
     );
     return this.#connection;

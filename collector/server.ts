@@ -337,7 +337,16 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Ru
     });
   }).catch(async (cause: unknown) => {
     await store.close();
-    throw new ConfigError(`the collector cannot listen on ${host}:${port}: ${(cause as Error).message}`, { cause });
+    const code = (cause as NodeJS.ErrnoException).code;
+    const advice =
+      code === 'EADDRINUSE'
+        ? `; another process listens on port ${port}: stop it, or choose another port with --port N (0 picks a free one)`
+        : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+          ? `; ${host} is not an address of this machine: use --host 127.0.0.1, or 0.0.0.0 for every interface`
+          : code === 'EACCES'
+            ? `; a port below 1024 needs privileges: choose --port 1024 or above`
+            : '';
+    throw new ConfigError(`the collector cannot listen on ${host}:${port}: ${(cause as Error).message}${advice}`, { cause });
   });
 
   const stopSweep = startSweep(ctx, sweepIntervalMs);

@@ -6,7 +6,9 @@
  * - `postgres://user@host:5432/db` (or `postgresql://`), optionally `?schema=name`;
  * - `sqlite:./hoptrace.db`, `sqlite:/var/lib/hoptrace.db`, or a bare path.
  */
-import { ConfigError } from './errors.ts';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ConfigError, StoreError } from './errors.ts';
 import type { EngineSettings } from './chain-summary.ts';
 import { PgStore, type PgStoreOptions } from './pg-store.ts';
 import { Env } from './settings.ts';
@@ -41,8 +43,37 @@ export interface OpenStoreOptions {
 }
 
 export async function openStore(spec: StoreSpec, options: OpenStoreOptions = {}): Promise<Store> {
-  if (spec.kind === 'postgres') return PgStore.open({ ...options.pg, url: spec.url, engine: options.engine });
+  if (spec.kind === 'postgres') {
+    try {
+      return await PgStore.open({ ...options.pg, url: spec.url, engine: options.engine });
+    } catch (err) {
+      const advice = postgresAdvice(err);
+      if (advice === undefined || !(err instanceof StoreError)) throw err;
+      throw new StoreError(`${err.message}; ${advice}`, { cause: err.cause });
+    }
+  }
   return new SqliteStore({ path: spec.path, engine: options.engine, durability: options.durability });
+}
+
+/** What to do when PostgreSQL refuses a store, from the driver's error; undefined when there is nothing to add. */
+export function postgresAdvice(err: unknown): string | undefined {
+  const cause = (err as { cause?: unknown } | null)?.cause ?? err;
+  const code = (cause as { code?: unknown } | null)?.code;
+  if (code === 'ECONNREFUSED') return 'no PostgreSQL accepts connections there: start it, or correct the host and port of the postgres:// URL (--store or $HOPTRACE_STORE)';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host of the postgres:// URL does not resolve: correct it (--store or $HOPTRACE_STORE)';
+  if (code === '28P01' || code === '28000') return 'PostgreSQL refused the login: check the user and password in the postgres:// URL, and pg_hba.conf';
+  if (code === '3D000') return 'create the database first (createdb NAME, or CREATE DATABASE), or name an existing one in the postgres:// URL';
+  return undefined;
+}
+
+/**
+ * A store that is read from must already exist: opening a SQLite file creates
+ * it, so a mistyped path would read as an empty store. @throws ConfigError
+ */
+export function requireExistingStore(spec: StoreSpec, flag: string): void {
+  if (spec.kind === 'sqlite' && spec.path !== ':memory:' && !existsSync(spec.path)) {
+    throw new ConfigError(`${flag} sqlite:${spec.path}: there is no store at ${resolve(spec.path)} (the file does not exist); check the path`);
+  }
 }
 
 /** How logs and messages name a store (a PostgreSQL password masked). */

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { brokerAdvice, redactAmqpUrl } from './broker-advice.ts';
+import { brokerAdvice, redactAmqpUrl } from '../collector/broker-advice.ts';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import amqp, { type ChannelModel } from 'amqplib';

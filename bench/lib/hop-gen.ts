@@ -7,7 +7,7 @@
  * `settle`; handlers publish child messages. Most chains are small (3–12
  * hops: one to three messages, a fan-out of two); one chain in
  * `longChainEvery` is a 1,000-hop batch job (one message whose handler
- * publishes 199 children). A few per cent go wrong the ways DESIGN.md lists:
+ * publishes 199 children). A few per cent go wrong:
  * a handler error nacked into a dead-letter queue, a message never received
  * (lost), a delivery never settled (stuck), a redelivery. Services have small
  * clock offsets, as real hosts do.

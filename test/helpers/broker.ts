@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel } from 'amqplib';
-import { brokerAdvice } from '../../demo/broker-advice.ts';
+import { brokerAdvice } from '../../collector/broker-advice.ts';
 
 export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
