@@ -126,10 +126,11 @@ function checkImports(project: string) {
   const out = run(process.execPath, ['--input-type=module', '-e', script], project);
   const result = JSON.parse(out.trim().split('\n').pop()!) as { missing: string[]; sdkError?: { code: string; message: string } };
   if (result.missing.length > 0) fail(`the installed hoptrace lacks ${result.missing.join(', ')}`);
-  if (!result.sdkError || !result.sdkError.message.includes(`npm install ${OTEL_SDK.join(' ')}`)) {
-    fail(`startTracing without the OpenTelemetry SDK should throw an error naming \`npm install ${OTEL_SDK.join(' ')}\`; got ${JSON.stringify(result.sdkError)}`);
+  const { sdkError } = result;
+  if (!sdkError || !sdkError.message.includes(`npm install ${OTEL_SDK.join(' ')}`)) {
+    return fail(`startTracing without the OpenTelemetry SDK should throw an error naming \`npm install ${OTEL_SDK.join(' ')}\`; got ${JSON.stringify(sdkError)}`);
   }
-  console.log(`ESM import of hoptrace, hoptrace/otel and hoptrace/transport: ok; startTracing without the SDK: ${result.sdkError.code}`);
+  console.log(`ESM import of hoptrace, hoptrace/otel and hoptrace/transport: ok; startTracing without the SDK: ${sdkError.code}`);
 }
 
 function checkFootprint(project: string) {
