@@ -11,7 +11,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # The collector package is an npm workspace of the repository: npm ci needs its manifest.
 COPY packages/collector/package.json packages/collector/
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: the root's `prepare` builds the library from sources not copied yet (npm run build does it below).
+RUN npm ci --no-audit --no-fund --ignore-scripts
 
 COPY . .
 # The library to dist/src, the UI to the directory the collector serves (and the collector

@@ -292,7 +292,7 @@ async function main() {
   try {
     step('npm pack (prepack builds)');
     const lib = pack(tmp);
-    checkTarball('hoptrace', lib.files, ['package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/otel.js', 'dist/src/transport.js'], /^(bin|collector|ui|demo|test|dist\/(collector|ui))\//);
+    checkTarball('hoptrace', lib.files, ['package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/otel.js', 'dist/src/transport.js'], /^(bin|collector|ui|demo|test|examples|packages|dist\/(collector|ui))\//);
     const col = pack(tmp, 'hoptrace-collector');
     checkTarball(
       'hoptrace-collector',
