@@ -1,6 +1,6 @@
 /**
  * The package version, read from the nearest package.json above this module
- * (works from the source tree and from `dist/collector/`).
+ * (works from the source tree and from `dist/collector/` of the hoptrace-collector package).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -12,7 +12,7 @@ function findVersion(): string {
     const file = join(dir, 'package.json');
     if (existsSync(file)) {
       const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'hoptrace' && pkg.version) return pkg.version;
+      if ((pkg.name === 'hoptrace' || pkg.name === 'hoptrace-collector') && pkg.version) return pkg.version;
     }
     dir = dirname(dir);
   }

@@ -339,6 +339,9 @@ async function main() {
     const collectorScripts = installScriptWarnings(collectorInstall);
     if (collectorScripts.length > 0) fail(`installing the collector warns about the install scripts of ${collectorScripts.join(', ')}:\n${collectorInstall}`);
     const collectorKiB = duKiB(join(collectorProject, 'node_modules'));
+    const libraryVersion = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
+    const reported = run('npx', ['--no-install', 'hoptrace', '--version'], collectorProject).trim();
+    if (reported !== libraryVersion) fail(`npx hoptrace --version from the installed collector says ${JSON.stringify(reported)}, not ${libraryVersion}`);
     collector = await startCollector(collectorProject, join(tmp, 'x.db'));
     console.log(`npx hoptrace collector from the installed package: up at ${collector.url}, UI served`);
 
