@@ -9,10 +9,14 @@ WORKDIR /app
 # dependencies stay: the UI build needs vite, and the demo services need
 # amqplib and @opentelemetry/api (peer dependencies of the library).
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# The collector package is an npm workspace of the repository: npm ci needs its manifest.
+COPY packages/collector/package.json packages/collector/
+# --ignore-scripts: the root's `prepare` builds the library from sources not copied yet (npm run build does it below).
+RUN npm ci --no-audit --no-fund --ignore-scripts
 
 COPY . .
-# The library and collector to dist/, the UI to the directory the collector serves.
+# The library to dist/src, the UI to the directory the collector serves (and the collector
+# package to packages/collector/dist); the image runs the collector from its TypeScript source.
 RUN npm run build \
  && chmod +x bin/hoptrace.js \
  && ln -s /app/bin/hoptrace.js /usr/local/bin/hoptrace \

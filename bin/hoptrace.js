@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// The `hoptrace` command. Runs the compiled CLI when the package is built (an
-// installed package), else the TypeScript source directly (a clone: Node 24
-// strips the types itself, so no build step is needed to run it).
+// The `hoptrace` command. Runs the TypeScript source in a clone (Node 24 strips
+// the types itself, so no build step is needed to run it), else the compiled CLI:
+// in the hoptrace-collector package this file sits in dist/bin/, beside
+// dist/collector/ (see scripts/build-collector.ts).
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { nodeTooOld } from './check-node.js';
 import { COLLECTOR_NODE_FLAGS } from './node-flags.js';
 
-const built = fileURLToPath(new URL('../dist/collector/cli.js', import.meta.url));
 const source = fileURLToPath(new URL('../collector/cli.ts', import.meta.url));
+const built = fileURLToPath(new URL('../collector/cli.js', import.meta.url));
 const tooOld = nodeTooOld(process.versions.node, 'hoptrace');
 if (tooOld) {
   console.error(tooOld);

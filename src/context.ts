@@ -39,7 +39,6 @@ export interface HoptraceLogFields {
   spanId?: string;
 }
 
-const NONE: HoptraceLogFields = Object.freeze({});
 
 /**
  * A pino `mixin`: inside a consume handler every line of your logger carries
@@ -50,7 +49,9 @@ const NONE: HoptraceLogFields = Object.freeze({});
  */
 export function hoptraceMixin(): HoptraceLogFields {
   const d = currentDelivery();
-  if (d === undefined) return NONE;
+  // A new object each time, also outside a handler: pino's default mixinMergeStrategy assigns the
+  // line's fields into what the mixin returns, so a shared (or frozen) one would be written to.
+  if (d === undefined) return {};
   return d.causationId === undefined
     ? { correlationId: d.correlationId, messageId: d.messageId, traceId: d.traceId, spanId: d.spanId }
     : { correlationId: d.correlationId, causationId: d.causationId, messageId: d.messageId, traceId: d.traceId, spanId: d.spanId };

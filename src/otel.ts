@@ -4,7 +4,10 @@
  * collector's `/v1/traces` included) as one trace per flow.
  *
  * This is the only library entry that depends on the OpenTelemetry SDK; the
- * wrappers themselves only use `@opentelemetry/api` and work without it.
+ * wrappers themselves only use `@opentelemetry/api` and work without it. The SDK
+ * packages are optional peer dependencies, loaded by the first `startTracing` call:
+ * `npm install @opentelemetry/sdk-node @opentelemetry/sdk-trace @opentelemetry/exporter-trace-otlp-proto
+ * @opentelemetry/resources @opentelemetry/core @opentelemetry/context-async-hooks`.
  *
  * @example
  * // tracing.ts — import it before anything else in the service
@@ -13,14 +16,11 @@
  * process.on('SIGTERM', () => void tracing.shutdown().finally(() => process.exit(0)));
  */
 import { context, propagation, trace, type Attributes } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, type Sampler, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace';
+import type { NodeSDK } from '@opentelemetry/sdk-node';
+import type { Sampler, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { ConfigError } from './errors.ts';
 import { Env } from './contract/semconv.ts';
+import { loadOtelSdk } from './internal/otel-sdk.ts';
 
 /** Where spans go when neither the option nor `OTEL_EXPORTER_OTLP_ENDPOINT` says: a local Jaeger or OpenTelemetry Collector. */
 export const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4318';
@@ -140,8 +140,9 @@ function validate(options: TracingOptions): void {
  * propagators, the AsyncLocalStorage context manager, and no
  * auto-instrumentation unless you pass some. Call it once, first thing.
  *
- * @throws ConfigError (`HOPTRACE_ERR_INVALID_OPTION`) on an invalid option, or when tracing was
- *   already started and not shut down (a second SDK would silently lose to the first)
+ * @throws ConfigError (`HOPTRACE_ERR_INVALID_OPTION`) on an invalid option, when tracing was
+ *   already started and not shut down (a second SDK would silently lose to the first), or when
+ *   an OpenTelemetry SDK package is not installed (the message names the `npm install` line)
  *
  * @example
  * const tracing = startTracing({ serviceName: 'orders', endpoint: 'http://jaeger:4318' });
@@ -158,6 +159,12 @@ export function startTracing(options: TracingOptions = {}): TracingHandle {
     );
   }
   validate(options);
+  // The SDK is an optional peer dependency: loaded here, not at import (a missing one is a ConfigError naming the install line).
+  const { sdkNode, sdkTrace, exporterTraceOtlpProto, resources, core, contextAsyncHooks } = loadOtelSdk();
+  const { BatchSpanProcessor } = sdkTrace;
+  const { OTLPTraceExporter } = exporterTraceOtlpProto;
+  const { defaultResource, resourceFromAttributes } = resources;
+  const { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } = core;
 
   const custom = options.spanProcessors !== undefined || options.exporter !== undefined;
   const tracesUrl = custom ? undefined : resolveTracesUrl(options.endpoint);
@@ -169,14 +176,14 @@ export function startTracing(options: TracingOptions = {}): TracingHandle {
       }),
     ];
 
-  const sdk = new NodeSDK({
+  const sdk = new sdkNode.NodeSDK({
     ...(options.serviceName !== undefined ? { serviceName: options.serviceName } : {}),
     ...(options.sampler ? { sampler: options.sampler } : {}),
     // The SDK's recommended way to add attributes: the default resource plus ours; detectors
     // (host, process, OTEL_RESOURCE_ATTRIBUTES) and serviceName are merged over it at start.
     ...(options.resourceAttributes ? { resource: defaultResource().merge(resourceFromAttributes(options.resourceAttributes)) } : {}),
     spanProcessors: processors,
-    contextManager: new AsyncLocalStorageContextManager(),
+    contextManager: new contextAsyncHooks.AsyncLocalStorageContextManager(),
     textMapPropagator: new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
     instrumentations: options.instrumentations ?? [],
     // Traces only: without these the SDK would also start OTLP metric and log exporters.

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Channel, ConsumeMessage, GetMessage } from 'amqplib';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type HopRecord, currentHopContext, hoptraceMixin, instrument } from '../src/index.ts';
+import { type HopRecord, connect, currentHopContext, hoptraceMixin, instrument } from '../src/index.ts';
 import { AMQP_URL, waitFor } from './helpers/broker.ts';
 import { type Fixture, capture, delay, fixture } from './lib-capture.ts';
 
@@ -313,6 +313,23 @@ describe('context propagation', () => {
     expect(currentHopContext()).toBeUndefined();
     expect(hoptraceMixin()).toEqual({});
     await Promise.all([member.close(), family.close(), notify.close()]);
+  });
+
+  it('a logger with hoptraceMixin writes the hop lines of publishes made outside any handler', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ mixin: hoptraceMixin }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const conn = await connect(AMQP_URL, { serviceName: 'mixin-outside', logger: log });
+    try {
+      const ch = await conn.createChannel();
+      const { queue } = await ch.assertQueue('', { exclusive: true });
+      ch.sendToQueue(queue, Buffer.from('{}'));
+      await waitFor(() => lines.some((l) => (l.hop as { kind?: string } | undefined)?.kind === 'publish'), 'the publish record');
+      const first = hoptraceMixin();
+      Object.assign(first, { hop: 'written by pino' });
+      expect(hoptraceMixin()).toEqual({});
+    } finally {
+      await conn.close();
+    }
   });
 
   it('100 concurrent handlers (prefetch 100) never mix their contexts', async () => {
