@@ -85,12 +85,19 @@ function ceiling(input: IngestInput, hops: HopRecord[]): IngestOutput {
   db.exec('PRAGMA synchronous = FULL');
   db.exec('PRAGMA cache_size = -65536');
   migrate(db);
-  // The store's names, interned before the clock starts like everything else.
-  const names = new Map<string, number>();
+  // The store's names, interned before the clock starts like everything else;
+  // a store that already holds some keeps their ids (new ones follow them).
+  const known = db.prepare('SELECT id, text FROM strings').all() as { id: number; text: string }[];
+  const names = new Map<string, number>(known.map((r) => [r.text, r.id]));
+  let nextId = known.reduce((max, r) => Math.max(max, r.id), 0);
+  const added: [string, number][] = [];
   const strings: StringTable = {
     idOf(text) {
       let id = names.get(text);
-      if (id === undefined && text.length <= 256) names.set(text, (id = names.size + 1));
+      if (id === undefined && text.length <= 256) {
+        names.set(text, (id = ++nextId));
+        added.push([text, id]);
+      }
       return id;
     },
     textOf: () => '',
@@ -109,7 +116,7 @@ function ceiling(input: IngestInput, hops: HopRecord[]): IngestOutput {
       ] as const,
   );
   const addName = db.prepare('INSERT INTO strings (id, text) VALUES (?, ?)');
-  for (const [text, id] of names) addName.run(id, text);
+  for (const [text, id] of added) addName.run(id, text);
   const insert = db.prepare(
     `INSERT INTO records (message_id, correlation_id, dkey, kind, ts, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (message_id, dkey) DO NOTHING`,
