@@ -182,8 +182,8 @@ async function setUp(input: RoundtripInput): Promise<{ amqp: AmqpModule; wrapper
         const s = stats();
         result.hops = s.hops;
         result.telemetryErrors = s.loggerErrors! + s.hookErrors! + s.spanErrors! + s.internalErrors!;
-        // hoptrace hands its batch to the destination at the end of the turn; then let SonicBoom write it all.
-        await new Promise((r) => setImmediate(r));
+        // hoptrace hands its batch to the destination at most 25 ms after its first line; then let SonicBoom write it all.
+        await new Promise((r) => setTimeout(r, 100));
         if (destination) {
           const boom = destination as unknown as { _writing?: boolean; _len?: number };
           const deadline = Date.now() + 10_000;

@@ -129,6 +129,16 @@ export function wrapChannel<C extends Channel>(raw: C, cfg: Config): C {
     raw.reject(message, requeue);
     settleMessage(chan, message, 'reject', requeue ?? true, false);
   };
+  // Closing hands the writer's pending lines to the destination at once (and the close event
+  // writes what is still open): a service that closes and then ends its logger loses no line.
+  overrides.close = function close(): Promise<void> {
+    try {
+      cfg.writer.flush();
+    } catch (err) {
+      telemetryFailed(cfg, 'internal', err);
+    }
+    return raw.close();
+  };
   overrides.ackAll = function ackAll(): void {
     raw.ackAll();
     settleAll(chan, 'ack', undefined);

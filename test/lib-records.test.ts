@@ -202,6 +202,21 @@ describe('how lines reach the logger', () => {
     await ch.close();
   });
 
+  it("closing a channel hands the writer's pending lines to the destination at once, so ending the logger next loses none", async () => {
+    const writes: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => void writes.push(s), flushSync: () => {} } as never);
+    const q = await fx.queue('lib.records.close-flush');
+    const ch = instrument(await fx.conn.createChannel(), { logger });
+    ch.sendToQueue(q, Buffer.from('a'));
+    ch.sendToQueue(q, Buffer.from('b'));
+    expect(writes).toHaveLength(0);
+    // In the same turn as the sends, so no timer can have written the batch: close() itself does.
+    const closed = ch.close();
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as Line).hop!.kind)).toEqual(['publish', 'publish']);
+    await closed;
+  });
+
   it('hop lines follow the logger level: info records are left out at warn, a nack is written', async () => {
     const cap = capture();
     cap.logger.level = 'warn';

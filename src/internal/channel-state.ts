@@ -163,7 +163,9 @@ export class ChannelState {
   /**
    * The channel closed: the broker requeues every unsettled delivery and
    * will confirm nothing more. Write what is known of each (an `open`
-   * record, unless one was written already) and end their spans.
+   * record, unless one was written already) and end their spans, then hand
+   * the writer's batch to the destination at once: a service that closes its
+   * channels and then ends its logger or transport loses no line.
    */
   private closeAll(): void {
     const live = this.live;
@@ -176,6 +178,7 @@ export class ChannelState {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
+    this.cfg.writer.flush();
   }
 }
 

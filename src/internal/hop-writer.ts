@@ -21,8 +21,8 @@
  *
  * What a crash can lose here: the lines of the last {@link BATCH_MS} ms
  * (plus what the destination itself has not written yet: nothing for a
- * synchronous pino.destination). An exit, an uncaught exception included,
- * writes them first.
+ * synchronous pino.destination). Closing a channel writes them at once, and
+ * so does an exit, an uncaught exception included.
  */
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
