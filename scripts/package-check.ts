@@ -18,19 +18,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { OTEL_SDK_PACKAGES } from '../src/internal/otel-sdk.ts';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 /** The README's install lines (Quick start; OpenTelemetry and Jaeger). */
 const LIBRARY_PEERS = ['amqplib', '@opentelemetry/api', 'pino'];
-const OTEL_SDK = [
-  '@opentelemetry/sdk-node',
-  '@opentelemetry/sdk-trace',
-  '@opentelemetry/exporter-trace-otlp-proto',
-  '@opentelemetry/resources',
-  '@opentelemetry/core',
-  '@opentelemetry/context-async-hooks',
-];
+const OTEL_SDK = OTEL_SDK_PACKAGES;
 /** What a service that installed only the library must not get. */
 const NOT_IN_LIBRARY = /^(express|pg|pg-copy-streams|hoptrace-collector|protobufjs|@grpc\/.*|@opentelemetry\/(?!api$).*)$/;
 

@@ -19,6 +19,7 @@ import { importVerdict, type ImportResult } from '../collector/import.ts';
 import { SqliteStore } from '../collector/sqlite-store.ts';
 import { messageHops } from './helpers/collector.ts';
 import { AMQP_URL } from './helpers/broker.ts';
+import { closedPort } from './helpers/ports.ts';
 import { PG_ADMIN_URL } from './helpers/postgres.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -60,14 +61,6 @@ const STACK = /\n\s+at .*[:(]/;
 
 const pinoLine = (hop: unknown) => JSON.stringify({ level: 30, time: Date.now(), pid: 42, hostname: 'box', msg: 'hop', hop });
 
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function storedHops(db: string): Promise<number> {
   const store = new SqliteStore({ path: db, engine: DEFAULT_ENGINE_OPTIONS });

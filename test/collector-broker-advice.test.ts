@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerAdvice, classifyBrokerFailure, redactAmqpUrl } from '../collector/broker-advice.ts';
 import { ReplayBroker } from '../collector/replay-broker.ts';
 import { AMQP_URL } from './helpers/broker.ts';
+import { closedPort } from './helpers/ports.ts';
 
 /** The error the real broker (or the network) gives for `url`. */
 async function connectError(url: string, socketOptions?: { timeout?: number }): Promise<unknown> {
@@ -29,14 +30,6 @@ function brokerUrl(change: { user?: string; password?: string; vhost?: string })
 
 const START_A_BROKER = /docker run|rabbitmq-server|Start one/;
 
-/** A local port where nothing listens: bound, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 // Real sockets that are not RabbitMQ: one that accepts and never speaks, one that speaks HTTP.
 let silent: Server;
