@@ -58,7 +58,8 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
 }
 
 function npm(args: string[], cwd: string): string {
-  return run('npm', [...args, '--no-audit', '--no-fund'], cwd);
+  // --prefer-offline: packages already in npm's cache (npm ci just filled it) are not fetched again.
+  return run('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], cwd);
 }
 
 /** `npm pack` into `dest`; returns the tarball's path and its file list. */
