@@ -7,6 +7,7 @@
  *
  * Shared by the demo, the collector's replay connection and the test helper.
  */
+import { redactUrl } from '../src/contract/url.ts';
 
 /** Why `amqp.connect(url)` failed, as far as the error tells. */
 export type BrokerFailure =
@@ -31,17 +32,6 @@ export type BrokerFailure =
 export interface AdviceOptions {
   /** How the user set the URL, named in the advice. @default 'AMQP_URL' */
   setting?: string;
-}
-
-/** `amqp://user:***@host:port/vhost`: a URL safe to print. */
-export function redactAmqpUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
-  }
 }
 
 /** Classify a failed `amqp.connect(url)` by its error (amqplib's words and Node's error codes). */
@@ -74,7 +64,7 @@ function urlParts(url: string): { user: string; host: string; vhost: string } {
 /** The sentence(s) that tell a person what to do about a failed `amqp.connect(url)`. */
 export function brokerAdvice(url: string, cause: unknown, options: AdviceOptions = {}): string {
   const setting = options.setting ?? 'AMQP_URL';
-  const where = redactAmqpUrl(url);
+  const where = redactUrl(url);
   const { user, host, vhost } = urlParts(url);
   const message = cause instanceof Error ? cause.message : String(cause);
   const code = (cause as { code?: unknown } | null)?.code;

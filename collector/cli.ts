@@ -15,7 +15,7 @@ import { formatImportSummary, formatProgress, importFiles, importVerdict } from 
 import { RETENTION_DEFAULTS } from './retention.ts';
 import type { ReplayRequest, ReplayResult } from './api-types.ts';
 import { ADMIN_TOKEN_ENV, startCollector, type CollectorOptions } from './server.ts';
-import { redactUrl } from './pg-db.ts';
+import { redactUrl } from '../src/contract/url.ts';
 import { formatMigrateProgress, formatMigrateSummary, migrateStore } from './store-migrate.ts';
 import { openStore, parseStoreSpec, requireExistingStore, STORE_ENV } from './store-open.ts';
 import { prepareDbDirectory } from './db-path.ts';

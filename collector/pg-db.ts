@@ -85,17 +85,6 @@ export function parsePgUrl(url: string): PgTarget {
   return { connectionString: parsed.toString(), schema, ...(width !== null ? { partitionMs: Number(width) } : {}) };
 }
 
-/** The URL with its password masked, for logs and messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
-
 /** Connection settings of a session in the store's schema. */
 export function clientConfig(target: PgTarget, applicationName: string): pg.ClientConfig {
   return {

@@ -8,7 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { brokerAdvice, redactAmqpUrl } from '../collector/broker-advice.ts';
+import { redactUrl } from '../src/contract/url.ts';
+import { brokerAdvice } from '../collector/broker-advice.ts';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import amqp, { type ChannelModel } from 'amqplib';
@@ -230,7 +231,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo = { out: process.
 
       progress.log(
         `hoptrace demo: ${serviceNames.size} services (${connections.length} connections) on ` +
-          `${redactAmqpUrl(options.amqpUrl)}, exchanges and queues "${names.prefix}.*"`,
+          `${redactUrl(options.amqpUrl)}, exchanges and queues "${names.prefix}.*"`,
       );
       if (collector) {
         progress.log(`Open the UI: ${collectorUrl}   (SQLite: ${options.db})`);

@@ -8,6 +8,7 @@ import { wrapChannel } from './instrument.ts';
 import type { HoptraceOptions } from './options.ts';
 import { resolveConfig } from './internal/config.ts';
 import { Defaults, Env } from './contract/semconv.ts';
+import { redactUrl } from './contract/url.ts';
 import { describe } from './internal/telemetry.ts';
 
 /** amqplib's socket options (TLS, heartbeat-independent socket settings, client properties). */
@@ -66,11 +67,6 @@ function showUrl(url: string | Options.Connect): string {
   if (typeof url !== 'string') {
     return `${url.protocol ?? 'amqp'}://${url.hostname ?? 'localhost'}:${url.port ?? 5672}${url.vhost === undefined ? '' : `/${url.vhost}`}`;
   }
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return JSON.stringify(url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@'));
-  }
+  // Text that is no URL is quoted, so the message shows exactly what was given.
+  return URL.canParse(url) ? redactUrl(url) : JSON.stringify(redactUrl(url));
 }

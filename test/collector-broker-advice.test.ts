@@ -3,7 +3,8 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import amqp from 'amqplib';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { brokerAdvice, classifyBrokerFailure, redactAmqpUrl } from '../collector/broker-advice.ts';
+import { brokerAdvice, classifyBrokerFailure } from '../collector/broker-advice.ts';
+import { redactUrl } from '../src/contract/url.ts';
 import { ReplayBroker } from '../collector/replay-broker.ts';
 import { AMQP_URL } from './helpers/broker.ts';
 import { closedPort } from './helpers/ports.ts';
@@ -87,7 +88,7 @@ describe('advice when RabbitMQ cannot be used', () => {
     const cause = await connectError(url);
     expect(classifyBrokerFailure(cause)).toBe('refused');
     const advice = brokerAdvice(url, cause);
-    expect(advice).toContain(`Cannot reach RabbitMQ at ${redactAmqpUrl(url)}`);
+    expect(advice).toContain(`Cannot reach RabbitMQ at ${redactUrl(url)}`);
     expect(advice).toMatch(/ECONNREFUSED/);
     expect(advice).toContain('docker run -d --name rabbitmq -p 5672:5672');
     expect(advice).toMatch(/rabbitmq-server -detached/);
@@ -124,7 +125,7 @@ describe('advice when RabbitMQ cannot be used', () => {
   });
 
   it('never prints a password', () => {
-    expect(redactAmqpUrl('amqp://me:s3cret@host:5672/vh')).toBe('amqp://me:***@host:5672/vh');
+    expect(redactUrl('amqp://me:s3cret@host:5672/vh')).toBe('amqp://me:***@host:5672/vh');
   });
 });
 

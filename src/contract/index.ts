@@ -2,8 +2,8 @@
  * hoptrace's contract: what the library, the collector, the demo and the UI
  * agree on. The hop record types and their limits, the messaging
  * semantic-convention and header names, the RabbitMQ destination naming, the
- * span model, the id shapes, the error root, the validation vocabulary, and
- * the package's name and version. It depends on nothing but
+ * span model, the id shapes, the error root, the validation vocabulary, URL
+ * redaction, and the package's name and version. It depends on nothing but
  * `@opentelemetry/api` (for the span model's `SpanKind`).
  *
  * Inside this repository each part imports the module it needs
@@ -62,3 +62,4 @@ export {
 } from './ids.ts';
 export { ConfigError, HoptraceError, INVALID_OPTION } from './errors.ts';
 export { PACKAGE_NAME, VERSION } from './version.ts';
+export { redactUrl } from './url.ts';
