@@ -249,7 +249,7 @@ export function checkRecord(value: unknown): RecordCheck {
   }
   if (candidate.v === HOP_RECORD_V2) {
     const kind = candidate.kind;
-    const check = kind === 'publish' ? V2_KINDS.publish : kind === 'consume' ? V2_KINDS.consume : undefined;
+    const check = kind === 'publish' || kind === 'consume' ? V2_KINDS[kind] : undefined;
     if (check === undefined) return failed(new Failure('kind', kind === undefined ? 'be present' : V2_KIND_TEXT, kind));
     const r = check(candidate);
     if (r instanceof Failure) return failed(r);
